@@ -1,0 +1,148 @@
+//! The application state: the ports, built once per process (per cold start in Lambda) and
+//! cloned cheaply into every request.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::adapters::fs::FolderBlobs;
+use crate::adapters::local_key::{LocalKeys, read_or_create_key_file};
+use crate::adapters::outbox::OutboxMailer;
+use crate::adapters::sqlite::SqliteTable;
+use crate::domain::email::EmailAddress;
+use crate::domain::privacy::Pseudonymizer;
+use crate::ports::{Blobs, Clock, Keys, Mailer, SystemClock, Table};
+use crate::secret::Secret;
+use crate::store::Store;
+
+/// The sender of transactional mail unless `LEADSREFER_MAIL_FROM` says otherwise.
+pub const DEFAULT_SENDER: &str = "no-reply@leadsrefer.local";
+
+#[derive(Clone)]
+pub struct App {
+    pub table: Arc<dyn Table>,
+    pub blobs: Arc<dyn Blobs>,
+    pub keys: Arc<dyn Keys>,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub pseudonymizer: Pseudonymizer,
+    pub store: Store,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "cannot use the data folder {path}: {source}. Pass a writable folder with --data (or LEADSREFER_DATA)."
+    )]
+    DataFolder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open {what} in {path}: {source}")]
+    Adapter {
+        what: &'static str,
+        path: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{name} is {value:?}: {expected}")]
+    Config {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// The embedded adapters' files inside a data folder.
+pub struct DataLayout {
+    pub database: PathBuf,
+    pub blobs: PathBuf,
+    pub outbox: PathBuf,
+    pub master_key: PathBuf,
+    pub ip_hash_key: PathBuf,
+}
+
+impl DataLayout {
+    pub fn in_folder(data: &Path) -> Self {
+        Self {
+            database: data.join("leadsrefer.sqlite3"),
+            blobs: data.join("blobs"),
+            outbox: data.join("outbox"),
+            // Keys live in their own folder, apart from the data they protect.
+            master_key: data.join("keys").join("master.key"),
+            ip_hash_key: data.join("keys").join("ip-hash.key"),
+        }
+    }
+}
+
+impl App {
+    /// Every port on its embedded adapter, in `data` (created if missing).
+    pub fn embedded(
+        data: &Path,
+        clock: Arc<dyn Clock>,
+        sender: EmailAddress,
+    ) -> Result<Self, SetupError> {
+        let layout = DataLayout::in_folder(data);
+        for folder in [data, &data.join("keys")] {
+            std::fs::create_dir_all(folder).map_err(|source| SetupError::DataFolder {
+                path: folder.to_path_buf(),
+                source,
+            })?;
+        }
+        let adapter = |what: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |e: Box<dyn std::error::Error + Send + Sync>| SetupError::Adapter {
+                what,
+                path,
+                source: e,
+            }
+        };
+        let table = SqliteTable::open(&layout.database, clock.clone())
+            .map_err(|e| adapter("the database", &layout.database)(e.into()))?;
+        let blobs = FolderBlobs::open(&layout.blobs)
+            .map_err(|e| adapter("the blob folder", &layout.blobs)(e.into()))?;
+        let keys = LocalKeys::open(&layout.master_key)
+            .map_err(|e| adapter("the master key", &layout.master_key)(e.into()))?;
+        let mailer = OutboxMailer::open(&layout.outbox, sender, clock.clone())
+            .map_err(|e| adapter("the outbox", &layout.outbox)(e.into()))?;
+        let ip_key = read_or_create_key_file(&layout.ip_hash_key)
+            .map_err(|e| adapter("the IP-hash key", &layout.ip_hash_key)(e.into()))?;
+        let table: Arc<dyn Table> = Arc::new(table);
+        Ok(Self {
+            store: Store::new(table.clone()),
+            table,
+            blobs: Arc::new(blobs),
+            keys: Arc::new(keys),
+            mailer: Arc::new(mailer),
+            clock,
+            pseudonymizer: Pseudonymizer::new(&Secret::new(ip_key)),
+        })
+    }
+
+    /// The state a Lambda function (or any process configured by environment) runs on.
+    ///
+    /// `LEADSREFER_BACKEND`: `embedded` (the default; the data folder is `LEADSREFER_DATA`,
+    /// default `./.leadsrefer`). `LEADSREFER_MAIL_FROM`: the sender address.
+    pub async fn from_env() -> Result<Self, SetupError> {
+        let sender = sender_from_env()?;
+        match std::env::var("LEADSREFER_BACKEND").as_deref() {
+            Ok("embedded") | Err(_) => {
+                let data = std::env::var_os("LEADSREFER_DATA")
+                    .map_or_else(|| PathBuf::from(".leadsrefer"), PathBuf::from);
+                Self::embedded(&data, Arc::new(SystemClock), sender)
+            }
+            Ok(other) => Err(SetupError::Config {
+                name: "LEADSREFER_BACKEND",
+                value: other.to_string(),
+                expected: "must be `embedded`",
+            }),
+        }
+    }
+}
+
+pub fn sender_from_env() -> Result<EmailAddress, SetupError> {
+    let value = std::env::var("LEADSREFER_MAIL_FROM").unwrap_or_else(|_| DEFAULT_SENDER.into());
+    EmailAddress::parse(&value).map_err(|expected| SetupError::Config {
+        name: "LEADSREFER_MAIL_FROM",
+        value,
+        expected,
+    })
+}

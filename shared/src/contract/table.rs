@@ -1,0 +1,535 @@
+//! The `Table` contract. Every case works in partitions of its own (a fresh ULID in each key),
+//! so suites may share one backend.
+
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+use serde_json::{Value, json};
+
+use crate::ports::clock::{Clock, ManualClock};
+use crate::ports::table::{Cond, EXPIRES_AT, Item, Key, Query, Table, TableError, Update, Write};
+
+fn item(pk: &str, sk: &str, extra: Value) -> Item {
+    let mut item = match extra {
+        Value::Object(map) => map,
+        _ => Item::new(),
+    };
+    item.insert("pk".into(), pk.into());
+    item.insert("sk".into(), sk.into());
+    item
+}
+
+fn fresh(name: &str) -> String {
+    format!("{name}#{}", ulid::Ulid::generate())
+}
+
+/// Every case. `clock` must be the clock the adapter reads.
+pub async fn run_all(table: Arc<dyn Table>, clock: Arc<ManualClock>) {
+    put_get_round_trips(&*table).await;
+    create_once_refuses_an_existing_item(&*table).await;
+    conditions_guard_updates_and_deletes(&*table).await;
+    updates_set_and_add_atomically(&*table).await;
+    concurrent_adds_lose_no_increment(table.clone()).await;
+    transaction_applies_all_writes(&*table).await;
+    transaction_with_one_failing_condition_writes_nothing(&*table).await;
+    transaction_refuses_two_writes_on_one_item(&*table).await;
+    expired_items_are_never_returned(&*table, &clock).await;
+    queries_read_ranges_in_order(&*table).await;
+    queries_page_through_everything_once(&*table).await;
+    secondary_index_queries(&*table).await;
+    floats_are_refused(&*table).await;
+}
+
+pub async fn put_get_round_trips(table: &dyn Table) {
+    let pk = fresh("rt");
+    let stored = item(
+        &pk,
+        "a",
+        json!({"n": 9_007_199_254_740_993_i64, "s": "é\"'\\", "b": true,
+        "l": [1, "x", null], "m": {"k": {"deep": -1}}, "z": null}),
+    );
+    table.put(stored.clone(), Cond::Always).await.unwrap();
+    assert_eq!(
+        table.get(&Key::new(&pk, "a")).await.unwrap(),
+        Some(stored),
+        "an item reads back as written"
+    );
+    assert_eq!(table.get(&Key::new(&pk, "b")).await.unwrap(), None);
+}
+
+pub async fn create_once_refuses_an_existing_item(table: &dyn Table) {
+    let pk = fresh("once");
+    let original = item(&pk, "x", json!({"v": 1}));
+    table.put(original.clone(), Cond::NotExists).await.unwrap();
+    let repeat = table
+        .put(item(&pk, "x", json!({"v": 2})), Cond::NotExists)
+        .await;
+    match repeat {
+        Err(TableError::Conflict {
+            write: 0,
+            existing: Some(existing),
+        }) => {
+            assert_eq!(
+                *existing, original,
+                "the conflict carries the item as it stood"
+            );
+        }
+        other => panic!("expected a conflict with the existing item, got {other:?}"),
+    }
+    assert_eq!(
+        table.get(&Key::new(&pk, "x")).await.unwrap(),
+        Some(original),
+        "nothing changed"
+    );
+}
+
+pub async fn conditions_guard_updates_and_deletes(table: &dyn Table) {
+    let pk = fresh("cond");
+    let key = Key::new(&pk, "c");
+    let set_status = |s: &str| Update::default().set("status", s);
+
+    let missing = table
+        .update(&key, set_status("approved"), Cond::Exists)
+        .await;
+    assert!(
+        matches!(missing, Err(TableError::Conflict { existing: None, .. })),
+        "Exists fails on no item"
+    );
+    assert_eq!(
+        table.get(&key).await.unwrap(),
+        None,
+        "a failed update creates nothing"
+    );
+
+    table
+        .put(item(&pk, "c", json!({"status": "pending"})), Cond::Always)
+        .await
+        .unwrap();
+    let wrong = table
+        .update(
+            &key,
+            set_status("rejected"),
+            Cond::Equals("status".into(), "approved".into()),
+        )
+        .await;
+    assert!(wrong.unwrap_err().is_conflict());
+    let moved = table
+        .update(
+            &key,
+            set_status("approved"),
+            Cond::Equals("status".into(), "pending".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        moved["status"], "approved",
+        "update returns the item as it now is"
+    );
+
+    let refused = table
+        .delete(&key, Cond::Equals("status".into(), "pending".into()))
+        .await;
+    assert!(refused.unwrap_err().is_conflict());
+    let removed = table.delete(&key, Cond::Exists).await.unwrap();
+    assert_eq!(
+        removed.map(|i| i["status"].clone()),
+        Some(json!("approved"))
+    );
+    assert_eq!(
+        table.delete(&key, Cond::Always).await.unwrap(),
+        None,
+        "deleting nothing succeeds"
+    );
+    assert!(
+        table
+            .put(item(&pk, "c", json!({})), Cond::Exists)
+            .await
+            .unwrap_err()
+            .is_conflict()
+    );
+}
+
+pub async fn updates_set_and_add_atomically(table: &dyn Table) {
+    let key = Key::new(fresh("upd"), "u");
+    let first = table
+        .update(
+            &key,
+            Update::default().add("clicks", 5).set("name", "n"),
+            Cond::Always,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (first["clicks"].as_i64(), first["name"].as_str()),
+        (Some(5), Some("n")),
+        "a missing counter starts at 0"
+    );
+    let second = table
+        .update(&key, Update::default().add("clicks", -7), Cond::Always)
+        .await
+        .unwrap();
+    assert_eq!(second["clicks"], -2);
+    assert_eq!(
+        second["name"], "n",
+        "an update keeps attributes it does not name"
+    );
+    let bad = table
+        .update(&key, Update::default().add("name", 1), Cond::Always)
+        .await;
+    assert!(
+        matches!(bad, Err(TableError::Invalid(_))),
+        "adding to a string is refused"
+    );
+    let key_change = table
+        .update(&key, Update::default().set("sk", "other"), Cond::Always)
+        .await;
+    assert!(
+        matches!(key_change, Err(TableError::Invalid(_))),
+        "the key cannot change"
+    );
+}
+
+pub async fn concurrent_adds_lose_no_increment(table: Arc<dyn Table>) {
+    let key = Key::new(fresh("race"), "counter");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (table, key) = (table.clone(), key.clone());
+        tasks.spawn(async move {
+            for _ in 0..10 {
+                table
+                    .update(&key, Update::default().add("n", 1), Cond::Always)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let counter = table.get(&key).await.unwrap().unwrap();
+    assert_eq!(counter["n"], 160, "160 concurrent increments, none lost");
+}
+
+pub async fn transaction_applies_all_writes(table: &dyn Table) {
+    let pk = fresh("tx-ok");
+    table
+        .put(item(&pk, "old", json!({})), Cond::Always)
+        .await
+        .unwrap();
+    table
+        .put(item(&pk, "check", json!({"state": "open"})), Cond::Always)
+        .await
+        .unwrap();
+    table
+        .transact(vec![
+            Write::Put {
+                item: item(&pk, "new", json!({"v": 1})),
+                cond: Cond::NotExists,
+            },
+            Write::Update {
+                key: Key::new(&pk, "count"),
+                update: Update::default().add("n", 2),
+                cond: Cond::Always,
+            },
+            Write::Delete {
+                key: Key::new(&pk, "old"),
+                cond: Cond::Exists,
+            },
+            Write::Check {
+                key: Key::new(&pk, "check"),
+                cond: Cond::Equals("state".into(), "open".into()),
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(table.get(&Key::new(&pk, "new")).await.unwrap().is_some());
+    assert_eq!(
+        table.get(&Key::new(&pk, "count")).await.unwrap().unwrap()["n"],
+        2
+    );
+    assert_eq!(table.get(&Key::new(&pk, "old")).await.unwrap(), None);
+}
+
+pub async fn transaction_with_one_failing_condition_writes_nothing(table: &dyn Table) {
+    let pk = fresh("tx-fail");
+    let taken = item(&pk, "taken", json!({"v": "original"}));
+    table.put(taken.clone(), Cond::Always).await.unwrap();
+    table
+        .put(item(&pk, "doomed", json!({})), Cond::Always)
+        .await
+        .unwrap();
+    let result = table
+        .transact(vec![
+            Write::Put {
+                item: item(&pk, "a", json!({})),
+                cond: Cond::NotExists,
+            },
+            Write::Update {
+                key: Key::new(&pk, "count"),
+                update: Update::default().add("n", 1),
+                cond: Cond::Always,
+            },
+            Write::Delete {
+                key: Key::new(&pk, "doomed"),
+                cond: Cond::Always,
+            },
+            Write::Put {
+                item: item(&pk, "taken", json!({"v": "new"})),
+                cond: Cond::NotExists,
+            },
+        ])
+        .await;
+    match result {
+        Err(TableError::Conflict {
+            write: 3,
+            existing: Some(existing),
+        }) => assert_eq!(*existing, taken),
+        other => panic!("expected write 3 to conflict with the taken item, got {other:?}"),
+    }
+    assert_eq!(
+        table.get(&Key::new(&pk, "a")).await.unwrap(),
+        None,
+        "no put happened"
+    );
+    assert_eq!(
+        table.get(&Key::new(&pk, "count")).await.unwrap(),
+        None,
+        "no update happened"
+    );
+    assert!(
+        table.get(&Key::new(&pk, "doomed")).await.unwrap().is_some(),
+        "no delete happened"
+    );
+    assert_eq!(
+        table.get(&Key::new(&pk, "taken")).await.unwrap(),
+        Some(taken)
+    );
+}
+
+pub async fn transaction_refuses_two_writes_on_one_item(table: &dyn Table) {
+    let pk = fresh("tx-dup");
+    let result = table
+        .transact(vec![
+            Write::Put {
+                item: item(&pk, "x", json!({})),
+                cond: Cond::Always,
+            },
+            Write::Update {
+                key: Key::new(&pk, "x"),
+                update: Update::default().add("n", 1),
+                cond: Cond::Always,
+            },
+        ])
+        .await;
+    assert!(matches!(result, Err(TableError::Invalid(_))));
+    assert_eq!(table.get(&Key::new(&pk, "x")).await.unwrap(), None);
+    assert!(matches!(
+        table.transact(vec![]).await,
+        Err(TableError::Invalid(_))
+    ));
+}
+
+pub async fn expired_items_are_never_returned(table: &dyn Table, clock: &ManualClock) {
+    let pk = fresh("ttl");
+    let now = clock.now().as_second();
+    table
+        .put(
+            item(&pk, "a", json!({EXPIRES_AT: now + 60, "v": "old"})),
+            Cond::Always,
+        )
+        .await
+        .unwrap();
+    table
+        .put(
+            item(&pk, "b", json!({EXPIRES_AT: now + 3600})),
+            Cond::Always,
+        )
+        .await
+        .unwrap();
+    table
+        .put(item(&pk, "c", json!({})), Cond::Always)
+        .await
+        .unwrap();
+    assert!(
+        table.get(&Key::new(&pk, "a")).await.unwrap().is_some(),
+        "alive before its time"
+    );
+
+    clock.advance(SignedDuration::from_secs(60));
+    assert_eq!(
+        table.get(&Key::new(&pk, "a")).await.unwrap(),
+        None,
+        "gone at expires_at"
+    );
+    let page = table.query(Query::partition(&pk)).await.unwrap();
+    let sks: Vec<_> = page
+        .items
+        .iter()
+        .map(|i| i["sk"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sks, ["b", "c"], "queries skip expired items");
+    assert!(
+        table
+            .update(
+                &Key::new(&pk, "a"),
+                Update::default().set("v", "x"),
+                Cond::Exists
+            )
+            .await
+            .unwrap_err()
+            .is_conflict(),
+        "an expired item does not exist for conditions"
+    );
+    assert_eq!(
+        table
+            .delete(&Key::new(&pk, "a"), Cond::Always)
+            .await
+            .unwrap(),
+        None,
+        "delete returns no expired item"
+    );
+    table
+        .put(item(&pk, "a", json!({"v": "new"})), Cond::NotExists)
+        .await
+        .expect("create-once over an expired item succeeds");
+    assert_eq!(
+        table.get(&Key::new(&pk, "a")).await.unwrap().unwrap()["v"],
+        "new"
+    );
+    clock.advance(SignedDuration::from_secs(-60));
+}
+
+async fn sort_keys(table: &dyn Table, query: Query) -> Vec<String> {
+    let page = table.query(query).await.unwrap();
+    page.items
+        .iter()
+        .map(|i| i["sk"].as_str().unwrap().to_string())
+        .collect()
+}
+
+pub async fn queries_read_ranges_in_order(table: &dyn Table) {
+    let pk = fresh("range");
+    for sk in ["b#2", "a#1", "b#1", "c", "b#10", "ba"] {
+        table
+            .put(item(&pk, sk, json!({})), Cond::Always)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        sort_keys(table, Query::partition(&pk)).await,
+        ["a#1", "b#1", "b#10", "b#2", "ba", "c"]
+    );
+    assert_eq!(
+        sort_keys(table, Query::partition(&pk).prefix("b#")).await,
+        ["b#1", "b#10", "b#2"]
+    );
+    assert_eq!(
+        sort_keys(table, Query::partition(&pk).between("b#10", "ba")).await,
+        ["b#10", "b#2", "ba"]
+    );
+    assert_eq!(
+        sort_keys(table, Query::partition(&pk).prefix("b#").descending()).await,
+        ["b#2", "b#10", "b#1"]
+    );
+    assert!(
+        sort_keys(table, Query::partition(fresh("empty")))
+            .await
+            .is_empty()
+    );
+}
+
+pub async fn queries_page_through_everything_once(table: &dyn Table) {
+    let pk = fresh("pages");
+    let expected: Vec<String> = (0..23).map(|i| format!("{i:03}")).collect();
+    for sk in &expected {
+        table
+            .put(item(&pk, sk, json!({})), Cond::Always)
+            .await
+            .unwrap();
+    }
+    for descending in [false, true] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let mut query = Query::partition(&pk).limit(5).after(after);
+            query.descending = descending;
+            let page = table.query(query).await.unwrap();
+            assert!(page.items.len() <= 5);
+            seen.extend(
+                page.items
+                    .iter()
+                    .map(|i| i["sk"].as_str().unwrap().to_string()),
+            );
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let mut want = expected.clone();
+        if descending {
+            want.reverse();
+        }
+        assert_eq!(
+            seen, want,
+            "pages (descending: {descending}) hold every item once, in order"
+        );
+    }
+}
+
+pub async fn secondary_index_queries(table: &dyn Table) {
+    let pk = fresh("gsi");
+    let index = fresh("idx");
+    for (sk, gsi1sk) in [
+        ("1", Some("2024-02")),
+        ("2", Some("2024-01")),
+        ("3", None),
+        ("4", Some("2024-03")),
+    ] {
+        let mut extra = json!({"gsi1pk": index});
+        if let Some(gsi1sk) = gsi1sk {
+            extra["gsi1sk"] = gsi1sk.into();
+        }
+        table
+            .put(item(&format!("{pk}-{sk}"), "item", extra), Cond::Always)
+            .await
+            .unwrap();
+    }
+    let page = table.query(Query::gsi1(&index)).await.unwrap();
+    let order: Vec<_> = page
+        .items
+        .iter()
+        .map(|i| i["gsi1sk"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        order,
+        ["2024-01", "2024-02", "2024-03"],
+        "ordered by gsi1sk; items without it are not indexed"
+    );
+    let page = table
+        .query(Query::gsi1(&index).prefix("2024-0").limit(2))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 2);
+    let rest = table
+        .query(
+            Query::gsi1(&index)
+                .prefix("2024-0")
+                .limit(2)
+                .after(page.next),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0]["gsi1sk"], "2024-03");
+}
+
+pub async fn floats_are_refused(table: &dyn Table) {
+    let pk = fresh("float");
+    let result = table
+        .put(item(&pk, "f", json!({"amount": 12.34})), Cond::Always)
+        .await;
+    assert!(
+        matches!(result, Err(TableError::Invalid(_))),
+        "money never travels as a float"
+    );
+}

@@ -1,0 +1,9 @@
+//! The domain: plain types and rules, with no storage or transport in them.
+
+pub mod email;
+pub mod ids;
+pub mod ledger;
+pub mod money;
+pub mod offer;
+pub mod privacy;
+pub mod tracking;

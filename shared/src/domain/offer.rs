@@ -1,0 +1,337 @@
+//! Offers: where a tracking link sends its visitors, and what a conversion is worth.
+//!
+//! The destination is registered by the advertiser and validated once. A click only ever
+//! redirects to it, with macro values percent-encoded into it: no part of the request can
+//! change where the visitor goes (CWE-601). Macros may not stand in the scheme or host.
+
+use jiff::{SignedDuration, Timestamp};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+
+use super::ids::{AdvertiserId, AffiliateId, ClickId, OfferId};
+use super::money::{Bps, Currency, Money};
+use super::tracking::Subs;
+use crate::secret::Secret;
+
+/// Everything but RFC 3986's unreserved characters is encoded, so a macro value can never
+/// add a path, query, fragment or authority to the destination.
+const MACRO_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A registered destination URL template: absolute http(s), macros only after the host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Destination(String);
+
+impl Destination {
+    pub fn parse(template: &str) -> Result<Self, &'static str> {
+        if template.len() > 2048 {
+            return Err("must be at most 2048 characters");
+        }
+        let (scheme, rest) = template
+            .split_once("://")
+            .ok_or("must be an absolute http(s) URL")?;
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return Err("must use http or https");
+        }
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if authority_end == 0 {
+            return Err("must have a host");
+        }
+        if rest[..authority_end].contains(['{', '}', '@', '\\']) {
+            return Err("must not have macros or credentials in the host");
+        }
+        // Validate the template with each macro replaced by a harmless value.
+        let sample = fill_template(template, |_| Some("x".into()));
+        let url = url::Url::parse(&sample).map_err(|_| "must be a valid URL")?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("must have a host");
+        }
+        Ok(Self(template.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL a click redirects to: known macros replaced by their percent-encoded values
+    /// (missing sub-ids by nothing), unknown `{words}` left as written.
+    pub fn fill(&self, macros: &Macros) -> String {
+        fill_template(&self.0, |name| macros.value(name))
+    }
+}
+
+impl TryFrom<String> for Destination {
+    type Error = &'static str;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<Destination> for String {
+    fn from(destination: Destination) -> String {
+        destination.0
+    }
+}
+
+fn fill_template(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close)
+                if after[..close]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                let name = &after[..close];
+                match value(name) {
+                    Some(v) => out.extend(utf8_percent_encode(&v, MACRO_VALUE)),
+                    None => out.push_str(&rest[open..open + close + 2]),
+                }
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The values a destination's macros are filled with.
+pub struct Macros<'a> {
+    pub click_id: ClickId,
+    pub affiliate_id: AffiliateId,
+    pub offer_id: OfferId,
+    pub subs: &'a Subs,
+}
+
+impl Macros<'_> {
+    fn value(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "click_id" => self.click_id.to_string(),
+            "affiliate_id" => self.affiliate_id.to_string(),
+            "offer_id" => self.offer_id.to_string(),
+            "sub1" | "sub2" | "sub3" | "sub4" | "sub5" => {
+                let index = usize::from(name.as_bytes()[3] - b'1');
+                self.subs.get(index).unwrap_or_default().to_string()
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// How an amount per conversion is computed: a fixed amount (CPA) or a share of the sale (CPS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Commission {
+    /// Minor units of the offer's currency.
+    Fixed(i64),
+    /// Basis points of the sale amount.
+    Share(Bps),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferStatus {
+    Active,
+    Paused,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommissionError {
+    #[error("is required for this revenue-share offer")]
+    SaleRequired,
+    #[error("must be the offer's currency")]
+    CurrencyMismatch(Currency),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    pub id: OfferId,
+    pub advertiser_id: AdvertiserId,
+    pub name: String,
+    pub destination: Destination,
+    pub currency: Currency,
+    /// What the advertiser pays per conversion.
+    pub revenue: Commission,
+    /// What the affiliate earns per conversion.
+    pub payout: Commission,
+    /// How long after a click a conversion is still attributed to it.
+    pub attribution_window: SignedDuration,
+    /// Authenticates the advertiser's postbacks (`token`, or the HMAC signature's key).
+    pub postback_secret: Secret<String>,
+    pub status: OfferStatus,
+    pub created_at: Timestamp,
+}
+
+impl Offer {
+    /// What the advertiser pays and the affiliate earns for a conversion with this sale amount.
+    pub fn commission(&self, sale: Option<Money>) -> Result<(Money, Money), CommissionError> {
+        if let Some(sale) = sale
+            && sale.currency != self.currency
+        {
+            return Err(CommissionError::CurrencyMismatch(self.currency));
+        }
+        let amount = |commission: Commission| match commission {
+            Commission::Fixed(minor) => Ok(Money::new(minor, self.currency)),
+            Commission::Share(bps) => sale.map(|s| bps.of(s)).ok_or(CommissionError::SaleRequired),
+        };
+        Ok((amount(self.revenue)?, amount(self.payout)?))
+    }
+
+    /// Whether a conversion at `now` still falls in the attribution window of a click at
+    /// `clicked_at`. The window is half-open: a conversion exactly one window after the click
+    /// is out. A conversion stamped slightly before its click (clocks of two servers) is in.
+    pub fn attributes(&self, clicked_at: Timestamp, now: Timestamp) -> bool {
+        now.duration_since(clicked_at) < self.attribution_window
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ulid::Ulid;
+
+    fn macros(subs: &Subs) -> Macros<'_> {
+        Macros {
+            click_id: ClickId(Ulid::from_parts(1, 1)),
+            affiliate_id: AffiliateId(Ulid::from_parts(2, 2)),
+            offer_id: OfferId(Ulid::from_parts(3, 3)),
+            subs,
+        }
+    }
+
+    #[test]
+    fn fills_every_macro_percent_encoded() {
+        let destination = Destination::parse(
+            "https://shop.example/land?c={click_id}&a={affiliate_id}&o={offer_id}&s1={sub1}&s5={sub5}",
+        )
+        .unwrap();
+        let subs = Subs::new([
+            Some("a b&c=d/e?#é".into()),
+            None,
+            None,
+            None,
+            Some("x".into()),
+        ]);
+        let url = destination.fill(&macros(&subs));
+        assert_eq!(
+            url,
+            format!(
+                "https://shop.example/land?c={}&a={}&o={}&s1=a%20b%26c%3Dd%2Fe%3F%23%C3%A9&s5=x",
+                Ulid::from_parts(1, 1),
+                Ulid::from_parts(2, 2),
+                Ulid::from_parts(3, 3)
+            )
+        );
+    }
+
+    #[test]
+    fn missing_subs_fill_empty_and_unknown_macros_stay() {
+        let destination =
+            Destination::parse("https://shop.example/?s2={sub2}&x={unknown}&y={").unwrap();
+        assert_eq!(
+            destination.fill(&macros(&Subs::default())),
+            "https://shop.example/?s2=&x={unknown}&y={"
+        );
+    }
+
+    #[test]
+    fn a_macro_value_cannot_reintroduce_a_macro() {
+        let destination =
+            Destination::parse("https://shop.example/?s={sub1}&c={click_id}").unwrap();
+        let subs = Subs::new([Some("{click_id}".into()), None, None, None, None]);
+        assert!(
+            destination
+                .fill(&macros(&subs))
+                .starts_with("https://shop.example/?s=%7Bclick_id%7D&c=")
+        );
+    }
+
+    #[test]
+    fn destinations_must_be_http_with_a_fixed_host() {
+        for bad in [
+            "javascript:alert(1)",
+            "ftp://example.com/",
+            "//example.com/",
+            "https://{sub1}/",
+            "https://shop.{sub1}.example/",
+            "https://user:pw@example.com/",
+            "https:///path",
+            "data:text/html,hi",
+        ] {
+            assert!(Destination::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Destination::parse("http://example.com").is_ok());
+        assert!(Destination::parse("https://example.com:8443/p/{sub1}?q={click_id}#f").is_ok());
+    }
+
+    #[test]
+    fn attribution_window_is_half_open() {
+        let offer_window = SignedDuration::from_hours(24);
+        let offer = Offer {
+            id: OfferId(Ulid::nil()),
+            advertiser_id: AdvertiserId(Ulid::nil()),
+            name: "o".into(),
+            destination: Destination::parse("https://example.com/").unwrap(),
+            currency: Currency::parse("USD").unwrap(),
+            revenue: Commission::Fixed(100),
+            payout: Commission::Fixed(50),
+            attribution_window: offer_window,
+            postback_secret: Secret::new("s".into()),
+            status: OfferStatus::Active,
+            created_at: Timestamp::UNIX_EPOCH,
+        };
+        let clicked = Timestamp::from_second(1_700_000_000).unwrap();
+        assert!(offer.attributes(clicked, clicked));
+        assert!(offer.attributes(clicked, clicked - SignedDuration::from_millis(5)));
+        assert!(offer.attributes(
+            clicked,
+            clicked + offer_window - SignedDuration::from_millis(1)
+        ));
+        assert!(!offer.attributes(clicked, clicked + offer_window));
+    }
+
+    #[test]
+    fn commission_is_fixed_or_a_share_of_the_sale() {
+        let usd = Currency::parse("USD").unwrap();
+        let mut offer = Offer {
+            id: OfferId(Ulid::nil()),
+            advertiser_id: AdvertiserId(Ulid::nil()),
+            name: "o".into(),
+            destination: Destination::parse("https://example.com/").unwrap(),
+            currency: usd,
+            revenue: Commission::Share(Bps::new(1500).unwrap()),
+            payout: Commission::Fixed(250),
+            attribution_window: SignedDuration::from_hours(1),
+            postback_secret: Secret::new("s".into()),
+            status: OfferStatus::Active,
+            created_at: Timestamp::UNIX_EPOCH,
+        };
+        let sale = Money::new(4999, usd);
+        assert_eq!(
+            offer.commission(Some(sale)),
+            Ok((Money::new(750, usd), Money::new(250, usd)))
+        );
+        assert_eq!(offer.commission(None), Err(CommissionError::SaleRequired));
+        let eur = Money::new(100, Currency::parse("EUR").unwrap());
+        assert_eq!(
+            offer.commission(Some(eur)),
+            Err(CommissionError::CurrencyMismatch(usd))
+        );
+        offer.revenue = Commission::Fixed(900);
+        assert_eq!(
+            offer.commission(None),
+            Ok((Money::new(900, usd), Money::new(250, usd)))
+        );
+    }
+}

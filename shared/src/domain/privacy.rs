@@ -1,0 +1,108 @@
+//! Pseudonymisation at the edge: a visitor's IP becomes a keyed hash and a truncated prefix
+//! before anything is stored (EDPB 01/2025: a keyed hash whose key is kept apart from the data;
+//! IPv4 truncated to /24, IPv6 to /48).
+
+use std::net::IpAddr;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::tracking::Visitor;
+use crate::secret::Secret;
+
+#[derive(Clone)]
+pub struct Pseudonymizer {
+    /// The keyed MAC, with the key schedule done once and cloned per use.
+    mac: Hmac<Sha256>,
+}
+
+impl Pseudonymizer {
+    pub fn new(key: &Secret<Vec<u8>>) -> Self {
+        Self {
+            mac: Hmac::new_from_slice(key.expose()).expect("HMAC takes keys of any length"),
+        }
+    }
+
+    /// 128 bits of HMAC-SHA256 over the address's canonical bytes, in hex.
+    pub fn ip_hash(&self, ip: IpAddr) -> String {
+        let mut mac = self.mac.clone();
+        match canonical(ip) {
+            IpAddr::V4(v4) => mac.update(&v4.octets()),
+            IpAddr::V6(v6) => mac.update(&v6.octets()),
+        }
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    pub fn visitor(&self, ip: IpAddr, country: Option<String>) -> Visitor {
+        Visitor {
+            ip_hash: self.ip_hash(ip),
+            ip_prefix: truncated_prefix(ip),
+            country,
+        }
+    }
+}
+
+impl std::fmt::Debug for Pseudonymizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pseudonymizer([key redacted])")
+    }
+}
+
+/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The /24 (IPv4) or /48 (IPv6) network the address is in, in CIDR notation.
+pub fn truncated_prefix(ip: IpAddr) -> String {
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let network = std::net::Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0);
+            format!("{network}/48")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_truncate_to_24_and_48_bits() {
+        assert_eq!(
+            truncated_prefix("203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            truncated_prefix("2001:db8:abcd:12::1".parse().unwrap()),
+            "2001:db8:abcd::/48"
+        );
+        assert_eq!(
+            truncated_prefix("::ffff:203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+    }
+
+    #[test]
+    fn hashes_are_keyed_stable_and_never_the_address() {
+        let a = Pseudonymizer::new(&Secret::new(b"key-a".to_vec()));
+        let b = Pseudonymizer::new(&Secret::new(b"key-b".to_vec()));
+        let ip: IpAddr = "203.0.113.77".parse().unwrap();
+        assert_eq!(a.ip_hash(ip), a.ip_hash(ip));
+        assert_eq!(
+            a.ip_hash(ip),
+            a.ip_hash("::ffff:203.0.113.77".parse().unwrap())
+        );
+        assert_ne!(a.ip_hash(ip), b.ip_hash(ip));
+        assert_eq!(a.ip_hash(ip).len(), 32);
+        assert!(!a.ip_hash(ip).contains("203"));
+    }
+}

@@ -1,0 +1,169 @@
+//! Tracking records: parties, links, clicks and conversions.
+//!
+//! A click keeps a pseudonym of its visitor, never the raw IP or user-agent (DESIGN.md,
+//! "Privacy and security"). Clicks and conversions expire three years after they are made.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::email::EmailAddress;
+use super::ids::{AdvertiserId, AffiliateId, ClickId, ConversionId, LinkCode, OfferId};
+use super::money::Money;
+
+/// How long tracking records are kept (privacy policy §6). 3 × 365 days plus a leap day.
+pub const TRACKING_RETENTION: SignedDuration = SignedDuration::from_hours(24 * (3 * 365 + 1));
+
+/// The epoch second at which a tracking record made at `at` expires.
+pub fn tracking_expiry(at: Timestamp) -> i64 {
+    (at + TRACKING_RETENTION).as_second()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Advertiser {
+    pub id: AdvertiserId,
+    pub name: String,
+    pub email: EmailAddress,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Affiliate {
+    pub id: AffiliateId,
+    pub name: String,
+    pub email: EmailAddress,
+    pub created_at: Timestamp,
+}
+
+/// An affiliate's tracking link for one offer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub code: LinkCode,
+    pub offer_id: OfferId,
+    pub affiliate_id: AffiliateId,
+    pub advertiser_id: AdvertiserId,
+    pub created_at: Timestamp,
+}
+
+/// The affiliate's sub-ids `sub1`…`sub5`, each at most [`Subs::MAX_LEN`] characters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subs([Option<String>; 5]);
+
+impl Subs {
+    pub const NAMES: [&'static str; 5] = ["sub1", "sub2", "sub3", "sub4", "sub5"];
+    pub const MAX_LEN: usize = 255;
+
+    pub fn new(values: [Option<String>; 5]) -> Self {
+        Self(values)
+    }
+
+    pub fn get(&self, index: usize) -> Option<&str> {
+        self.0.get(index).and_then(|v| v.as_deref())
+    }
+}
+
+/// What is kept of the visitor behind a click: a keyed hash of the IP (to spot repeats and
+/// fraud), its truncated network prefix, and the country when the edge supplies it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visitor {
+    pub ip_hash: String,
+    pub ip_prefix: String,
+    pub country: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Click {
+    pub id: ClickId,
+    pub link: LinkCode,
+    pub offer_id: OfferId,
+    pub affiliate_id: AffiliateId,
+    pub advertiser_id: AdvertiserId,
+    pub at: Timestamp,
+    pub subs: Subs,
+    pub visitor: Visitor,
+    pub expires_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversionStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Reversed,
+}
+
+/// A conversion event's name: `conversion` by default; lower-case letters, digits, `_`, `-`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventName(String);
+
+impl EventName {
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        if text.is_empty()
+            || text.len() > 64
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            return Err("must be 1 to 64 characters of a-z, 0-9, _ or -");
+        }
+        Ok(Self(text.to_string()))
+    }
+
+    pub fn default_event() -> Self {
+        Self("conversion".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EventName {
+    type Error = &'static str;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<EventName> for String {
+    fn from(name: EventName) -> String {
+        name.0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversion {
+    pub id: ConversionId,
+    pub click_id: ClickId,
+    pub link: LinkCode,
+    pub offer_id: OfferId,
+    pub affiliate_id: AffiliateId,
+    pub advertiser_id: AdvertiserId,
+    pub event: EventName,
+    /// The advertiser's transaction id; repeats of it are the same conversion.
+    pub txn_id: Option<String>,
+    /// The sale amount the advertiser reported.
+    pub sale: Option<Money>,
+    pub revenue: Money,
+    pub payout: Money,
+    pub status: ConversionStatus,
+    pub at: Timestamp,
+    pub expires_at: i64,
+}
+
+impl Conversion {
+    /// What makes two postbacks the same conversion: the offer, the event, and the advertiser's
+    /// transaction id — or, when the advertiser sends none, the click (one event per click).
+    pub fn dedupe_key(&self) -> String {
+        match &self.txn_id {
+            Some(txn) => format!("{}|{}|txn|{txn}", self.offer_id, self.event.as_str()),
+            None => format!(
+                "{}|{}|click|{}",
+                self.offer_id,
+                self.event.as_str(),
+                self.click_id
+            ),
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! HTTP plumbing shared by every route: the one error shape, strict parameter parsing, and
+//! what a handler may know of its caller.
+//!
+//! Requests and responses are `lambda_http`'s types in Lambda, in the local runner and in
+//! tests alike. Query strings are read from the URI (API Gateway v2's raw query string),
+//! never from API Gateway's pre-split map, which joins repeated names with commas.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+use serde::Serialize;
+
+pub type Request = lambda_http::Request;
+pub type Response = lambda_http::Response<Body>;
+
+/// The longest query string any route reads; longer ones are refused before parsing.
+pub const MAX_QUERY_BYTES: usize = 8 * 1024;
+/// The largest request body any route reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An error answered to the caller: `{"error": {"code", "field", "message"}}`.
+/// 4xx messages say what was wrong with which field; 5xx bodies say nothing of internals.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub field: Option<&'static str>,
+    pub message: String,
+    /// For 5xx: the cause, logged with the request, never sent.
+    pub cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        code: &'static str,
+        field: Option<&'static str>,
+        message: String,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            field,
+            message,
+            cause: None,
+        }
+    }
+
+    /// 400: the field is missing or malformed.
+    pub fn invalid(field: &'static str, problem: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some(field),
+            format!("{field}: {problem}"),
+        )
+    }
+
+    /// 401: the credential in the field is missing or wrong.
+    pub fn unauthorized(field: &'static str, problem: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            Some(field),
+            format!("{field}: {problem}"),
+        )
+    }
+
+    /// 404: what the field names does not exist.
+    pub fn not_found(field: &'static str, problem: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            Some(field),
+            format!("{field}: {problem}"),
+        )
+    }
+
+    /// 422: well-formed, but the request cannot be done.
+    pub fn unprocessable(field: &'static str, problem: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+            Some(field),
+            format!("{field}: {problem}"),
+        )
+    }
+
+    /// 413 / 414: the body or query is larger than any route reads.
+    pub fn too_large(field: &'static str, limit: usize) -> Self {
+        let status = if field == "query" {
+            StatusCode::URI_TOO_LONG
+        } else {
+            StatusCode::PAYLOAD_TOO_LARGE
+        };
+        Self::new(
+            status,
+            "too_large",
+            Some(field),
+            format!("{field}: larger than {limit} bytes"),
+        )
+    }
+
+    pub fn method_not_allowed(allowed: &[&str]) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            None,
+            format!("method not allowed; use {}", allowed.join(" or ")),
+        )
+    }
+
+    /// 500, with the cause kept for the log.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            cause: Some(cause.into()),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                None,
+                "internal error".into(),
+            )
+        }
+    }
+
+    pub fn into_response(self, request_id: &str) -> Response {
+        if let Some(cause) = &self.cause {
+            tracing::error!(request_id, error = %ErrorChain(cause.as_ref()), "request failed");
+        }
+        let message = if self.status.is_server_error() {
+            format!("internal error; quote request id {request_id} when reporting it")
+        } else {
+            self.message
+        };
+        json(
+            self.status,
+            &serde_json::json!({ "error": { "code": self.code, "field": self.field, "message": message } }),
+        )
+    }
+}
+
+/// Displays an error with its whole `source()` chain.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    let mut response = Response::new(Body::Text(
+        serde_json::to_string(body).expect("JSON serialises"),
+    ));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Request parameters by name, from the query string and (for a POST) the body, each given
+/// at most once.
+#[derive(Debug, Default)]
+pub struct Params(BTreeMap<String, String>);
+
+impl Params {
+    /// The query string's parameters.
+    pub fn from_query(request: &Request) -> Result<Self, ApiError> {
+        let query = request.uri().query().unwrap_or("");
+        if query.len() > MAX_QUERY_BYTES {
+            return Err(ApiError::too_large("query", MAX_QUERY_BYTES));
+        }
+        let mut params = Self::default();
+        params.add_form(query.as_bytes())?;
+        Ok(params)
+    }
+
+    /// The query string's and the body's parameters; the body may be a form or a JSON object.
+    pub fn from_query_and_body(request: &Request) -> Result<Self, ApiError> {
+        let mut params = Self::from_query(request)?;
+        let body = request.body().as_ref();
+        if body.is_empty() {
+            return Ok(params);
+        }
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::too_large("body", MAX_BODY_BYTES));
+        }
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match content_type.as_str() {
+            "application/json" => params.add_json(body)?,
+            "application/x-www-form-urlencoded" | "" => params.add_form(body)?,
+            _ => {
+                return Err(ApiError::invalid(
+                    "body",
+                    "send application/x-www-form-urlencoded or application/json",
+                ));
+            }
+        }
+        Ok(params)
+    }
+
+    fn insert(&mut self, name: String, value: String) -> Result<(), ApiError> {
+        if self.0.contains_key(&name) {
+            return Err(ApiError::invalid(field_name(&name), "given more than once"));
+        }
+        self.0.insert(name, value);
+        Ok(())
+    }
+
+    /// `application/x-www-form-urlencoded`, strictly: invalid UTF-8 is refused, not replaced.
+    fn add_form(&mut self, input: &[u8]) -> Result<(), ApiError> {
+        for pair in input.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let name = decode_form_component(name)
+                .map_err(|_| ApiError::invalid("query", "a parameter name is not valid UTF-8"))?;
+            let value = decode_form_component(value)
+                .map_err(|_| ApiError::invalid(field_name(&name), "is not valid UTF-8"))?;
+            self.insert(name, value)?;
+        }
+        Ok(())
+    }
+
+    /// A JSON object of strings, numbers (kept exactly as written) and booleans.
+    fn add_json(&mut self, body: &[u8]) -> Result<(), ApiError> {
+        let object: BTreeMap<String, &serde_json::value::RawValue> =
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::invalid("body", format!("is not a JSON object ({e})")))?;
+        for (name, raw) in object {
+            let text = raw.get();
+            let value = match text.as_bytes().first() {
+                Some(b'"') => serde_json::from_str::<String>(text).expect("a JSON string parses"),
+                Some(b'-' | b'0'..=b'9') | Some(b't' | b'f') => text.to_string(),
+                Some(b'n') => continue,
+                _ => {
+                    return Err(ApiError::invalid(
+                        field_name(&name),
+                        "must be a string or a number",
+                    ));
+                }
+            };
+            self.insert(name, value)?;
+        }
+        Ok(())
+    }
+
+    /// The named parameter, if present and non-empty, at most `max_len` characters.
+    pub fn text(&self, name: &'static str, max_len: usize) -> Result<Option<&str>, ApiError> {
+        match self.0.get(name).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(value) if value.chars().count() > max_len => Err(ApiError::invalid(
+                name,
+                format!("longer than {max_len} characters"),
+            )),
+            Some(value) if value.chars().any(char::is_control) => Err(ApiError::invalid(
+                name,
+                "must not contain control characters",
+            )),
+            Some(value) => Ok(Some(value)),
+        }
+    }
+
+    /// Like [`Params::text`], but refusing absence.
+    pub fn required(&self, name: &'static str, max_len: usize) -> Result<&str, ApiError> {
+        self.text(name, max_len)?
+            .ok_or_else(|| ApiError::invalid(name, "is required"))
+    }
+}
+
+/// The name to report for a parameter: one of the names routes read, or `parameter` for a
+/// name no route knows (error messages never echo arbitrary request text).
+fn field_name(name: &str) -> &'static str {
+    const KNOWN: [&str; 16] = [
+        "click_id",
+        "txn_id",
+        "event",
+        "amount",
+        "currency",
+        "token",
+        "sub1",
+        "sub2",
+        "sub3",
+        "sub4",
+        "sub5",
+        "adv_sub",
+        "status",
+        "offer_id",
+        "affiliate_id",
+        "link",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == name)
+        .copied()
+        .unwrap_or("parameter")
+}
+
+fn decode_form_component(raw: &[u8]) -> Result<String, std::str::Utf8Error> {
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    let decoded: Vec<u8> = percent_encoding::percent_decode(&plus_as_space).collect();
+    String::from_utf8(decoded).map_err(|e| e.utf8_error())
+}
+
+/// The caller's IP address as API Gateway saw it (the local runner supplies the same context).
+pub fn client_ip(request: &Request) -> Option<IpAddr> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context.http.source_ip.as_deref()?.parse().ok(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// A path parameter of the route, as API Gateway (or the local runner) extracted it.
+pub fn path_param(request: &Request, name: &str) -> Option<String> {
+    request
+        .path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str) -> Request {
+        lambda_http::http::Request::builder()
+            .uri(uri)
+            .body(Body::Empty)
+            .unwrap()
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_strictly() {
+        let params = Params::from_query(&request("/p?a=1+2%2B3&b=%C3%A9&c=&c2")).unwrap();
+        assert_eq!(params.text("amount", 10).unwrap(), None);
+        assert_eq!(params.0["a"], "1 2+3");
+        assert_eq!(params.0["b"], "é");
+        let err = Params::from_query(&request("/p?sub1=%FF")).unwrap_err();
+        assert_eq!(err.field, Some("sub1"));
+        let err = Params::from_query(&request("/p?sub1=a&sub1=b")).unwrap_err();
+        assert_eq!(
+            (err.field, err.message.as_str()),
+            (Some("sub1"), "sub1: given more than once")
+        );
+    }
+
+    #[test]
+    fn oversized_and_control_characters_are_refused() {
+        let long = format!("/p?sub1={}", "x".repeat(MAX_QUERY_BYTES));
+        assert_eq!(
+            Params::from_query(&request(&long)).unwrap_err().status,
+            StatusCode::URI_TOO_LONG
+        );
+        let params = Params::from_query(&request("/p?txn_id=a%00b&sub1=xxxxxx")).unwrap();
+        assert_eq!(params.text("txn_id", 10).unwrap_err().field, Some("txn_id"));
+        assert_eq!(
+            params.text("sub1", 5).unwrap_err().message,
+            "sub1: longer than 5 characters"
+        );
+    }
+
+    #[test]
+    fn json_numbers_keep_their_exact_text() {
+        let mut params = Params::default();
+        params
+            .add_json(br#"{"amount": 49.10, "click_id": "X", "n": null}"#)
+            .unwrap();
+        assert_eq!(params.0["amount"], "49.10");
+        assert!(!params.0.contains_key("n"));
+        assert!(params.add_json(br#"{"event": [1]}"#).is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! LeadsRefer's one library: the domain, the ports and their adapters, the route handlers and
+//! the jobs. Lambda functions (`functions/*`) and the local runner (`infra/`) only wire it.
+//!
+//! Data flows one way: HTTP request → route handler ([`routes`]: parse, authenticate,
+//! authorise) → service ([`tracking`]) → repositories ([`store`]) → ports ([`ports`]).
+
+pub mod adapters;
+pub mod app;
+pub mod contract;
+pub mod domain;
+pub mod http;
+pub mod ports;
+pub mod routes;
+pub mod runtime;
+pub mod secret;
+pub mod seed;
+pub mod store;
+pub mod tracking;
+
+pub use app::App;

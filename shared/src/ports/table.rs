@@ -1,0 +1,378 @@
+//! `Table`: the DynamoDB-shaped item store every repository is written on.
+//!
+//! An item is a map of attribute names to JSON values. Five attribute names are reserved and
+//! give the item its place: `pk` and `sk` (the primary key, both strings), `gsi1pk` and
+//! `gsi1sk` (the one secondary index, optional strings) and `expires_at` (epoch seconds, the
+//! DynamoDB TTL attribute). Integers are exact up to `i64`; floats are refused because money
+//! never travels as one.
+//!
+//! Semantics every adapter keeps, pinned by [`crate::contract::table`]:
+//! - An item whose `expires_at` is at or before the adapter's clock is gone: reads never return
+//!   it and conditions treat it as absent, even while the backend still holds it (DynamoDB
+//!   deletes expired items lazily).
+//! - A failed condition is [`TableError::Conflict`] carrying the item as it stood, which is how an
+//!   idempotent repeat answers the original.
+//! - [`Table::transact`] is all or nothing; two writes on one key in a transaction are refused.
+
+use async_trait::async_trait;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Map, Value};
+
+/// The attributes of one item.
+pub type Item = Map<String, Value>;
+
+/// Reserved attribute names.
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1PK: &str = "gsi1pk";
+pub const GSI1SK: &str = "gsi1sk";
+pub const EXPIRES_AT: &str = "expires_at";
+
+/// DynamoDB's limit on the writes of one transaction.
+pub const MAX_TRANSACTION_WRITES: usize = 100;
+
+/// The primary key of an item.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+
+    /// The key of an item, which must carry string `pk` and `sk` attributes.
+    pub fn of(item: &Item) -> Result<Self, TableError> {
+        let text = |name: &str| match item.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(TableError::Invalid(format!(
+                "item needs a non-empty string `{name}`"
+            ))),
+        };
+        Ok(Self {
+            pk: text(PK)?,
+            sk: text(SK)?,
+        })
+    }
+}
+
+/// The condition a write is made under.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cond {
+    /// Unconditional.
+    Always,
+    /// No live item has this key (`attribute_not_exists(pk)`): the create-once guard.
+    NotExists,
+    /// A live item has this key.
+    Exists,
+    /// A live item has this key and its attribute equals the value.
+    Equals(String, Value),
+}
+
+/// An update of one item, applied atomically; a missing item is created (like `UpdateItem`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Update {
+    /// Attributes set to a value.
+    pub set: Vec<(String, Value)>,
+    /// Integer attributes increased by a delta, a missing one counting as 0 (`ADD`).
+    pub add: Vec<(String, i64)>,
+}
+
+impl Update {
+    pub fn set(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.set.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn add(mut self, name: impl Into<String>, delta: i64) -> Self {
+        self.add.push((name.into(), delta));
+        self
+    }
+
+    /// Applies the update to an item's attributes, as every adapter that computes it must.
+    pub fn apply(&self, item: &mut Item) -> Result<(), TableError> {
+        for (name, value) in &self.set {
+            refuse_key_attribute(name)?;
+            item.insert(name.clone(), value.clone());
+        }
+        for (name, delta) in &self.add {
+            refuse_key_attribute(name)?;
+            let current = match item.get(name) {
+                None | Some(Value::Null) => 0,
+                Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
+                    TableError::Invalid(format!("`{name}` is not an integer counter"))
+                })?,
+                Some(_) => {
+                    return Err(TableError::Invalid(format!("`{name}` is not a number")));
+                }
+            };
+            let sum = current
+                .checked_add(*delta)
+                .ok_or_else(|| TableError::Invalid(format!("`{name}` would overflow")))?;
+            item.insert(name.clone(), Value::from(sum));
+        }
+        Ok(())
+    }
+}
+
+fn refuse_key_attribute(name: &str) -> Result<(), TableError> {
+    if name == PK || name == SK {
+        return Err(TableError::Invalid(format!(
+            "`{name}` is part of the key and cannot change"
+        )));
+    }
+    Ok(())
+}
+
+/// One write of a transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    Put {
+        item: Item,
+        cond: Cond,
+    },
+    Update {
+        key: Key,
+        update: Update,
+        cond: Cond,
+    },
+    Delete {
+        key: Key,
+        cond: Cond,
+    },
+    /// Writes nothing; only its condition must hold (`ConditionCheck`).
+    Check {
+        key: Key,
+        cond: Cond,
+    },
+}
+
+impl Write {
+    pub fn key(&self) -> Result<Key, TableError> {
+        match self {
+            Write::Put { item, .. } => Key::of(item),
+            Write::Update { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => {
+                Ok(key.clone())
+            }
+        }
+    }
+
+    pub fn cond(&self) -> &Cond {
+        match self {
+            Write::Put { cond, .. }
+            | Write::Update { cond, .. }
+            | Write::Delete { cond, .. }
+            | Write::Check { cond, .. } => cond,
+        }
+    }
+}
+
+/// Which ordering a query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Index {
+    /// By `pk`, ordered by `sk`.
+    Primary,
+    /// By `gsi1pk`, ordered by `gsi1sk`.
+    Gsi1,
+}
+
+/// The sort-key range a query reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Any,
+    Prefix(String),
+    /// Inclusive at both ends.
+    Between(String, String),
+}
+
+/// A query of one partition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    pub index: Index,
+    pub partition: String,
+    pub sort: SortKey,
+    pub descending: bool,
+    /// At most this many items in a page (1..=1000).
+    pub limit: usize,
+    /// Where the previous page ended.
+    pub after: Option<Cursor>,
+}
+
+impl Query {
+    pub fn partition(partition: impl Into<String>) -> Self {
+        Self {
+            index: Index::Primary,
+            partition: partition.into(),
+            sort: SortKey::Any,
+            descending: false,
+            limit: 100,
+            after: None,
+        }
+    }
+
+    pub fn gsi1(partition: impl Into<String>) -> Self {
+        Self {
+            index: Index::Gsi1,
+            ..Self::partition(partition)
+        }
+    }
+
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.sort = SortKey::Prefix(prefix.into());
+        self
+    }
+
+    pub fn between(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
+        self.sort = SortKey::Between(from.into(), to.into());
+        self
+    }
+
+    pub fn descending(mut self) -> Self {
+        self.descending = true;
+        self
+    }
+
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    pub fn after(mut self, cursor: Option<Cursor>) -> Self {
+        self.after = cursor;
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), TableError> {
+        if !(1..=1000).contains(&self.limit) {
+            return Err(TableError::Invalid("query limit must be 1..=1000".into()));
+        }
+        if self.partition.is_empty() {
+            return Err(TableError::Invalid(
+                "query partition must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An opaque position in a query, handed back to read the next page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor(pub String);
+
+/// One page of a query. `next` is `None` when the partition has no more items; it may be
+/// `Some` on the last page too (DynamoDB cannot always tell), in which case the next page is empty.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next: Option<Cursor>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// A condition did not hold. `write` is the index of the failing write (0 for a single
+    /// write); `existing` is the live item as it stood, if there was one.
+    #[error("condition failed on write {write}")]
+    Conflict {
+        write: usize,
+        existing: Option<Box<Item>>,
+    },
+    /// The request itself is wrong (a programming error, never the user's).
+    #[error("invalid table request: {0}")]
+    Invalid(String),
+    /// The backend failed; the write may or may not have happened.
+    #[error("table backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl TableError {
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(error))
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
+    }
+}
+
+#[async_trait]
+pub trait Table: Send + Sync {
+    /// The live item with this key.
+    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError>;
+
+    /// Writes a whole item, replacing any item with its key, if `cond` holds.
+    async fn put(&self, item: Item, cond: Cond) -> Result<(), TableError>;
+
+    /// Updates (or creates) an item if `cond` holds, and returns it as it now is.
+    async fn update(&self, key: &Key, update: Update, cond: Cond) -> Result<Item, TableError>;
+
+    /// Deletes an item if `cond` holds, and returns the live item it removed.
+    async fn delete(&self, key: &Key, cond: Cond) -> Result<Option<Item>, TableError>;
+
+    /// One page of a partition's live items in sort-key order.
+    async fn query(&self, query: Query) -> Result<Page, TableError>;
+
+    /// Applies every write or none: up to [`MAX_TRANSACTION_WRITES`], one per key.
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), TableError>;
+}
+
+/// Checks a transaction's shape the way DynamoDB does, before any adapter runs it.
+pub fn validate_transaction(writes: &[Write]) -> Result<(), TableError> {
+    if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
+        return Err(TableError::Invalid(format!(
+            "a transaction takes 1..={MAX_TRANSACTION_WRITES} writes, not {}",
+            writes.len()
+        )));
+    }
+    let mut keys = std::collections::HashSet::with_capacity(writes.len());
+    for write in writes {
+        if !keys.insert(write.key()?) {
+            return Err(TableError::Invalid(
+                "two writes of a transaction touch one item".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether an item has expired at `now` (epoch seconds).
+pub fn is_expired(item: &Item, now: i64) -> bool {
+    item.get(EXPIRES_AT)
+        .and_then(Value::as_i64)
+        .is_some_and(|at| at <= now)
+}
+
+/// Whether `cond` holds over the live item (`None` when absent or expired).
+pub fn cond_holds(cond: &Cond, live: Option<&Item>) -> bool {
+    match (cond, live) {
+        (Cond::Always, _) => true,
+        (Cond::NotExists, live) => live.is_none(),
+        (Cond::Exists, live) => live.is_some(),
+        (Cond::Equals(name, value), Some(item)) => item.get(name) == Some(value),
+        (Cond::Equals(..), None) => false,
+    }
+}
+
+/// Serialises a record into an item with its place in the table.
+pub fn to_item<T: Serialize>(record: &T, key: &Key) -> Result<Item, TableError> {
+    let Value::Object(mut item) = serde_json::to_value(record)
+        .map_err(|e| TableError::Invalid(format!("record does not serialise: {e}")))?
+    else {
+        return Err(TableError::Invalid(
+            "a record must serialise to a map".into(),
+        ));
+    };
+    item.insert(PK.into(), Value::String(key.pk.clone()));
+    item.insert(SK.into(), Value::String(key.sk.clone()));
+    Ok(item)
+}
+
+/// Reads a record back from an item; the reserved attributes are ignored.
+pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, TableError> {
+    serde_json::from_value(Value::Object(item))
+        .map_err(|e| TableError::Backend(format!("stored item does not parse: {e}").into()))
+}

@@ -1,0 +1,78 @@
+//! `GET /c/{link}`: a tracking link. Records the click and answers `302` to the offer's
+//! registered destination with its macros filled in, setting the attribution cookie for the
+//! offer's attribution window. The destination is looked up by the link's code; nothing in the
+//! request can name another (no open redirect).
+
+use lambda_http::Body;
+use lambda_http::http::{HeaderValue, StatusCode, header};
+
+use super::Route;
+use crate::app::App;
+use crate::domain::ids::LinkCode;
+use crate::domain::tracking::Subs;
+use crate::http::{ApiError, Params, Request, Response, client_ip, path_param};
+use crate::tracking::{self, TrackingError};
+
+pub const ROUTE: Route = Route {
+    function: "click",
+    methods: &["GET"],
+    path: "/c/{link}",
+    handler: |app, request| Box::pin(handle(app, request)),
+};
+
+/// The attribution cookie of an offer: `lr_<offer id>`, holding the click id.
+pub fn cookie_name(offer_id: impl std::fmt::Display) -> String {
+    format!("lr_{offer_id}")
+}
+
+pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
+    let code = path_param(&request, "link")
+        .as_deref()
+        .and_then(LinkCode::parse)
+        .ok_or_else(|| ApiError::not_found("link", "no such tracking link"))?;
+    let params = Params::from_query(&request)?;
+    let mut subs: [Option<String>; 5] = Default::default();
+    for (slot, name) in subs.iter_mut().zip(Subs::NAMES) {
+        *slot = params.text(name, Subs::MAX_LEN)?.map(str::to_string);
+    }
+    let ip = client_ip(&request).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let outcome =
+        tracking::record_click(&app, &code, Subs::new(subs), ip, viewer_country(&request))
+            .await
+            .map_err(|error| match error {
+                TrackingError::UnknownLink => ApiError::not_found("link", "no such tracking link"),
+                TrackingError::OfferPaused => {
+                    ApiError::not_found("link", "this link's offer is paused")
+                }
+                other => ApiError::internal(other),
+            })?;
+    let cookie = format!(
+        "{}={}; Max-Age={}; Path=/; Secure; HttpOnly; SameSite=None",
+        cookie_name(outcome.click.offer_id),
+        outcome.click.id,
+        outcome.cookie_max_age.as_secs().max(0)
+    );
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::FOUND;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&outcome.location).map_err(ApiError::internal)?,
+    );
+    headers.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The visitor's country from CloudFront's viewer header, when the edge sends it.
+fn viewer_country(request: &Request) -> Option<String> {
+    let value = request
+        .headers()
+        .get("cloudfront-viewer-country")?
+        .to_str()
+        .ok()?;
+    (value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())).then(|| value.to_string())
+}

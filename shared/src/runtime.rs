@@ -1,0 +1,24 @@
+//! The one runner every Lambda function's `main.rs` calls: tracing set up, the application
+//! state built once per cold start, then each invocation handed to the route's handler.
+
+use std::convert::Infallible;
+
+use lambda_http::service_fn;
+
+use crate::app::App;
+use crate::routes::{Route, dispatch};
+
+pub type Error = lambda_http::Error;
+
+/// Serves one HTTP route in Lambda until the runtime shuts the process down.
+pub async fn serve_route(route: &'static Route) -> Result<(), Error> {
+    // JSON logs when the function's log format is JSON (`AWS_LAMBDA_LOG_FORMAT`).
+    lambda_http::tracing::init_default_subscriber();
+    // Bad configuration fails the cold start with a message, not a panic.
+    let app = App::from_env().await?;
+    lambda_http::run(service_fn(move |request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(dispatch(route, app, request).await) }
+    }))
+    .await
+}

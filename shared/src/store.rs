@@ -1,0 +1,334 @@
+//! Repositories: where each record lives in the one table. The only module that knows item
+//! keys; the domain sees records, never `pk`/`sk`.
+//!
+//! | record | pk | sk | gsi1pk / gsi1sk |
+//! | --- | --- | --- | --- |
+//! | advertiser | `ADV#{id}` | `ADV` | |
+//! | affiliate | `AFF#{id}` | `AFF` | |
+//! | offer | `OFFER#{id}` | `OFFER` | `ADV#{advertiser}#OFFERS` / `{id}` |
+//! | link | `LINK#{code}` | `LINK` | `AFF#{affiliate}#LINKS` / `{code}` |
+//! | click | `CLICK#{id}` | `CLICK` | |
+//! | conversion | `CONV#{id}` | `CONV` | `OFFER#{offer}#CONVS` / `{id}` |
+//! | conversion dedupe key | `CONVKEY#{offer}\|{event}\|…` | `CONVKEY` | |
+//! | ledger transaction | `LTXN#{id}` | `LTXN` | |
+//! | ledger entry | `LACCT#{account}#{currency}` | `{transaction id}` | |
+//! | ledger balance | `LBAL#{account}#{currency}` | `LBAL` | |
+//! | settings | `META#{name}` | `META` | |
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::domain::ids::{AdvertiserId, AffiliateId, ClickId, ConversionId, LinkCode, OfferId};
+use crate::domain::ledger::{Account, Transaction};
+use crate::domain::money::Currency;
+use crate::domain::offer::Offer;
+use crate::domain::tracking::{Advertiser, Affiliate, Click, Conversion, Link};
+use crate::ports::table::{
+    Cond, EXPIRES_AT, GSI1PK, GSI1SK, Item, Key, Query, Table, TableError, Update, Write,
+    from_item, to_item,
+};
+
+/// The outcome of recording something that may arrive twice.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded<T> {
+    New(T),
+    /// It had been recorded before: this is the original.
+    Duplicate(T),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    table: Arc<dyn Table>,
+}
+
+fn advertiser_key(id: AdvertiserId) -> Key {
+    Key::new(format!("ADV#{id}"), "ADV")
+}
+fn affiliate_key(id: AffiliateId) -> Key {
+    Key::new(format!("AFF#{id}"), "AFF")
+}
+fn offer_key(id: OfferId) -> Key {
+    Key::new(format!("OFFER#{id}"), "OFFER")
+}
+fn link_key(code: &LinkCode) -> Key {
+    Key::new(format!("LINK#{code}"), "LINK")
+}
+fn click_key(id: ClickId) -> Key {
+    Key::new(format!("CLICK#{id}"), "CLICK")
+}
+fn conversion_key(id: ConversionId) -> Key {
+    Key::new(format!("CONV#{id}"), "CONV")
+}
+fn conversion_dedupe_key(dedupe: &str) -> Key {
+    Key::new(format!("CONVKEY#{dedupe}"), "CONVKEY")
+}
+fn ledger_transaction_key(id: &str) -> Key {
+    Key::new(format!("LTXN#{id}"), "LTXN")
+}
+fn ledger_entries_partition(account: &Account, currency: Currency) -> String {
+    format!("LACCT#{}#{}", account.as_str(), currency.code())
+}
+fn ledger_balance_key(account: &Account, currency: Currency) -> Key {
+    Key::new(
+        format!("LBAL#{}#{}", account.as_str(), currency.code()),
+        "LBAL",
+    )
+}
+fn meta_key(name: &str) -> Key {
+    Key::new(format!("META#{name}"), "META")
+}
+
+fn with_index(mut item: Item, gsi1pk: String, gsi1sk: String) -> Item {
+    item.insert(GSI1PK.into(), Value::String(gsi1pk));
+    item.insert(GSI1SK.into(), Value::String(gsi1sk));
+    item
+}
+
+impl Store {
+    pub fn new(table: Arc<dyn Table>) -> Self {
+        Self { table }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, TableError> {
+        self.table.get(key).await?.map(from_item).transpose()
+    }
+
+    async fn create(&self, item: Item) -> Result<(), TableError> {
+        self.table.put(item, Cond::NotExists).await
+    }
+
+    pub async fn create_advertiser(&self, advertiser: &Advertiser) -> Result<(), TableError> {
+        self.create(to_item(advertiser, &advertiser_key(advertiser.id))?)
+            .await
+    }
+
+    pub async fn advertiser(&self, id: AdvertiserId) -> Result<Option<Advertiser>, TableError> {
+        self.get(&advertiser_key(id)).await
+    }
+
+    pub async fn create_affiliate(&self, affiliate: &Affiliate) -> Result<(), TableError> {
+        self.create(to_item(affiliate, &affiliate_key(affiliate.id))?)
+            .await
+    }
+
+    pub async fn affiliate(&self, id: AffiliateId) -> Result<Option<Affiliate>, TableError> {
+        self.get(&affiliate_key(id)).await
+    }
+
+    pub async fn create_offer(&self, offer: &Offer) -> Result<(), TableError> {
+        let item = to_item(offer, &offer_key(offer.id))?;
+        let item = with_index(
+            item,
+            format!("ADV#{}#OFFERS", offer.advertiser_id),
+            offer.id.to_string(),
+        );
+        self.create(item).await
+    }
+
+    pub async fn offer(&self, id: OfferId) -> Result<Option<Offer>, TableError> {
+        self.get(&offer_key(id)).await
+    }
+
+    pub async fn create_link(&self, link: &Link) -> Result<(), TableError> {
+        let item = to_item(link, &link_key(&link.code))?;
+        let item = with_index(
+            item,
+            format!("AFF#{}#LINKS", link.affiliate_id),
+            link.code.to_string(),
+        );
+        self.create(item).await
+    }
+
+    pub async fn link(&self, code: &LinkCode) -> Result<Option<Link>, TableError> {
+        self.get(&link_key(code)).await
+    }
+
+    /// Click ids are fresh ULIDs, so the create-once guard only ever trips on a bug.
+    pub async fn create_click(&self, click: &Click) -> Result<(), TableError> {
+        self.create(to_item(click, &click_key(click.id))?).await
+    }
+
+    pub async fn click(&self, id: ClickId) -> Result<Option<Click>, TableError> {
+        self.get(&click_key(id)).await
+    }
+
+    pub async fn conversion(&self, id: ConversionId) -> Result<Option<Conversion>, TableError> {
+        self.get(&conversion_key(id)).await
+    }
+
+    /// Records a conversion and its ledger transaction in one all-or-nothing write, guarded by
+    /// its dedupe key: however many times (and however concurrently) the same conversion
+    /// arrives, one is recorded and every repeat gets that one back.
+    pub async fn record_conversion(
+        &self,
+        conversion: &Conversion,
+        ledger: &Transaction,
+    ) -> Result<Recorded<Conversion>, TableError> {
+        let mut dedupe = Item::new();
+        dedupe.insert(
+            "conversion_id".into(),
+            Value::String(conversion.id.to_string()),
+        );
+        dedupe.insert(EXPIRES_AT.into(), Value::from(conversion.expires_at));
+        let dedupe = to_item(&dedupe, &conversion_dedupe_key(&conversion.dedupe_key()))?;
+        let record = with_index(
+            to_item(conversion, &conversion_key(conversion.id))?,
+            format!("OFFER#{}#CONVS", conversion.offer_id),
+            conversion.id.to_string(),
+        );
+        let mut writes = vec![
+            Write::Put {
+                item: dedupe,
+                cond: Cond::NotExists,
+            },
+            Write::Put {
+                item: record,
+                cond: Cond::NotExists,
+            },
+        ];
+        writes.extend(ledger_writes(ledger)?);
+        match self.table.transact(writes).await {
+            Ok(()) => Ok(Recorded::New(conversion.clone())),
+            Err(TableError::Conflict {
+                write: 0,
+                existing: Some(existing),
+            }) => {
+                let original = existing
+                    .get("conversion_id")
+                    .and_then(Value::as_str)
+                    .and_then(ConversionId::parse)
+                    .ok_or_else(|| TableError::Invalid("dedupe item without conversion".into()))?;
+                let original = self.conversion(original).await?.ok_or_else(|| {
+                    TableError::Invalid(format!("dedupe item names missing conversion {original}"))
+                })?;
+                Ok(Recorded::Duplicate(original))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The conversions of an offer, oldest first, one page at a time.
+    pub async fn conversions_of_offer(
+        &self,
+        offer: OfferId,
+    ) -> Result<Vec<Conversion>, TableError> {
+        self.query_all(Query::gsi1(format!("OFFER#{offer}#CONVS")))
+            .await
+    }
+
+    pub async fn ledger_transaction(&self, id: &str) -> Result<Option<Transaction>, TableError> {
+        self.get(&ledger_transaction_key(id)).await
+    }
+
+    /// An account's balance as maintained with every posting (debits positive).
+    pub async fn balance(&self, account: &Account, currency: Currency) -> Result<i64, TableError> {
+        let item = self
+            .table
+            .get(&ledger_balance_key(account, currency))
+            .await?;
+        Ok(item
+            .and_then(|i| i.get("balance").and_then(Value::as_i64))
+            .unwrap_or(0))
+    }
+
+    /// An account's balance recomputed from its entries, to check [`Store::balance`] against.
+    pub async fn balance_from_entries(
+        &self,
+        account: &Account,
+        currency: Currency,
+    ) -> Result<i64, TableError> {
+        let entries: Vec<Item> = self
+            .query_all(Query::partition(ledger_entries_partition(
+                account, currency,
+            )))
+            .await?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| e.get("amount").and_then(Value::as_i64))
+            .sum())
+    }
+
+    async fn query_all<T: DeserializeOwned>(&self, query: Query) -> Result<Vec<T>, TableError> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .table
+                .query(query.clone().limit(500).after(after))
+                .await?;
+            out.extend(
+                page.items
+                    .into_iter()
+                    .map(from_item)
+                    .collect::<Result<Vec<T>, _>>()?,
+            );
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    pub async fn setting<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, TableError> {
+        let item = self.table.get(&meta_key(name)).await?;
+        item.and_then(|mut i| i.remove("value"))
+            .map(|v| {
+                serde_json::from_value(v)
+                    .map_err(|e| TableError::Invalid(format!("setting {name} does not parse: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Stores a setting once; returns false if it was already set (and leaves it).
+    pub async fn create_setting<T: Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> Result<bool, TableError> {
+        let mut item = Item::new();
+        item.insert(
+            "value".into(),
+            serde_json::to_value(value).map_err(|e| TableError::Invalid(e.to_string()))?,
+        );
+        match self.create(to_item(&item, &meta_key(name))?).await {
+            Ok(()) => Ok(true),
+            Err(TableError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The writes that post a ledger transaction: the transaction (once only), one entry per
+/// account, and each account's running balance.
+fn ledger_writes(ledger: &Transaction) -> Result<Vec<Write>, TableError> {
+    let mut writes = vec![Write::Put {
+        item: to_item(ledger, &ledger_transaction_key(&ledger.id))?,
+        cond: Cond::NotExists,
+    }];
+    for entry in &ledger.entries {
+        let mut item = Item::new();
+        item.insert("transaction".into(), Value::String(ledger.id.clone()));
+        item.insert("amount".into(), Value::from(entry.amount.minor));
+        item.insert(
+            "at".into(),
+            serde_json::to_value(ledger.at).map_err(|e| TableError::Invalid(e.to_string()))?,
+        );
+        let key = Key::new(
+            ledger_entries_partition(&entry.account, entry.amount.currency),
+            ledger.id.clone(),
+        );
+        writes.push(Write::Put {
+            item: to_item(&item, &key)?,
+            cond: Cond::NotExists,
+        });
+        writes.push(Write::Update {
+            key: ledger_balance_key(&entry.account, entry.amount.currency),
+            update: Update::default().add("balance", entry.amount.minor),
+            cond: Cond::Always,
+        });
+    }
+    Ok(writes)
+}

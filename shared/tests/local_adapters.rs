@@ -1,0 +1,109 @@
+//! The port contract suites against the embedded adapters.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use shared::adapters::{
+    fs::FolderBlobs, local_key::LocalKeys, outbox::OutboxMailer, sqlite::SqliteTable,
+};
+use shared::contract;
+use shared::domain::email::EmailAddress;
+use shared::ports::{Clock, ManualClock, Table};
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::at(
+        Timestamp::from_second(1_767_225_600).unwrap(),
+    ))
+}
+
+#[tokio::test]
+async fn sqlite_table_meets_the_table_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let table: Arc<dyn Table> =
+        Arc::new(SqliteTable::open(&dir.path().join("t.sqlite3"), clock.clone()).unwrap());
+    contract::table::run_all(table, clock).await;
+}
+
+#[tokio::test]
+async fn sqlite_table_keeps_data_across_reopening_and_purges_expired_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite3");
+    let clock = clock();
+    {
+        let table = SqliteTable::open(&path, clock.clone()).unwrap();
+        let mut item = shared::ports::Item::new();
+        item.insert("pk".into(), "p".into());
+        item.insert("sk".into(), "s".into());
+        table
+            .put(item.clone(), shared::ports::Cond::Always)
+            .await
+            .unwrap();
+        item.insert("sk".into(), "expired".into());
+        item.insert("expires_at".into(), (clock.now().as_second() - 1).into());
+        table.put(item, shared::ports::Cond::Always).await.unwrap();
+    }
+    let table = SqliteTable::open(&path, clock).unwrap();
+    assert!(
+        table
+            .get(&shared::ports::Key::new("p", "s"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(table.purge_expired().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn folder_blobs_meet_the_blobs_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = FolderBlobs::open(dir.path()).unwrap();
+    contract::blobs::run_all(&blobs, "contract").await;
+}
+
+#[tokio::test]
+async fn local_keys_meet_the_keys_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = LocalKeys::open(&dir.path().join("master.key")).unwrap();
+    contract::keys::run_all(&keys).await;
+}
+
+#[tokio::test]
+async fn local_keys_reopen_with_the_same_master_key_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.key");
+    let context = shared::ports::EncryptionContext::new(&[("account", "A")]);
+    let sealed = shared::ports::keys::seal(&LocalKeys::open(&path).unwrap(), b"secret", &context)
+        .await
+        .unwrap();
+    let reopened = LocalKeys::open(&path).unwrap();
+    assert_eq!(
+        shared::ports::keys::open(&reopened, &sealed, &context)
+            .await
+            .unwrap()
+            .expose(),
+        b"secret"
+    );
+    let other = LocalKeys::open(&dir.path().join("other.key")).unwrap();
+    assert!(
+        shared::ports::keys::open(&other, &sealed, &context)
+            .await
+            .is_err()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
+
+#[tokio::test]
+async fn outbox_mailer_meets_the_mailer_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
+    let mailer = OutboxMailer::open(dir.path(), from, clock()).unwrap();
+    contract::mailer::run_all(&mailer, || async { mailer.messages().unwrap() }).await;
+}
