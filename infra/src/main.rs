@@ -1,1 +1,136 @@
-fn main() {}
+//! `leadsrefer`: LeadsRefer on one machine. One process serves every HTTP route and runs every
+//! scheduled job, through the same handler code the Lambda functions run, on the embedded
+//! adapters (SQLite, folders, a local key file) in one data folder.
+
+mod server;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use shared::App;
+use shared::ports::SystemClock;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "leadsrefer",
+    version,
+    about = "LeadsRefer, the affiliate performance platform, on one machine."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every HTTP route and run every scheduled job until Ctrl-C or SIGTERM.
+    ///
+    /// On first start with an empty data folder it seeds a demo advertiser, affiliate, offer and
+    /// tracking link, and prints a tracking URL and a postback URL to try.
+    Serve {
+        /// Address to listen on; port 0 picks a free port (the chosen address is printed).
+        #[arg(long, env = "LEADSREFER_ADDR", default_value = "127.0.0.1:3000")]
+        addr: SocketAddr,
+        /// Data folder: database, blobs, keys and mail outbox. Created if missing.
+        #[arg(long, env = "LEADSREFER_DATA", default_value = ".leadsrefer")]
+        data: PathBuf,
+    },
+    /// Run one scheduled job now, print its report, and exit.
+    Run {
+        /// The job's name (see `leadsrefer run --help` for the list).
+        job: String,
+        /// Data folder, as for `serve`.
+        #[arg(long, env = "LEADSREFER_DATA", default_value = ".leadsrefer")]
+        data: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Serve { addr, data } => serve(addr, &data).await,
+        Command::Run { job, data } => run_job(&job, &data).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("leadsrefer: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open(data: &Path) -> Result<App, String> {
+    let sender = shared::app::sender_from_env().map_err(|e| e.to_string())?;
+    App::embedded(data, Arc::new(SystemClock), sender).map_err(|e| e.to_string())
+}
+
+async fn serve(addr: SocketAddr, data: &Path) -> Result<(), String> {
+    let app = open(data)?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        format!(
+            "cannot listen on {addr}: {e}. Is another server using it? Pick another with --addr."
+        )
+    })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let base = format!("http://{local}");
+    let (demo, seeded) = shared::seed::seed_demo(&app)
+        .await
+        .map_err(|e| format!("cannot seed the demo: {e}"))?;
+    println!(
+        "LeadsRefer is running at {base} (data in {})",
+        data.display()
+    );
+    println!("{} demo:", if seeded { "Seeded a" } else { "The" });
+    println!("  tracking link: {}", demo.tracking_url(&base));
+    println!("  postback:      {}", demo.postback_url(&base));
+    println!("  (replace {{click_id}} with the click id from the tracking link's redirect)");
+    println!("Press Ctrl-C to stop.");
+    server::serve(listener, app, shutdown_signal()).await;
+    println!("LeadsRefer stopped cleanly.");
+    Ok(())
+}
+
+async fn run_job(name: &str, data: &Path) -> Result<(), String> {
+    let Some(job) = shared::jobs::find(name) else {
+        let names: Vec<&str> = shared::jobs::JOBS.iter().map(|job| job.name).collect();
+        let known = if names.is_empty() {
+            "none yet".to_string()
+        } else {
+            names.join(", ")
+        };
+        return Err(format!("no job named {name:?}; the jobs are: {known}"));
+    };
+    let app = open(data)?;
+    let report = (job.run)(app).await.map_err(|e| e.to_string())?;
+    println!("{}: {report}", job.name);
+    Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

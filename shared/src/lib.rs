@@ -9,6 +9,7 @@ pub mod app;
 pub mod contract;
 pub mod domain;
 pub mod http;
+pub mod jobs;
 pub mod ports;
 pub mod routes;
 pub mod runtime;

@@ -1,1 +1,296 @@
-fn main() {}
+//! End to end: the real `leadsrefer` binary, started on an ephemeral port with a fresh data
+//! folder, driven over HTTP as an integrator would drive it.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use shared::App;
+use shared::domain::email::EmailAddress;
+use shared::domain::ledger::Account;
+use shared::domain::money::Currency;
+use shared::ports::SystemClock;
+use shared::seed::Demo;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A running local runner and what it printed at start.
+struct Runner {
+    child: Child,
+    base: String,
+    tracking_url: String,
+    postback_template: String,
+    banner: String,
+}
+
+impl Runner {
+    async fn start(data: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_leadsrefer"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the leadsrefer binary starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut banner = String::new();
+        let read_banner = async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                banner.push_str(&line);
+                banner.push('\n');
+                if line.starts_with("Press Ctrl-C") {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read_banner)
+            .await
+            .expect("the runner starts within 30 s");
+        // Keep draining stdout so the runner never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let field = |prefix: &str| {
+            banner
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("the banner has {prefix:?}:\n{banner}"))
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let base = field("LeadsRefer is running at");
+        let tracking_url = field("tracking link:");
+        let postback_template = field("postback:");
+        Self {
+            child,
+            base,
+            tracking_url,
+            postback_template,
+            banner,
+        }
+    }
+
+    /// Sends `signal` and waits for a clean exit.
+    async fn stop_with(mut self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the runner stops within 20 s")
+            .unwrap();
+        assert!(
+            status.success(),
+            "a {signal} shutdown exits 0, not {status}"
+        );
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Follows a tracking link; answers the click id in the redirect.
+async fn click(url: &str) -> String {
+    let response = client().get(url).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://shop.example.com/welcome?clickid="),
+        "{location}"
+    );
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    let click_id = location
+        .split("clickid=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains(&format!("={click_id};")),
+        "the cookie holds the click id: {cookie}"
+    );
+    assert!(cookie.contains("HttpOnly") && cookie.contains("Secure"));
+    click_id
+}
+
+async fn postback(url: &str) -> (u16, Value) {
+    let response = client().get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Opens the data folder the way the runner does, once the runner has stopped: the demo
+/// offer's conversions and the sum of every balance they touched (zero when the ledger balances).
+async fn recorded(data: &Path) -> (usize, i64) {
+    let sender = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
+    let app = App::embedded(data, Arc::new(SystemClock), sender).unwrap();
+    let demo: Demo = app.store.setting("demo").await.unwrap().unwrap();
+    let conversions = app
+        .store
+        .conversions_of_offer(demo.offer_id)
+        .await
+        .unwrap()
+        .len();
+    let usd = Currency::parse("USD").unwrap();
+    let mut sum = 0;
+    for account in [
+        Account::advertiser_receivable(demo.advertiser_id),
+        Account::affiliate_pending(demo.affiliate_id),
+        Account::platform_margin(),
+    ] {
+        let balance = app.store.balance(&account, usd).await.unwrap();
+        assert_eq!(
+            balance,
+            app.store.balance_from_entries(&account, usd).await.unwrap()
+        );
+        sum += balance;
+    }
+    (conversions, sum)
+}
+
+#[tokio::test]
+async fn the_core_loop_runs_over_http_and_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let runner = Runner::start(data.path()).await;
+    assert!(runner.banner.contains("Seeded a demo"), "{}", runner.banner);
+
+    let click_id = click(&runner.tracking_url).await;
+    let url = runner.postback_template.replace("{click_id}", &click_id);
+    let (status, first) = postback(&url).await;
+    assert_eq!(
+        (status, &first["duplicate"]),
+        (201, &Value::Bool(false)),
+        "{first}"
+    );
+
+    let mut repeats = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let url = url.clone();
+        repeats.spawn(async move { postback(&url).await });
+    }
+    for (status, answer) in &repeats.join_all().await {
+        assert_eq!(*status, 200);
+        assert_eq!(answer["duplicate"], true);
+        assert_eq!(answer["conversion"]["id"], first["conversion"]["id"]);
+    }
+    runner.stop_with("TERM").await;
+    assert_eq!(
+        recorded(data.path()).await,
+        (1, 0),
+        "one conversion, and the ledger balances"
+    );
+
+    let again = Runner::start(data.path()).await;
+    assert!(
+        again.banner.contains("The demo"),
+        "no second seed: {}",
+        again.banner
+    );
+    let (status, repeat) =
+        postback(&again.postback_template.replace("{click_id}", &click_id)).await;
+    assert_eq!(status, 200, "the data survived the restart: {repeat}");
+    assert_eq!(repeat["conversion"]["id"], first["conversion"]["id"]);
+    again.stop_with("INT").await;
+    assert_eq!(recorded(data.path()).await, (1, 0));
+}
+
+#[tokio::test]
+async fn hostile_requests_get_4xx_over_http() {
+    let data = tempfile::tempdir().unwrap();
+    let runner = Runner::start(data.path()).await;
+    let click_id = click(&runner.tracking_url).await;
+    let postback = runner.postback_template.replace("{click_id}", &click_id);
+
+    // 100 KB of parameters: more than an http::Uri (and so any Rust client) can hold, so sent raw.
+    let address = runner.base.trim_start_matches("http://").to_string();
+    let huge = "x".repeat(100 * 1024);
+    let path = postback.trim_start_matches(&runner.base);
+    let answer = raw_request(
+        &address,
+        format!("GET {path}&sub1={huge} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 4"),
+        "100 KB of parameters: {}",
+        &answer[..answer.len().min(200)]
+    );
+    let path = runner.tracking_url.trim_start_matches(&runner.base);
+    let answer = raw_request(
+        &address,
+        format!("GET {path}&sub2={huge} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 4"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+
+    let body = format!("click_id={click_id}&txn_id={}", "y".repeat(200 * 1024));
+    let response = client()
+        .post(format!("{}/postback", runner.base))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    let response = client()
+        .get(format!("{}/postback?click_id=%FF&token=x", runner.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["field"], "click_id");
+
+    // Raw, unencoded invalid UTF-8 in the request line.
+    let answer = raw_request(
+        &address,
+        b"GET /postback?click_id=\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+
+    let response = client()
+        .get(format!("{}/c/NoSuchLnk1", runner.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(
+        response.headers().get("location").is_none(),
+        "an unknown link redirects nowhere"
+    );
+    runner.stop_with("TERM").await;
+    assert_eq!(
+        recorded(data.path()).await.0,
+        0,
+        "nothing hostile was recorded"
+    );
+}
+
+/// Sends raw bytes as a request and answers the response's text.
+async fn raw_request(address: &str, request: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}

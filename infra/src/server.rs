@@ -1,0 +1,120 @@
+//! The local HTTP server: every route of `shared::routes::ROUTES` at its template path, each
+//! request converted into the same `lambda_http` request API Gateway would hand a Lambda
+//! (path parameters and the caller's address in the request context), so one handler serves
+//! both worlds.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+use shared::App;
+use shared::http::{ApiError, MAX_BODY_BYTES};
+use shared::routes;
+use tokio::net::TcpListener;
+
+/// How long a clean shutdown waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` resolves, then stops accepting and drains open connections.
+pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let http = hyper::server::conn::http1::Builder::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait, don't die.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let service = hyper::service::service_fn(move |request| answer(app.clone(), peer, request));
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining open connections");
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+    }
+}
+
+async fn answer(
+    app: App,
+    peer: SocketAddr,
+    request: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+    let response = match routes::find(&path) {
+        None => ApiError::not_found("path", "no such route").into_response("-"),
+        Some((route, params)) => match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Err(_) => ApiError::too_large("body", MAX_BODY_BYTES).into_response("-"),
+            Ok(collected) => {
+                let request = lambda_request(parts, collected.to_bytes(), peer, params);
+                routes::dispatch(route, app, request).await
+            }
+        },
+    };
+    // The path only: query strings carry postback tokens and must stay out of logs.
+    tracing::info!(%method, %path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    Ok(hyper::Response::from_parts(parts, Full::new(bytes)))
+}
+
+/// The request as API Gateway (HTTP API, payload v2) would have delivered it.
+fn lambda_request(
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+    peer: SocketAddr,
+    params: Vec<(String, String)>,
+) -> lambda_http::Request {
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.http.method = parts.method.clone();
+    context.http.path = Some(parts.uri.path().to_string());
+    context.http.source_ip = Some(peer.ip().to_string());
+    let body = if body.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(body.to_vec()) {
+            Ok(text) => Body::Text(text),
+            Err(error) => Body::Binary(error.into_bytes()),
+        }
+    };
+    lambda_http::Request::from_parts(parts, body)
+        .with_path_parameters(params.into_iter().collect::<HashMap<_, _>>())
+        .with_request_context(RequestContext::ApiGatewayV2(context))
+}

@@ -1,0 +1,35 @@
+//! Scheduled jobs: each one a Lambda function on an EventBridge schedule in production, a timer
+//! in the local runner, and `leadsrefer run NAME` on demand. A job is exactly-once in effect:
+//! running it twice for one period, or concurrently, changes nothing the first run did not.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::app::App;
+
+pub type JobFuture = Pin<Box<dyn Future<Output = Result<String, JobError>> + Send>>;
+
+/// One scheduled job.
+pub struct Job {
+    /// The function's name: its crate in `functions/` and its resource in `template.yaml`.
+    pub name: &'static str,
+    /// The EventBridge schedule expression in `template.yaml`.
+    pub schedule: &'static str,
+    /// How often the local runner runs it.
+    pub every: Duration,
+    /// Runs the job once; answers a one-line report of what it did.
+    pub run: fn(App) -> JobFuture,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("job failed: {0}")]
+pub struct JobError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Every scheduled job. The capabilities that need one (payout runs, maturation, the postback
+/// dispatcher, retention, tax forms) add theirs here.
+pub const JOBS: &[Job] = &[];
+
+pub fn find(name: &str) -> Option<&'static Job> {
+    JOBS.iter().find(|job| job.name == name)
+}

@@ -1,0 +1,678 @@
+//! The click and postback routes, driven through `routes::dispatch` exactly as Lambda and the
+//! local runner drive them, on embedded adapters in a temporary folder with a manual clock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+use serde_json::Value;
+use shared::App;
+use shared::domain::email::EmailAddress;
+use shared::domain::ids::{AdvertiserId, ClickId, LinkCode, OfferId};
+use shared::domain::ledger::Account;
+use shared::domain::money::{Bps, Currency};
+use shared::domain::offer::{Commission, Destination, Offer, OfferStatus};
+use shared::domain::tracking::Link;
+use shared::http::Response;
+use shared::ports::{Clock, ManualClock};
+use shared::routes;
+use shared::seed::{Demo, new_postback_secret, seed_demo};
+
+const VISITOR_IP: &str = "203.0.113.77";
+
+struct TestApp {
+    app: App,
+    clock: Arc<ManualClock>,
+    demo: Demo,
+    data: tempfile::TempDir,
+}
+
+impl TestApp {
+    async fn new() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at(
+            Timestamp::from_second(1_780_000_000).unwrap(),
+        ));
+        let sender = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
+        let app = App::embedded(data.path(), clock.clone(), sender).unwrap();
+        let (demo, _) = seed_demo(&app).await.unwrap();
+        Self {
+            app,
+            clock,
+            demo,
+            data,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Response {
+        let path = uri.split('?').next().unwrap();
+        let (route, params) = routes::find(path).expect("a route serves the path");
+        let mut builder = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.http.source_ip = Some(VISITOR_IP.into());
+        let request = builder
+            .body(body)
+            .unwrap()
+            .with_path_parameters(params.into_iter().collect::<HashMap<_, _>>())
+            .with_request_context(RequestContext::ApiGatewayV2(context));
+        routes::dispatch(route, self.app.clone(), request).await
+    }
+
+    async fn get(&self, uri: &str) -> Response {
+        self.send("GET", uri, &[], Body::Empty).await
+    }
+
+    /// Follows the demo link; answers the click id from the redirect.
+    async fn click(&self) -> ClickId {
+        let response = self.get(&format!("/c/{}?sub1=demo", self.demo.link)).await;
+        assert_eq!(response.status(), 302);
+        let location = response.headers()["location"].to_str().unwrap();
+        let id = location
+            .split("clickid=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        ClickId::parse(id).unwrap()
+    }
+
+    fn token(&self) -> &str {
+        self.demo.postback_token.expose()
+    }
+
+    async fn conversions(&self) -> usize {
+        self.app
+            .store
+            .conversions_of_offer(self.demo.offer_id)
+            .await
+            .unwrap()
+            .len()
+    }
+
+    /// Every balance the demo's conversions touch, each checked against its entries.
+    async fn balances(&self) -> [i64; 3] {
+        let usd = Currency::parse("USD").unwrap();
+        let accounts = [
+            Account::advertiser_receivable(self.demo.advertiser_id),
+            Account::affiliate_pending(self.demo.affiliate_id),
+            Account::platform_margin(),
+        ];
+        let mut balances = [0; 3];
+        for (balance, account) in balances.iter_mut().zip(&accounts) {
+            *balance = self.app.store.balance(account, usd).await.unwrap();
+            let from_entries = self
+                .app
+                .store
+                .balance_from_entries(account, usd)
+                .await
+                .unwrap();
+            assert_eq!(
+                *balance, from_entries,
+                "{account:?}: the running balance equals its entries"
+            );
+        }
+        balances
+    }
+}
+
+fn body_json(response: &Response) -> Value {
+    serde_json::from_slice(response.body().as_ref()).unwrap()
+}
+
+fn assert_error(response: &Response, status: u16, field: &str) {
+    assert_eq!(response.status(), status, "{:?}", response.body());
+    let body = body_json(response);
+    assert_eq!(body["error"]["field"], field, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{field}: ")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_click_redirects_to_the_filled_destination_and_sets_the_cookie() {
+    let t = TestApp::new().await;
+    let response = t
+        .get(&format!("/c/{}?sub1=spring%20sale&sub2=x%26y", t.demo.link))
+        .await;
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://shop.example.com/welcome?clickid="),
+        "{location}"
+    );
+    assert!(
+        location.ends_with(&format!("&aff={}&s1=spring%20sale", t.demo.affiliate_id)),
+        "{location}"
+    );
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with(&format!("lr_{}=", t.demo.offer_id)),
+        "{cookie}"
+    );
+    for attribute in [
+        "Max-Age=2592000",
+        "Path=/",
+        "Secure",
+        "HttpOnly",
+        "SameSite=None",
+    ] {
+        assert!(cookie.contains(attribute), "{cookie} has {attribute}");
+    }
+
+    let click_id = location
+        .split("clickid=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let click = t
+        .app
+        .store
+        .click(ClickId::parse(click_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(click.subs.get(1), Some("x&y"));
+    assert_eq!(click.visitor.ip_prefix, "203.0.113.0/24");
+    assert_eq!(click.visitor.ip_hash.len(), 32);
+    assert_eq!(
+        click.expires_at,
+        (click.at + SignedDuration::from_hours(24 * 1096)).as_second()
+    );
+}
+
+#[tokio::test]
+async fn no_raw_ip_is_stored_anywhere() {
+    let t = TestApp::new().await;
+    t.click().await;
+    drop(t.app);
+    for entry in walk(t.data.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(VISITOR_IP),
+            "{} holds the raw IP",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path))
+        } else {
+            files.push(path)
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn unknown_links_and_bad_subs_are_refused_without_recording_a_click() {
+    let t = TestApp::new().await;
+    assert_error(&t.get("/c/ZZZZZZZZZZ").await, 404, "link");
+    assert_error(&t.get("/c/short").await, 404, "link");
+    assert_error(&t.get("/c/..%2F..%2Fx").await, 404, "link");
+    let long_sub = "x".repeat(256);
+    assert_error(
+        &t.get(&format!("/c/{}?sub1={long_sub}", t.demo.link)).await,
+        400,
+        "sub1",
+    );
+    assert_error(
+        &t.get(&format!("/c/{}?sub3=%FF%FE", t.demo.link)).await,
+        400,
+        "sub3",
+    );
+    // 60 KB: http::Uri holds at most 64 KB; over HTTP, 100 KB is refused earlier (e2e test).
+    let huge = "x".repeat(60 * 1024);
+    assert_error(
+        &t.get(&format!("/c/{}?sub1={huge}", t.demo.link)).await,
+        414,
+        "query",
+    );
+    assert_eq!(
+        t.send("POST", &format!("/c/{}", t.demo.link), &[], Body::Empty)
+            .await
+            .status(),
+        405
+    );
+}
+
+#[tokio::test]
+async fn a_postback_records_one_conversion_and_a_balanced_commission() {
+    let t = TestApp::new().await;
+    let click = t.click().await;
+    let uri = format!(
+        "/postback?click_id={click}&txn_id=ORDER-1&amount=49.99&currency=USD&token={}",
+        t.token()
+    );
+    let first = t.get(&uri).await;
+    assert_eq!(first.status(), 201);
+    let first = body_json(&first);
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(first["conversion"]["sale"]["amount"], "49.99");
+    assert_eq!(first["conversion"]["revenue"]["amount"], "25.00");
+    assert_eq!(first["conversion"]["status"], "pending");
+    assert!(
+        first["conversion"].get("payout").is_none(),
+        "advertisers do not see affiliate payouts"
+    );
+
+    let repeat = t.get(&uri).await;
+    assert_eq!(repeat.status(), 200);
+    let repeat = body_json(&repeat);
+    assert_eq!(repeat["duplicate"], true);
+    assert_eq!(
+        repeat["conversion"], first["conversion"],
+        "a repeat answers the original"
+    );
+
+    assert_eq!(t.conversions().await, 1);
+    assert_eq!(t.balances().await, [2500, -1800, -700]);
+}
+
+#[tokio::test]
+async fn concurrent_repeats_record_exactly_one_conversion() {
+    let t = Arc::new(TestApp::new().await);
+    let click = t.click().await;
+    let uri = format!("/postback?click_id={click}&txn_id=RACE&token={}", t.token());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (t, uri) = (t.clone(), uri.clone());
+        tasks.spawn(async move { body_json(&t.get(&uri).await) });
+    }
+    let answers: Vec<Value> = tasks.join_all().await;
+    assert_eq!(
+        answers.iter().filter(|a| a["duplicate"] == false).count(),
+        1
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|a| a["conversion"]["id"] == answers[0]["conversion"]["id"])
+    );
+    assert_eq!(t.conversions().await, 1);
+    assert_eq!(t.balances().await, [2500, -1800, -700]);
+}
+
+#[tokio::test]
+async fn without_txn_id_one_conversion_per_click_and_event() {
+    let t = TestApp::new().await;
+    let click = t.click().await;
+    let base = format!("/postback?click_id={click}&token={}", t.token());
+    assert_eq!(t.get(&base).await.status(), 201);
+    assert_eq!(t.get(&base).await.status(), 200);
+    assert_eq!(t.get(&format!("{base}&event=lead")).await.status(), 201);
+    assert_eq!(t.get(&format!("{base}&txn_id=A")).await.status(), 201);
+    assert_eq!(t.conversions().await, 3);
+}
+
+#[tokio::test]
+async fn bad_postbacks_answer_4xx_naming_the_field_and_change_nothing() {
+    let t = TestApp::new().await;
+    let click = t.click().await;
+    let token = t.token().to_string();
+    let unknown_click = ClickId(t.clock.new_id());
+    let huge = "9".repeat(60 * 1024);
+    let cases: Vec<(String, u16, &str)> = vec![
+        (format!("/postback?token={token}"), 400, "click_id"),
+        (
+            format!("/postback?click_id=&token={token}"),
+            400,
+            "click_id",
+        ),
+        (
+            format!("/postback?click_id=not-a-click&token={token}"),
+            400,
+            "click_id",
+        ),
+        (
+            format!(
+                "/postback?click_id={}&token={token}",
+                click.to_string().to_lowercase()
+            ),
+            400,
+            "click_id",
+        ),
+        (
+            format!("/postback?click_id={unknown_click}&token={token}"),
+            404,
+            "click_id",
+        ),
+        (format!("/postback?click_id={click}"), 401, "token"),
+        (
+            format!("/postback?click_id={click}&token=wrong"),
+            401,
+            "token",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}x"),
+            401,
+            "token",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&amount=-5"),
+            400,
+            "amount",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&amount=abc"),
+            400,
+            "amount",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&amount=1e9"),
+            400,
+            "amount",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&amount=12.345"),
+            400,
+            "amount",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&amount=99999999999999999999.99"),
+            400,
+            "amount",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&amount=NaN"),
+            400,
+            "amount",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&amount=1&currency=XXX"),
+            400,
+            "currency",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&amount=1&currency=usd"),
+            400,
+            "currency",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&amount=1&currency=EUR"),
+            422,
+            "currency",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&event=Bad%20Event"),
+            400,
+            "event",
+        ),
+        (
+            format!(
+                "/postback?click_id={click}&token={token}&txn_id={}",
+                "t".repeat(256)
+            ),
+            400,
+            "txn_id",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&txn_id=%FF"),
+            400,
+            "txn_id",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&txn_id=a&txn_id=b"),
+            400,
+            "txn_id",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&amount={huge}"),
+            414,
+            "query",
+        ),
+        (
+            format!("/postback?click_id={click}&token={token}&junk={huge}"),
+            414,
+            "query",
+        ),
+    ];
+    for (uri, status, field) in cases {
+        let response = t.get(&uri).await;
+        assert_eq!(
+            response.status(),
+            status,
+            "{}: {:?}",
+            &uri[..uri.len().min(120)],
+            response.body()
+        );
+        assert_error(&response, status, field);
+    }
+
+    let oversized = format!(
+        "click_id={click}&token={token}&txn_id={}",
+        "x".repeat(70 * 1024)
+    );
+    let response = t
+        .send(
+            "POST",
+            "/postback",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Body::Text(oversized),
+        )
+        .await;
+    assert_error(&response, 413, "body");
+    let response = t
+        .send(
+            "POST",
+            "/postback",
+            &[("content-type", "application/json")],
+            Body::Text("[1]".into()),
+        )
+        .await;
+    assert_error(&response, 400, "body");
+    let invalid_utf8 = Body::Binary(b"click_id=\xff\xfe".to_vec());
+    let response = t
+        .send(
+            "POST",
+            "/postback",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            invalid_utf8,
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+
+    assert_eq!(
+        t.conversions().await,
+        0,
+        "no bad postback recorded anything"
+    );
+    assert_eq!(t.balances().await, [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_click_of_another_advertisers_offer_is_refused_with_this_token() {
+    let t = TestApp::new().await;
+    let other = Offer {
+        id: OfferId(t.clock.new_id()),
+        advertiser_id: AdvertiserId(t.clock.new_id()),
+        name: "Other".into(),
+        destination: Destination::parse("https://other.example/").unwrap(),
+        currency: Currency::parse("USD").unwrap(),
+        revenue: Commission::Fixed(100),
+        payout: Commission::Fixed(50),
+        attribution_window: SignedDuration::from_hours(24),
+        postback_secret: new_postback_secret(),
+        status: OfferStatus::Active,
+        created_at: t.clock.now(),
+    };
+    t.app.store.create_offer(&other).await.unwrap();
+    let link = Link {
+        code: LinkCode::random(),
+        offer_id: other.id,
+        affiliate_id: t.demo.affiliate_id,
+        advertiser_id: other.advertiser_id,
+        created_at: t.clock.now(),
+    };
+    t.app.store.create_link(&link).await.unwrap();
+    let response = t.get(&format!("/c/{}", link.code)).await;
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, "https://other.example/");
+    let clicks_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    let foreign = clicks_cookie.split(['=', ';']).nth(1).unwrap();
+
+    let response = t
+        .get(&format!("/postback?click_id={foreign}&token={}", t.token()))
+        .await;
+    assert_error(&response, 401, "token");
+    assert!(
+        t.app
+            .store
+            .conversions_of_offer(other.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn conversions_count_only_inside_the_attribution_window() {
+    let t = TestApp::new().await;
+    let click = t.click().await;
+    t.clock
+        .advance(SignedDuration::from_hours(30 * 24) - SignedDuration::from_secs(1));
+    let inside = t
+        .get(&format!(
+            "/postback?click_id={click}&txn_id=in&token={}",
+            t.token()
+        ))
+        .await;
+    assert_eq!(inside.status(), 201);
+    t.clock.advance(SignedDuration::from_secs(1));
+    let outside = t
+        .get(&format!(
+            "/postback?click_id={click}&txn_id=out&token={}",
+            t.token()
+        ))
+        .await;
+    assert_error(&outside, 422, "click_id");
+    assert_eq!(t.conversions().await, 1);
+}
+
+#[tokio::test]
+async fn revenue_share_offers_need_the_sale_amount_and_round_half_even() {
+    let t = TestApp::new().await;
+    let mut offer = t.app.store.offer(t.demo.offer_id).await.unwrap().unwrap();
+    offer.id = OfferId(t.clock.new_id());
+    offer.revenue = Commission::Share(Bps::new(1000).unwrap());
+    offer.payout = Commission::Share(Bps::new(500).unwrap());
+    t.app.store.create_offer(&offer).await.unwrap();
+    let link = Link {
+        code: LinkCode::random(),
+        offer_id: offer.id,
+        ..t.app.store.link(&t.demo.link).await.unwrap().unwrap()
+    };
+    t.app.store.create_link(&link).await.unwrap();
+    let response = t.get(&format!("/c/{}", link.code)).await;
+    let click = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(['=', ';'])
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let token = offer.postback_secret.expose();
+
+    let missing = t
+        .get(&format!("/postback?click_id={click}&token={token}"))
+        .await;
+    assert_error(&missing, 422, "amount");
+    // 10% of 0.25 is 0.025: half-even rounds to 0.02.
+    let response = t
+        .get(&format!(
+            "/postback?click_id={click}&token={token}&amount=0.25&txn_id=r"
+        ))
+        .await;
+    assert_eq!(
+        body_json(&response)["conversion"]["revenue"]["amount"],
+        "0.02"
+    );
+}
+
+#[tokio::test]
+async fn signed_postbacks_are_verified_instead_of_a_token() {
+    let t = TestApp::new().await;
+    let click = t.click().await;
+    let now = t.clock.now().as_second();
+    let sign = |at: i64, payload: &str| {
+        let mac = shared::tracking::sign(t.token().as_bytes(), at, payload.as_bytes());
+        format!("t={at},v1={}", hex::encode(mac))
+    };
+
+    let query = format!("click_id={click}&txn_id=S1");
+    let header = sign(now, &query);
+    let ok = t
+        .send(
+            "GET",
+            &format!("/postback?{query}"),
+            &[("LeadsRefer-Signature", &header)],
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(ok.status(), 201);
+
+    let body = format!(r#"{{"click_id":"{click}","txn_id":"S2","amount":"10.00"}}"#);
+    let header = sign(now, &body);
+    let headers = [
+        ("LeadsRefer-Signature", header.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let ok = t
+        .send("POST", "/postback", &headers, Body::Text(body.clone()))
+        .await;
+    assert_eq!(ok.status(), 201);
+
+    let tampered = body.replace("10.00", "99.00");
+    assert_error(
+        &t.send("POST", "/postback", &headers, Body::Text(tampered))
+            .await,
+        401,
+        "signature",
+    );
+    let stale = sign(now - 301, &query.replace("S1", "S3"));
+    let stale_query = format!("/postback?{}", query.replace("S1", "S3"));
+    assert_error(
+        &t.send(
+            "GET",
+            &stale_query,
+            &[("LeadsRefer-Signature", &stale)],
+            Body::Empty,
+        )
+        .await,
+        401,
+        "signature",
+    );
+    let garbage = [("LeadsRefer-Signature", "t=x,v1=zz")];
+    assert_error(
+        &t.send("GET", &stale_query, &garbage, Body::Empty).await,
+        401,
+        "signature",
+    );
+    assert_eq!(t.conversions().await, 2);
+}
