@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use shared::App;
+use shared::adapters::aws::AwsSettings;
+use shared::app::Backend;
 use shared::ports::SystemClock;
 use tokio::net::TcpListener;
 
@@ -38,6 +40,11 @@ enum Command {
         /// Data folder: database, blobs, keys and mail outbox. Created if missing.
         #[arg(long, env = "LEADSREFER_DATA", default_value = ".leadsrefer")]
         data: PathBuf,
+        /// Adapters: `embedded` (the data folder) or `aws` (DynamoDB, S3, KMS and SES, configured
+        /// by LEADSREFER_TABLE, LEADSREFER_BUCKET, LEADSREFER_KMS_KEY_ID, LEADSREFER_IP_HASH_KEY
+        /// and the usual AWS_* variables; see the README).
+        #[arg(long, env = "LEADSREFER_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
+        backend: String,
     },
     /// Run one scheduled job now, print its report, and exit.
     Run {
@@ -46,6 +53,9 @@ enum Command {
         /// Data folder, as for `serve`.
         #[arg(long, env = "LEADSREFER_DATA", default_value = ".leadsrefer")]
         data: PathBuf,
+        /// Adapters, as for `serve`.
+        #[arg(long, env = "LEADSREFER_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
+        backend: String,
     },
 }
 
@@ -59,8 +69,12 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Serve { addr, data } => serve(addr, &data).await,
-        Command::Run { job, data } => run_job(&job, &data).await,
+        Command::Serve {
+            addr,
+            data,
+            backend,
+        } => serve(addr, &data, &backend).await,
+        Command::Run { job, data, backend } => run_job(&job, &data, &backend).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,13 +85,31 @@ async fn main() -> ExitCode {
     }
 }
 
-fn open(data: &Path) -> Result<App, String> {
+/// The application on the chosen adapters, and where its data lives, for the banner.
+async fn open(data: &Path, backend: &str) -> Result<(App, String), String> {
     let sender = shared::app::sender_from_env().map_err(|e| e.to_string())?;
-    App::embedded(data, Arc::new(SystemClock), sender).map_err(|e| e.to_string())
+    match Backend::parse(backend) {
+        Some(Backend::Aws) => {
+            let settings = AwsSettings::from_env().map_err(|e| e.to_string())?;
+            let place = format!(
+                "on AWS: table {}, bucket {}",
+                settings.table, settings.bucket
+            );
+            Ok((
+                App::aws(&settings, Arc::new(SystemClock), sender).await,
+                place,
+            ))
+        }
+        _ => {
+            let app =
+                App::embedded(data, Arc::new(SystemClock), sender).map_err(|e| e.to_string())?;
+            Ok((app, format!("data in {}", data.display())))
+        }
+    }
 }
 
-async fn serve(addr: SocketAddr, data: &Path) -> Result<(), String> {
-    let app = open(data)?;
+async fn serve(addr: SocketAddr, data: &Path, backend: &str) -> Result<(), String> {
+    let (app, place) = open(data, backend).await?;
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         format!(
             "cannot listen on {addr}: {e}. Is another server using it? Pick another with --addr."
@@ -88,10 +120,7 @@ async fn serve(addr: SocketAddr, data: &Path) -> Result<(), String> {
     let (demo, seeded) = shared::seed::seed_demo(&app)
         .await
         .map_err(|e| format!("cannot seed the demo: {e}"))?;
-    println!(
-        "LeadsRefer is running at {base} (data in {})",
-        data.display()
-    );
+    println!("LeadsRefer is running at {base} ({place})");
     println!("{} demo:", if seeded { "Seeded a" } else { "The" });
     println!("  tracking link: {}", demo.tracking_url(&base));
     println!("  postback:      {}", demo.postback_url(&base));
@@ -102,7 +131,7 @@ async fn serve(addr: SocketAddr, data: &Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn run_job(name: &str, data: &Path) -> Result<(), String> {
+async fn run_job(name: &str, data: &Path, backend: &str) -> Result<(), String> {
     let Some(job) = shared::jobs::find(name) else {
         let names: Vec<&str> = shared::jobs::JOBS.iter().map(|job| job.name).collect();
         let known = if names.is_empty() {
@@ -112,7 +141,7 @@ async fn run_job(name: &str, data: &Path) -> Result<(), String> {
         };
         return Err(format!("no job named {name:?}; the jobs are: {known}"));
     };
-    let app = open(data)?;
+    let (app, _) = open(data, backend).await?;
     let report = (job.run)(app).await.map_err(|e| e.to_string())?;
     println!("{}: {report}", job.name);
     Ok(())

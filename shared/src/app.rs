@@ -4,9 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::adapters::aws::{AwsSettings, s3_client, sdk_config};
+use crate::adapters::dynamodb::DynamoTable;
 use crate::adapters::fs::FolderBlobs;
+use crate::adapters::kms::KmsKeys;
 use crate::adapters::local_key::{LocalKeys, read_or_create_key_file};
 use crate::adapters::outbox::OutboxMailer;
+use crate::adapters::s3::S3Blobs;
+use crate::adapters::ses::SesMailer;
 use crate::adapters::sqlite::SqliteTable;
 use crate::domain::email::EmailAddress;
 use crate::domain::privacy::Pseudonymizer;
@@ -117,22 +122,84 @@ impl App {
         })
     }
 
-    /// The state a Lambda function (or any process configured by environment) runs on.
+    /// Every port on AWS: DynamoDB, S3, KMS and SES, with clients built once, here.
+    pub async fn aws(settings: &AwsSettings, clock: Arc<dyn Clock>, sender: EmailAddress) -> Self {
+        let config = sdk_config().await;
+        let table: Arc<dyn Table> = Arc::new(DynamoTable::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            &settings.table,
+            clock.clone(),
+        ));
+        Self {
+            store: Store::new(table.clone()),
+            table,
+            blobs: Arc::new(S3Blobs::new(
+                s3_client(&config, settings.s3_path_style),
+                &settings.bucket,
+                &settings.bucket_prefix,
+                Some(settings.kms_key_id.clone()),
+            )),
+            keys: Arc::new(KmsKeys::new(
+                aws_sdk_kms::Client::new(&config),
+                &settings.kms_key_id,
+            )),
+            mailer: Arc::new(SesMailer::new(
+                aws_sdk_sesv2::Client::new(&config),
+                sender,
+                clock.clone(),
+            )),
+            clock,
+            pseudonymizer: Pseudonymizer::new(&settings.ip_hash_key),
+        }
+    }
+
+    /// The state a process configured by its environment runs on: Lambda functions default to
+    /// the `aws` backend, the local runner to `embedded`; `LEADSREFER_BACKEND` overrides either.
     ///
-    /// `LEADSREFER_BACKEND`: `embedded` (the default; the data folder is `LEADSREFER_DATA`,
-    /// default `./.leadsrefer`). `LEADSREFER_MAIL_FROM`: the sender address.
-    pub async fn from_env() -> Result<Self, SetupError> {
+    /// - `embedded`: the data folder is `LEADSREFER_DATA` (default `./.leadsrefer`).
+    /// - `aws`: see [`AwsSettings`].
+    ///
+    /// `LEADSREFER_MAIL_FROM` is the sender address for both.
+    pub async fn from_env(default: Backend) -> Result<Self, SetupError> {
         let sender = sender_from_env()?;
-        match std::env::var("LEADSREFER_BACKEND").as_deref() {
-            Ok("embedded") | Err(_) => {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        match Backend::from_env(default)? {
+            Backend::Embedded => {
                 let data = std::env::var_os("LEADSREFER_DATA")
                     .map_or_else(|| PathBuf::from(".leadsrefer"), PathBuf::from);
-                Self::embedded(&data, Arc::new(SystemClock), sender)
+                Self::embedded(&data, clock, sender)
             }
-            Ok(other) => Err(SetupError::Config {
+            Backend::Aws => Ok(Self::aws(&AwsSettings::from_env()?, clock, sender).await),
+        }
+    }
+}
+
+/// Which adapter set a process runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, folders, a key file, an outbox folder.
+    Embedded,
+    /// DynamoDB, S3, KMS, SES.
+    Aws,
+}
+
+impl Backend {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "embedded" => Some(Self::Embedded),
+            "aws" => Some(Self::Aws),
+            _ => None,
+        }
+    }
+
+    /// `LEADSREFER_BACKEND`, or `default` when unset.
+    pub fn from_env(default: Self) -> Result<Self, SetupError> {
+        match std::env::var("LEADSREFER_BACKEND") {
+            Err(_) => Ok(default),
+            Ok(value) => Self::parse(&value).ok_or(SetupError::Config {
                 name: "LEADSREFER_BACKEND",
-                value: other.to_string(),
-                expected: "must be `embedded`",
+                value,
+                expected: "must be `embedded` or `aws`",
             }),
         }
     }

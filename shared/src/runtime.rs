@@ -5,7 +5,7 @@ use std::convert::Infallible;
 
 use lambda_http::service_fn;
 
-use crate::app::App;
+use crate::app::{App, Backend};
 use crate::routes::{Route, dispatch};
 
 pub type Error = lambda_http::Error;
@@ -15,7 +15,7 @@ pub async fn serve_route(route: &'static Route) -> Result<(), Error> {
     // JSON logs when the function's log format is JSON (`AWS_LAMBDA_LOG_FORMAT`).
     lambda_http::tracing::init_default_subscriber();
     // Bad configuration fails the cold start with a message, not a panic.
-    let app = App::from_env().await?;
+    let app = App::from_env(Backend::Aws).await?;
     lambda_http::run(service_fn(move |request| {
         let app = app.clone();
         async move { Ok::<_, Infallible>(dispatch(route, app, request).await) }

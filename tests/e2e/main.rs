@@ -1,13 +1,14 @@
 //! End to end: the real `leadsrefer` binary, started on an ephemeral port with a fresh data
 //! folder, driven over HTTP as an integrator would drive it.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use shared::App;
+use shared::adapters::aws::{AwsSettings, sdk_config};
+use shared::contract::emulator;
 use shared::domain::email::EmailAddress;
 use shared::domain::ledger::Account;
 use shared::domain::money::Currency;
@@ -15,6 +16,58 @@ use shared::ports::SystemClock;
 use shared::seed::Demo;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
+
+/// Where a runner keeps its data.
+enum Backend {
+    Embedded(tempfile::TempDir),
+    Aws(AwsSettings),
+}
+
+const SENDER: &str = "no-reply@leadsrefer.test";
+
+impl Backend {
+    fn embedded() -> Self {
+        Self::Embedded(tempfile::tempdir().unwrap())
+    }
+
+    /// Fresh resources on the emulator that infra/test started.
+    async fn aws() -> Self {
+        emulator::endpoint();
+        Self::Aws(emulator::provision(&sdk_config().await, "e2e", SENDER).await)
+    }
+
+    fn configure(&self, command: &mut Command) {
+        command.env("LEADSREFER_MAIL_FROM", SENDER);
+        match self {
+            Self::Embedded(data) => {
+                command.arg("--data").arg(data.path());
+            }
+            Self::Aws(settings) => {
+                command
+                    .args(["--backend", "aws"])
+                    .env("LEADSREFER_TABLE", &settings.table)
+                    .env("LEADSREFER_BUCKET", &settings.bucket)
+                    .env("LEADSREFER_KMS_KEY_ID", &settings.kms_key_id)
+                    .env("LEADSREFER_S3_PATH_STYLE", "true")
+                    .env(
+                        "LEADSREFER_IP_HASH_KEY",
+                        hex::encode(settings.ip_hash_key.expose()),
+                    );
+            }
+        }
+    }
+
+    /// The application on the same data, as the runner opens it.
+    async fn open(&self) -> App {
+        let sender = EmailAddress::parse(SENDER).unwrap();
+        match self {
+            Self::Embedded(data) => {
+                App::embedded(data.path(), Arc::new(SystemClock), sender).unwrap()
+            }
+            Self::Aws(settings) => App::aws(settings, Arc::new(SystemClock), sender).await,
+        }
+    }
+}
 
 /// A running local runner and what it printed at start.
 struct Runner {
@@ -26,10 +79,11 @@ struct Runner {
 }
 
 impl Runner {
-    async fn start(data: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_leadsrefer"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data)
+    async fn start(backend: &Backend) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_leadsrefer"));
+        command.args(["serve", "--addr", "127.0.0.1:0"]);
+        backend.configure(&mut command);
+        let mut child = command
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -132,11 +186,10 @@ async fn postback(url: &str) -> (u16, Value) {
     (status, response.json().await.unwrap())
 }
 
-/// Opens the data folder the way the runner does, once the runner has stopped: the demo
-/// offer's conversions and the sum of every balance they touched (zero when the ledger balances).
-async fn recorded(data: &Path) -> (usize, i64) {
-    let sender = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
-    let app = App::embedded(data, Arc::new(SystemClock), sender).unwrap();
+/// Opens the runner's data as the runner does, once it has stopped: the demo offer's
+/// conversions and the sum of every balance they touched (zero when the ledger balances).
+async fn recorded(backend: &Backend) -> (usize, i64) {
+    let app = backend.open().await;
     let demo: Demo = app.store.setting("demo").await.unwrap().unwrap();
     let conversions = app
         .store
@@ -163,8 +216,16 @@ async fn recorded(data: &Path) -> (usize, i64) {
 
 #[tokio::test]
 async fn the_core_loop_runs_over_http_and_survives_a_restart() {
-    let data = tempfile::tempdir().unwrap();
-    let runner = Runner::start(data.path()).await;
+    core_loop(Backend::embedded()).await;
+}
+
+#[tokio::test]
+async fn the_core_loop_runs_on_the_aws_adapters() {
+    core_loop(Backend::aws().await).await;
+}
+
+async fn core_loop(backend: Backend) {
+    let runner = Runner::start(&backend).await;
     assert!(runner.banner.contains("Seeded a demo"), "{}", runner.banner);
 
     let click_id = click(&runner.tracking_url).await;
@@ -188,12 +249,12 @@ async fn the_core_loop_runs_over_http_and_survives_a_restart() {
     }
     runner.stop_with("TERM").await;
     assert_eq!(
-        recorded(data.path()).await,
+        recorded(&backend).await,
         (1, 0),
         "one conversion, and the ledger balances"
     );
 
-    let again = Runner::start(data.path()).await;
+    let again = Runner::start(&backend).await;
     assert!(
         again.banner.contains("The demo"),
         "no second seed: {}",
@@ -204,13 +265,13 @@ async fn the_core_loop_runs_over_http_and_survives_a_restart() {
     assert_eq!(status, 200, "the data survived the restart: {repeat}");
     assert_eq!(repeat["conversion"]["id"], first["conversion"]["id"]);
     again.stop_with("INT").await;
-    assert_eq!(recorded(data.path()).await, (1, 0));
+    assert_eq!(recorded(&backend).await, (1, 0));
 }
 
 #[tokio::test]
 async fn hostile_requests_get_4xx_over_http() {
-    let data = tempfile::tempdir().unwrap();
-    let runner = Runner::start(data.path()).await;
+    let backend = Backend::embedded();
+    let runner = Runner::start(&backend).await;
     let click_id = click(&runner.tracking_url).await;
     let postback = runner.postback_template.replace("{click_id}", &click_id);
 
@@ -280,7 +341,7 @@ async fn hostile_requests_get_4xx_over_http() {
     );
     runner.stop_with("TERM").await;
     assert_eq!(
-        recorded(data.path()).await.0,
+        recorded(&backend).await.0,
         0,
         "nothing hostile was recorded"
     );

@@ -350,6 +350,11 @@ pub async fn expired_items_are_never_returned(table: &dyn Table, clock: &ManualC
         .put(item(&pk, "c", json!({})), Cond::Always)
         .await
         .unwrap();
+    let stale = json!({EXPIRES_AT: now + 60, "stale": true, "n": 40});
+    table
+        .put(item(&pk, "d", stale), Cond::Always)
+        .await
+        .unwrap();
     assert!(
         table.get(&Key::new(&pk, "a")).await.unwrap().is_some(),
         "alive before its time"
@@ -388,6 +393,20 @@ pub async fn expired_items_are_never_returned(table: &dyn Table, clock: &ManualC
         None,
         "delete returns no expired item"
     );
+    let restarted = table
+        .update(
+            &Key::new(&pk, "d"),
+            Update::default().add("n", 2),
+            Cond::Always,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        restarted.get("stale"),
+        None,
+        "an update does not build on an expired item"
+    );
+    assert_eq!(restarted["n"], 2);
     table
         .put(item(&pk, "a", json!({"v": "new"})), Cond::NotExists)
         .await
