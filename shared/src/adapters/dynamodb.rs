@@ -294,12 +294,8 @@ impl DynamoTable {
                     .table_name(&self.table)
                     .set_item(Some(to_attributes(item)?))
                     .set_condition_expression(expression.text.clone())
-                    .set_expression_attribute_names(
-                        expression.text.as_ref().and(expression.names()),
-                    )
-                    .set_expression_attribute_values(
-                        expression.text.as_ref().and(expression.values()),
-                    )
+                    .set_expression_attribute_names(expression.names())
+                    .set_expression_attribute_values(expression.values())
                     .return_values_on_condition_check_failure(all_old)
                     .build()
                     .map_err(backend)?,
@@ -324,12 +320,8 @@ impl DynamoTable {
                     .table_name(&self.table)
                     .set_key(Some(key_attributes(key)))
                     .set_condition_expression(expression.text.clone())
-                    .set_expression_attribute_names(
-                        expression.text.as_ref().and(expression.names()),
-                    )
-                    .set_expression_attribute_values(
-                        expression.text.as_ref().and(expression.values()),
-                    )
+                    .set_expression_attribute_names(expression.names())
+                    .set_expression_attribute_values(expression.values())
                     .return_values_on_condition_check_failure(all_old)
                     .build()
                     .map_err(backend)?,
@@ -371,7 +363,6 @@ impl DynamoTable {
             matches!(write, Write::Update { .. }),
         )?;
         let all_old = ReturnValuesOnConditionCheckFailure::AllOld;
-        let has_condition = expression.text.is_some();
         match &write {
             Write::Put { item, .. } => {
                 let result = self
@@ -380,12 +371,8 @@ impl DynamoTable {
                     .table_name(&self.table)
                     .set_item(Some(to_attributes(item)?))
                     .set_condition_expression(expression.text.clone())
-                    .set_expression_attribute_names(
-                        has_condition.then(|| expression.names()).flatten(),
-                    )
-                    .set_expression_attribute_values(
-                        has_condition.then(|| expression.values()).flatten(),
-                    )
+                    .set_expression_attribute_names(expression.names())
+                    .set_expression_attribute_values(expression.values())
                     .return_values_on_condition_check_failure(all_old)
                     .send()
                     .await;
@@ -439,12 +426,8 @@ impl DynamoTable {
                     .table_name(&self.table)
                     .set_key(Some(key_attributes(key)))
                     .set_condition_expression(expression.text.clone())
-                    .set_expression_attribute_names(
-                        has_condition.then(|| expression.names()).flatten(),
-                    )
-                    .set_expression_attribute_values(
-                        has_condition.then(|| expression.values()).flatten(),
-                    )
+                    .set_expression_attribute_names(expression.names())
+                    .set_expression_attribute_values(expression.values())
                     .return_values(ReturnValue::AllOld)
                     .return_values_on_condition_check_failure(all_old)
                     .send()

@@ -46,9 +46,7 @@ impl SqliteTable {
                  PRIMARY KEY (pk, sk)
              ) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS items_gsi1 ON items (gsi1pk, gsi1sk, pk, sk)
-                 WHERE gsi1pk IS NOT NULL;
-             CREATE INDEX IF NOT EXISTS items_expiry ON items (expires_at)
-                 WHERE expires_at IS NOT NULL;",
+                 WHERE gsi1pk IS NOT NULL;",
         )
         .map_err(TableError::backend)?;
         Ok(Self {
@@ -70,16 +68,6 @@ impl SqliteTable {
         })
         .await
         .map_err(TableError::backend)?
-    }
-
-    /// Deletes every expired item; returns how many. The store's own housekeeping: reads never
-    /// see expired items whether or not this has run.
-    pub async fn purge_expired(&self) -> Result<usize, TableError> {
-        self.with_conn(|conn, now| {
-            conn.execute("DELETE FROM items WHERE expires_at <= ?1", [now])
-                .map_err(TableError::backend)
-        })
-        .await
     }
 }
 
