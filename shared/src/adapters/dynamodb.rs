@@ -20,7 +20,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update as UpdateAction,
@@ -376,19 +379,12 @@ impl DynamoTable {
                     .return_values_on_condition_check_failure(all_old)
                     .send()
                     .await;
-                match result {
-                    Ok(_) => Ok(None),
-                    Err(SdkError::ServiceError(e))
-                        if e.err().is_conditional_check_failed_exception() =>
-                    {
-                        let old = match e.into_err() {
-                            aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item,
-                            _ => None,
-                        };
-                        Err(self.conflict(0, old.as_ref()))
-                    }
-                    Err(e) => Err(sdk_error(e)),
-                }
+                result.map(|_| None).map_err(|error| {
+                    self.single_write_error(error, |e| match e {
+                        PutItemError::ConditionalCheckFailedException(c) => c.item,
+                        _ => None,
+                    })
+                })
             }
             Write::Update { key, update, .. } => {
                 let update = update_expression(update, &mut expression)?;
@@ -405,19 +401,12 @@ impl DynamoTable {
                     .return_values_on_condition_check_failure(all_old)
                     .send()
                     .await;
-                match result {
-                    Ok(output) => Ok(output.attributes),
-                    Err(SdkError::ServiceError(e))
-                        if e.err().is_conditional_check_failed_exception() =>
-                    {
-                        let old = match e.into_err() {
-                            aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item,
-                            _ => None,
-                        };
-                        Err(self.conflict(0, old.as_ref()))
-                    }
-                    Err(e) => Err(sdk_error(e)),
-                }
+                result.map(|output| output.attributes).map_err(|error| {
+                    self.single_write_error(error, |e| match e {
+                        UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                        _ => None,
+                    })
+                })
             }
             Write::Delete { key, .. } => {
                 let result = self
@@ -432,23 +421,38 @@ impl DynamoTable {
                     .return_values_on_condition_check_failure(all_old)
                     .send()
                     .await;
-                match result {
-                    Ok(output) => Ok(output.attributes),
-                    Err(SdkError::ServiceError(e))
-                        if e.err().is_conditional_check_failed_exception() =>
-                    {
-                        let old = match e.into_err() {
-                            aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c) => c.item,
-                            _ => None,
-                        };
-                        Err(self.conflict(0, old.as_ref()))
-                    }
-                    Err(e) => Err(sdk_error(e)),
-                }
+                result.map(|output| output.attributes).map_err(|error| {
+                    self.single_write_error(error, |e| match e {
+                        DeleteItemError::ConditionalCheckFailedException(c) => c.item,
+                        _ => None,
+                    })
+                })
             }
             Write::Check { .. } => Err(TableError::Invalid(
                 "a check only makes sense in a transaction".into(),
             )),
+        }
+    }
+
+    /// A single write's failure: a failed condition is a `Conflict` with the live item as it
+    /// stood (DynamoDB answers it because every write asks for `ALL_OLD` on failure).
+    fn single_write_error<E, R>(
+        &self,
+        error: SdkError<E, R>,
+        old_item: impl FnOnce(E) -> Option<Attributes>,
+    ) -> TableError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        match error {
+            SdkError::ServiceError(e)
+                if e.err().code() == Some("ConditionalCheckFailedException") =>
+            {
+                let old = old_item(e.into_err());
+                self.conflict(0, old.as_ref())
+            }
+            other => sdk_error(other),
         }
     }
 
