@@ -11,9 +11,13 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use shared::App;
+use shared::accounts::AccountError;
 use shared::adapters::aws::AwsSettings;
 use shared::app::Backend;
+use shared::domain::accounts::{check_name, check_password};
+use shared::domain::email::EmailAddress;
 use shared::ports::SystemClock;
+use shared::secret::Secret;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -46,6 +50,22 @@ enum Command {
         #[arg(long, env = "LEADSREFER_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
         backend: String,
     },
+    /// Create an admin account (admins never self-register). The password is read from
+    /// standard input (one line), so it stays out of the shell history and process list.
+    CreateAdmin {
+        /// The admin's email address.
+        #[arg(long)]
+        email: String,
+        /// The admin's name.
+        #[arg(long)]
+        name: String,
+        /// Data folder, as for `serve`.
+        #[arg(long, env = "LEADSREFER_DATA", default_value = ".leadsrefer")]
+        data: PathBuf,
+        /// Adapters, as for `serve`.
+        #[arg(long, env = "LEADSREFER_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
+        backend: String,
+    },
     /// Run one scheduled job now, print its report, and exit.
     Run {
         /// The job's name (see `leadsrefer run --help` for the list).
@@ -75,6 +95,12 @@ async fn main() -> ExitCode {
             backend,
         } => serve(addr, &data, &backend).await,
         Command::Run { job, data, backend } => run_job(&job, &data, &backend).await,
+        Command::CreateAdmin {
+            email,
+            name,
+            data,
+            backend,
+        } => create_admin(&email, &name, &data, &backend).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,6 +143,11 @@ async fn serve(addr: SocketAddr, data: &Path, backend: &str) -> Result<(), Strin
     })?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let base = format!("http://{local}");
+    // Links in mail and API answers point at this server unless the operator says otherwise.
+    let app = match std::env::var("LEADSREFER_PUBLIC_URL") {
+        Ok(url) => app.with_public_url(&url),
+        Err(_) => app.with_public_url(&base),
+    };
     let (demo, seeded) = shared::seed::seed_demo(&app)
         .await
         .map_err(|e| format!("cannot seed the demo: {e}"))?;
@@ -125,6 +156,11 @@ async fn serve(addr: SocketAddr, data: &Path, backend: &str) -> Result<(), Strin
     println!("  tracking link: {}", demo.tracking_url(&base));
     println!("  postback:      {}", demo.postback_url(&base));
     println!("  (replace {{click_id}} with the click id from the tracking link's redirect)");
+    println!("Demo sign-ins (role, email / password), for POST {base}/api/auth/sign-in:");
+    for line in demo.credential_lines() {
+        println!("  {line}");
+    }
+    println!("API description: {base}/api/openapi.json");
     println!("Press Ctrl-C to stop.");
     server::serve(listener, app, shutdown_signal()).await;
     println!("LeadsRefer stopped cleanly.");
@@ -144,6 +180,27 @@ async fn run_job(name: &str, data: &Path, backend: &str) -> Result<(), String> {
     let (app, _) = open(data, backend).await?;
     let report = (job.run)(app).await.map_err(|e| e.to_string())?;
     println!("{}: {report}", job.name);
+    Ok(())
+}
+
+async fn create_admin(email: &str, name: &str, data: &Path, backend: &str) -> Result<(), String> {
+    let email = EmailAddress::parse(email).map_err(|problem| format!("--email {problem}"))?;
+    let name = check_name(name).map_err(|problem| format!("--name {problem}"))?;
+    eprintln!("Type the new admin's password (12 to 128 characters) and press Enter:");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    check_password(&password).map_err(|problem| format!("the password {problem}"))?;
+    let (app, _) = open(data, backend).await?;
+    let account = shared::accounts::create_admin(&app, email, name, &Secret::new(password))
+        .await
+        .map_err(|e| match e {
+            AccountError::EmailTaken => "that email already has an account".to_string(),
+            other => other.to_string(),
+        })?;
+    println!("Created admin {} ({}).", account.email.as_str(), account.id);
     Ok(())
 }
 

@@ -1,9 +1,7 @@
 //! The local HTTP server: every route of `shared::routes::ROUTES` at its template path, each
 //! request converted into the same `lambda_http` request API Gateway would hand a Lambda
-//! (path parameters and the caller's address in the request context), so one handler serves
-//! both worlds.
+//! (the caller's address in the request context), so one handler serves both worlds.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -73,15 +71,11 @@ async fn answer(
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
-    let response = match routes::find(&path) {
-        None => ApiError::not_found("path", "no such route").into_response("-"),
-        Some((route, params)) => match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Err(_) => ApiError::too_large("body", MAX_BODY_BYTES).into_response("-"),
-            Ok(collected) => {
-                let request = lambda_request(parts, collected.to_bytes(), peer, params);
-                routes::dispatch(route, app, request).await
-            }
-        },
+    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Err(_) => ApiError::too_large("body", MAX_BODY_BYTES).into_response("-"),
+        Ok(collected) => {
+            routes::respond(app, lambda_request(parts, collected.to_bytes(), peer), None).await
+        }
     };
     // The path only: query strings carry postback tokens and must stay out of logs.
     tracing::info!(%method, %path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
@@ -100,7 +94,6 @@ fn lambda_request(
     parts: hyper::http::request::Parts,
     body: Bytes,
     peer: SocketAddr,
-    params: Vec<(String, String)>,
 ) -> lambda_http::Request {
     let mut context = ApiGatewayV2httpRequestContext::default();
     context.http.method = parts.method.clone();
@@ -115,6 +108,5 @@ fn lambda_request(
         }
     };
     lambda_http::Request::from_parts(parts, body)
-        .with_path_parameters(params.into_iter().collect::<HashMap<_, _>>())
         .with_request_context(RequestContext::ApiGatewayV2(context))
 }

@@ -19,6 +19,9 @@ use crate::ports::{Blobs, Clock, Keys, Mailer, SystemClock, Table};
 use crate::secret::Secret;
 use crate::store::Store;
 
+/// The public base URL unless `LEADSREFER_PUBLIC_URL` (or the local runner) says otherwise.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:3000";
+
 /// The sender of transactional mail unless `LEADSREFER_MAIL_FROM` says otherwise.
 pub const DEFAULT_SENDER: &str = "no-reply@leadsrefer.local";
 
@@ -31,6 +34,9 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub pseudonymizer: Pseudonymizer,
     pub store: Store,
+    /// The base URL links in mail and API answers start with (`LEADSREFER_PUBLIC_URL`; the
+    /// local runner sets its own address).
+    pub public_url: Arc<str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +85,12 @@ impl DataLayout {
 }
 
 impl App {
+    /// The same application, answering with links under `url` (no trailing slash).
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_url = url.trim_end_matches('/').into();
+        self
+    }
+
     /// Every port on its embedded adapter, in `data` (created if missing).
     pub fn embedded(
         data: &Path,
@@ -119,6 +131,7 @@ impl App {
             mailer: Arc::new(mailer),
             clock,
             pseudonymizer: Pseudonymizer::new(&Secret::new(ip_key)),
+            public_url: DEFAULT_PUBLIC_URL.into(),
         })
     }
 
@@ -150,6 +163,7 @@ impl App {
             )),
             clock,
             pseudonymizer: Pseudonymizer::new(&settings.ip_hash_key),
+            public_url: DEFAULT_PUBLIC_URL.into(),
         }
     }
 
@@ -163,14 +177,17 @@ impl App {
     pub async fn from_env(default: Backend) -> Result<Self, SetupError> {
         let sender = sender_from_env()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        match Backend::from_env(default)? {
+        let public_url =
+            std::env::var("LEADSREFER_PUBLIC_URL").unwrap_or_else(|_| DEFAULT_PUBLIC_URL.into());
+        let app = match Backend::from_env(default)? {
             Backend::Embedded => {
                 let data = std::env::var_os("LEADSREFER_DATA")
                     .map_or_else(|| PathBuf::from(".leadsrefer"), PathBuf::from);
-                Self::embedded(&data, clock, sender)
+                Self::embedded(&data, clock, sender)?
             }
-            Backend::Aws => Ok(Self::aws(&AwsSettings::from_env()?, clock, sender).await),
-        }
+            Backend::Aws => Self::aws(&AwsSettings::from_env()?, clock, sender).await,
+        };
+        Ok(app.with_public_url(&public_url))
     }
 }
 

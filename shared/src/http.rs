@@ -5,6 +5,7 @@
 //! tests alike. Query strings are read from the URI (API Gateway v2's raw query string),
 //! never from API Gateway's pre-split map, which joins repeated names with commas.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -27,7 +28,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
-    pub field: Option<&'static str>,
+    pub field: Option<Cow<'static, str>>,
     pub message: String,
     /// For 5xx: the cause, logged with the request, never sent.
     pub cause: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -43,7 +44,7 @@ impl ApiError {
         Self {
             status,
             code,
-            field,
+            field: field.map(Cow::Borrowed),
             message,
             cause: None,
         }
@@ -54,6 +55,45 @@ impl ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "invalid_field",
+            Some(field),
+            format!("{field}: {problem}"),
+        )
+    }
+
+    /// 400 for a field named at run time, such as a JSON path (`caps.daily`).
+    pub fn invalid_at(field: String, problem: impl std::fmt::Display) -> Self {
+        let message = format!("{field}: {problem}");
+        Self {
+            field: Some(Cow::Owned(field)),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_field", None, message)
+        }
+    }
+
+    /// 403: the caller may not do this.
+    pub fn forbidden(field: &'static str, problem: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            Some(field),
+            format!("{field}: {problem}"),
+        )
+    }
+
+    /// 409: it conflicts with what exists.
+    pub fn conflict(field: &'static str, problem: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            Some(field),
+            format!("{field}: {problem}"),
+        )
+    }
+
+    /// 429: too many attempts.
+    pub fn too_many(field: &'static str, problem: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
             Some(field),
             format!("{field}: {problem}"),
         )
@@ -155,6 +195,48 @@ impl std::fmt::Display for ErrorChain<'_> {
         }
         Ok(())
     }
+}
+
+/// A request body as JSON of type `T`: `application/json`, at most [`MAX_BODY_BYTES`], no
+/// unknown fields (types say `deny_unknown_fields`); an error names the offending field's path.
+pub fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    let body = request.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::too_large("body", MAX_BODY_BYTES));
+    }
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return Err(ApiError::invalid("body", "send application/json"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        // serde's messages end with " at line L column C", which says nothing to an API caller.
+        let message = inner.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        if path == "." || path.is_empty() {
+            ApiError::invalid("body", message)
+        } else {
+            ApiError::invalid_at(path, message)
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|_| ApiError::invalid("body", "has trailing characters after the JSON value"))?;
+    Ok(value)
 }
 
 /// A JSON response.
@@ -364,10 +446,10 @@ mod tests {
         assert_eq!(params.0["a"], "1 2+3");
         assert_eq!(params.0["b"], "é");
         let err = Params::from_query(&request("/p?sub1=%FF")).unwrap_err();
-        assert_eq!(err.field, Some("sub1"));
+        assert_eq!(err.field.as_deref(), Some("sub1"));
         let err = Params::from_query(&request("/p?sub1=a&sub1=b")).unwrap_err();
         assert_eq!(
-            (err.field, err.message.as_str()),
+            (err.field.as_deref(), err.message.as_str()),
             (Some("sub1"), "sub1: given more than once")
         );
     }
@@ -380,7 +462,10 @@ mod tests {
             StatusCode::URI_TOO_LONG
         );
         let params = Params::from_query(&request("/p?txn_id=a%00b&sub1=xxxxxx")).unwrap();
-        assert_eq!(params.text("txn_id", 10).unwrap_err().field, Some("txn_id"));
+        assert_eq!(
+            params.text("txn_id", 10).unwrap_err().field.as_deref(),
+            Some("txn_id")
+        );
         assert_eq!(
             params.text("sub1", 5).unwrap_err().message,
             "sub1: longer than 5 characters"

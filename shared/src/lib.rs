@@ -4,8 +4,10 @@
 //! Data flows one way: HTTP request → route handler ([`routes`]: parse, authenticate,
 //! authorise) → service ([`tracking`]) → repositories ([`store`]) → ports ([`ports`]).
 
+pub mod accounts;
 pub mod adapters;
 pub mod app;
+pub mod caller;
 pub mod contract;
 pub mod domain;
 pub mod http;

@@ -6,19 +6,19 @@ use std::convert::Infallible;
 use lambda_http::service_fn;
 
 use crate::app::{App, Backend};
-use crate::routes::{Route, dispatch};
+use crate::routes::respond;
 
 pub type Error = lambda_http::Error;
 
-/// Serves one HTTP route in Lambda until the runtime shuts the process down.
-pub async fn serve_route(route: &'static Route) -> Result<(), Error> {
+/// Serves the routes of one function in Lambda until the runtime shuts the process down.
+pub async fn serve_function(function: &'static str) -> Result<(), Error> {
     // JSON logs when the function's log format is JSON (`AWS_LAMBDA_LOG_FORMAT`).
     lambda_http::tracing::init_default_subscriber();
     // Bad configuration fails the cold start with a message, not a panic.
     let app = App::from_env(Backend::Aws).await?;
     lambda_http::run(service_fn(move |request| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(dispatch(route, app, request).await) }
+        async move { Ok::<_, Infallible>(respond(app, request, Some(function)).await) }
     }))
     .await
 }

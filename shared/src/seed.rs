@@ -4,16 +4,20 @@
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::{hash_password, random_token};
 use crate::app::App;
+use crate::domain::accounts::{Account, AccountId, AccountStatus, Role};
 use crate::domain::email::EmailAddress;
 use crate::domain::ids::{AdvertiserId, AffiliateId, LinkCode, OfferId};
 use crate::domain::money::Currency;
 use crate::domain::offer::{Commission, Destination, Offer, OfferStatus};
-use crate::domain::tracking::{Advertiser, Affiliate, Link};
+use crate::domain::tracking::Link;
 use crate::ports::TableError;
 use crate::secret::Secret;
+use crate::store::{Application, ApplicationStatus};
 
-/// What a newcomer needs to try the demo.
+/// What a newcomer needs to try the demo. It lives in the local data folder, beside the data
+/// it opens; the demo passwords are random per installation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Demo {
     pub advertiser_id: AdvertiserId,
@@ -21,6 +25,9 @@ pub struct Demo {
     pub offer_id: OfferId,
     pub link: LinkCode,
     pub postback_token: Secret<String>,
+    /// (role, email, password) of the demo admin, advertiser and affiliate.
+    #[serde(default)]
+    pub credentials: Vec<(Role, EmailAddress, Secret<String>)>,
 }
 
 impl Demo {
@@ -36,6 +43,23 @@ impl Demo {
     }
 }
 
+/// The sign-in lines to print.
+impl Demo {
+    pub fn credential_lines(&self) -> Vec<String> {
+        self.credentials
+            .iter()
+            .map(|(role, email, password)| {
+                format!(
+                    "{:<10} {} / {}",
+                    role.as_str(),
+                    email.as_str(),
+                    password.expose()
+                )
+            })
+            .collect()
+    }
+}
+
 /// A random secret for an offer's postbacks: 256 bits in hex.
 pub fn new_postback_secret() -> Secret<String> {
     Secret::new(hex::encode(rand::random::<[u8; 32]>()))
@@ -47,22 +71,49 @@ pub async fn seed_demo(app: &App) -> Result<(Demo, bool), TableError> {
         return Ok((demo, false));
     }
     let now = app.clock.now();
-    let email = |text| EmailAddress::parse(text).expect("demo addresses are valid");
-    let advertiser = Advertiser {
-        id: AdvertiserId(app.clock.new_id()),
-        name: "Demo Shop".into(),
-        email: email("advertiser@demo.leadsrefer.local"),
-        created_at: now,
+    let mut credentials = Vec::new();
+    let mut account_of = |role: Role, email: &str, name: &str| {
+        let password = Secret::new(format!("demo-{}", &random_token().expose()[..16]));
+        let email = EmailAddress::parse(email).expect("demo addresses are valid");
+        credentials.push((role, email.clone(), password.clone()));
+        (role, email, name.to_string(), password)
     };
-    let affiliate = Affiliate {
-        id: AffiliateId(app.clock.new_id()),
-        name: "Demo Publisher".into(),
-        email: email("affiliate@demo.leadsrefer.local"),
-        created_at: now,
-    };
+    let people = [
+        account_of(Role::Admin, "admin@demo.leadsrefer.local", "Demo Admin"),
+        account_of(
+            Role::Advertiser,
+            "advertiser@demo.leadsrefer.local",
+            "Demo Shop",
+        ),
+        account_of(
+            Role::Affiliate,
+            "affiliate@demo.leadsrefer.local",
+            "Demo Publisher",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (role, email, name, password) in people {
+        let account = Account {
+            id: AccountId(app.clock.new_id()),
+            role,
+            email,
+            name,
+            password_hash: hash_password(&password)
+                .await
+                .map_err(|e| TableError::Invalid(e.to_string()))?,
+            status: AccountStatus::Active,
+            email_verified: true,
+            adult_confirmed_at: now,
+            created_at: now,
+        };
+        app.store.create_account(&account).await?;
+        ids.push(account.id);
+    }
+    let advertiser_id = AdvertiserId(ids[1].0);
+    let affiliate_id = AffiliateId(ids[2].0);
     let offer = Offer {
         id: OfferId(app.clock.new_id()),
-        advertiser_id: advertiser.id,
+        advertiser_id,
         name: "Demo Shop — first order".into(),
         destination: Destination::parse(
             "https://shop.example.com/welcome?clickid={click_id}&aff={affiliate_id}&s1={sub1}",
@@ -75,24 +126,41 @@ pub async fn seed_demo(app: &App) -> Result<(Demo, bool), TableError> {
         postback_secret: new_postback_secret(),
         status: OfferStatus::Active,
         created_at: now,
+        payout_overrides: Default::default(),
+        caps: Default::default(),
+        allowed_countries: vec![],
+        allowed_devices: vec![],
+        hold_days: 0,
+        approval: Default::default(),
     };
     let link = Link {
         code: LinkCode::random(),
         offer_id: offer.id,
-        affiliate_id: affiliate.id,
-        advertiser_id: advertiser.id,
+        affiliate_id,
+        advertiser_id,
         created_at: now,
+        subs: Default::default(),
     };
-    app.store.create_advertiser(&advertiser).await?;
-    app.store.create_affiliate(&affiliate).await?;
     app.store.create_offer(&offer).await?;
+    app.store
+        .create_application(&Application {
+            offer_id: offer.id,
+            affiliate_id,
+            advertiser_id,
+            status: ApplicationStatus::Approved,
+            postback_url: None,
+            created_at: now,
+            decided_at: Some(now),
+        })
+        .await?;
     app.store.create_link(&link).await?;
     let demo = Demo {
-        advertiser_id: advertiser.id,
-        affiliate_id: affiliate.id,
+        advertiser_id,
+        affiliate_id,
         offer_id: offer.id,
         link: link.code,
         postback_token: offer.postback_secret,
+        credentials,
     };
     app.store.create_setting("demo", &demo).await?;
     Ok((demo, true))

@@ -60,7 +60,7 @@ pub struct ClickOutcome {
 pub async fn record_click(
     app: &App,
     code: &LinkCode,
-    subs: Subs,
+    subs: [Option<String>; 5],
     ip: IpAddr,
     country: Option<String>,
 ) -> Result<ClickOutcome, TrackingError> {
@@ -74,6 +74,7 @@ pub async fn record_click(
         .offer(link.offer_id)
         .await?
         .ok_or(TrackingError::UnknownLink)?;
+    let subs = Subs::new(subs).or(&link.subs);
     if offer.status != OfferStatus::Active {
         return Err(TrackingError::OfferPaused);
     }
@@ -148,7 +149,9 @@ pub async fn record_conversion(
         .map(|amount| Money::parse_decimal(amount, postback.currency.unwrap_or(offer.currency)))
         .transpose()
         .map_err(TrackingError::Amount)?;
-    let (revenue, payout) = offer.commission(sale).map_err(TrackingError::Commission)?;
+    let (revenue, payout) = offer
+        .commission(sale, click.affiliate_id)
+        .map_err(TrackingError::Commission)?;
     let conversion = Conversion {
         id: ConversionId(app.clock.new_id()),
         click_id: click.id,

@@ -1,7 +1,6 @@
 //! The click and postback routes, driven through `routes::dispatch` exactly as Lambda and the
 //! local runner drive them, on embedded adapters in a temporary folder with a manual clock.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -14,7 +13,7 @@ use shared::domain::email::EmailAddress;
 use shared::domain::ids::{AdvertiserId, ClickId, LinkCode, OfferId};
 use shared::domain::ledger::Account;
 use shared::domain::money::{Bps, Currency};
-use shared::domain::offer::{Commission, Destination, Offer, OfferStatus};
+use shared::domain::offer::{Commission, Destination, Offer};
 use shared::domain::tracking::Link;
 use shared::http::Response;
 use shared::ports::{Clock, ManualClock};
@@ -54,8 +53,6 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Body,
     ) -> Response {
-        let path = uri.split('?').next().unwrap();
-        let (route, params) = routes::find(path).expect("a route serves the path");
         let mut builder = lambda_http::http::Request::builder()
             .method(method)
             .uri(uri);
@@ -67,9 +64,8 @@ impl TestApp {
         let request = builder
             .body(body)
             .unwrap()
-            .with_path_parameters(params.into_iter().collect::<HashMap<_, _>>())
             .with_request_context(RequestContext::ApiGatewayV2(context));
-        routes::dispatch(route, self.app.clone(), request).await
+        routes::respond(self.app.clone(), request, None).await
     }
 
     async fn get(&self, uri: &str) -> Response {
@@ -98,7 +94,7 @@ impl TestApp {
     async fn conversions(&self) -> usize {
         self.app
             .store
-            .conversions_of_offer(self.demo.offer_id)
+            .conversions_of_offer(self.demo.advertiser_id, self.demo.offer_id)
             .await
             .unwrap()
             .len()
@@ -509,18 +505,14 @@ async fn bad_postbacks_answer_4xx_naming_the_field_and_change_nothing() {
 #[tokio::test]
 async fn a_click_of_another_advertisers_offer_is_refused_with_this_token() {
     let t = TestApp::new().await;
+    let demo_offer = t.app.store.offer(t.demo.offer_id).await.unwrap().unwrap();
     let other = Offer {
         id: OfferId(t.clock.new_id()),
         advertiser_id: AdvertiserId(t.clock.new_id()),
         name: "Other".into(),
         destination: Destination::parse("https://other.example/").unwrap(),
-        currency: Currency::parse("USD").unwrap(),
-        revenue: Commission::Fixed(100),
-        payout: Commission::Fixed(50),
-        attribution_window: SignedDuration::from_hours(24),
         postback_secret: new_postback_secret(),
-        status: OfferStatus::Active,
-        created_at: t.clock.now(),
+        ..demo_offer
     };
     t.app.store.create_offer(&other).await.unwrap();
     let link = Link {
@@ -529,6 +521,7 @@ async fn a_click_of_another_advertisers_offer_is_refused_with_this_token() {
         affiliate_id: t.demo.affiliate_id,
         advertiser_id: other.advertiser_id,
         created_at: t.clock.now(),
+        subs: Default::default(),
     };
     t.app.store.create_link(&link).await.unwrap();
     let response = t.get(&format!("/c/{}", link.code)).await;
@@ -544,7 +537,7 @@ async fn a_click_of_another_advertisers_offer_is_refused_with_this_token() {
     assert!(
         t.app
             .store
-            .conversions_of_offer(other.id)
+            .conversions_of_offer(other.advertiser_id, other.id)
             .await
             .unwrap()
             .is_empty()

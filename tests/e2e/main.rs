@@ -193,7 +193,7 @@ async fn recorded(backend: &Backend) -> (usize, i64) {
     let demo: Demo = app.store.setting("demo").await.unwrap().unwrap();
     let conversions = app
         .store
-        .conversions_of_offer(demo.offer_id)
+        .conversions_of_offer(demo.advertiser_id, demo.offer_id)
         .await
         .unwrap()
         .len();

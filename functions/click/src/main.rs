@@ -1,6 +1,6 @@
-//! The `click` Lambda function: wiring only; the handler is `shared::routes::click`.
+//! The `click` Lambda function: wiring only; its routes are `shared::routes`' with function `click`.
 
 #[tokio::main]
 async fn main() -> Result<(), shared::runtime::Error> {
-    shared::runtime::serve_route(&shared::routes::click::ROUTE).await
+    shared::runtime::serve_function("click").await
 }

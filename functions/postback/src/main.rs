@@ -1,6 +1,6 @@
-//! The `postback` Lambda function: wiring only; the handler is `shared::routes::postback`.
+//! The `postback` Lambda function: wiring only; its routes are `shared::routes`' with function `postback`.
 
 #[tokio::main]
 async fn main() -> Result<(), shared::runtime::Error> {
-    shared::runtime::serve_route(&shared::routes::postback::ROUTE).await
+    shared::runtime::serve_function("postback").await
 }

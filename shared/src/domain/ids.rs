@@ -42,6 +42,8 @@ macro_rules! ulid_id {
     };
 }
 
+pub(crate) use ulid_id;
+
 ulid_id!(/// An advertiser account.
     AdvertiserId);
 ulid_id!(/// An affiliate account.

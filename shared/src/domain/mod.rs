@@ -1,5 +1,6 @@
 //! The domain: plain types and rules, with no storage or transport in them.
 
+pub mod accounts;
 pub mod email;
 pub mod ids;
 pub mod ledger;

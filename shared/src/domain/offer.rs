@@ -4,6 +4,8 @@
 //! redirects to it, with macro values percent-encoded into it: no part of the request can
 //! change where the visitor goes (CWE-601). Macros may not stand in the scheme or host.
 
+use std::collections::BTreeMap;
+
 use jiff::{SignedDuration, Timestamp};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
@@ -139,11 +141,42 @@ pub enum Commission {
     Share(Bps),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OfferStatus {
     Active,
     Paused,
+    /// Retired for good: links stop, history stays.
+    Archived,
+}
+
+/// Conversion caps; each `None` is unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Caps {
+    /// Conversions per calendar day (UTC).
+    pub daily: Option<u32>,
+    /// Conversions per calendar month (UTC).
+    pub monthly: Option<u32>,
+    /// Total revenue the advertiser will pay, in minor units of the offer's currency.
+    pub budget: Option<i64>,
+}
+
+/// Device types an offer may be limited to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceType {
+    Desktop,
+    Mobile,
+    Tablet,
+}
+
+/// Whether conversions are approved automatically after the review window or by the advertiser.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMode {
+    #[default]
+    Auto,
+    Manual,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -171,11 +204,31 @@ pub struct Offer {
     pub postback_secret: Secret<String>,
     pub status: OfferStatus,
     pub created_at: Timestamp,
+    /// What particular affiliates earn instead of `payout`.
+    #[serde(default)]
+    pub payout_overrides: BTreeMap<AffiliateId, Commission>,
+    #[serde(default)]
+    pub caps: Caps,
+    /// ISO 3166 alpha-2 codes; empty allows every country.
+    #[serde(default)]
+    pub allowed_countries: Vec<String>,
+    /// Empty allows every device type.
+    #[serde(default)]
+    pub allowed_devices: Vec<DeviceType>,
+    /// Days an approved conversion's earnings wait before they can be paid.
+    #[serde(default)]
+    pub hold_days: u32,
+    #[serde(default)]
+    pub approval: ApprovalMode,
 }
 
 impl Offer {
-    /// What the advertiser pays and the affiliate earns for a conversion with this sale amount.
-    pub fn commission(&self, sale: Option<Money>) -> Result<(Money, Money), CommissionError> {
+    /// What the advertiser pays and `affiliate` earns for a conversion with this sale amount.
+    pub fn commission(
+        &self,
+        sale: Option<Money>,
+        affiliate: AffiliateId,
+    ) -> Result<(Money, Money), CommissionError> {
         if let Some(sale) = sale
             && sale.currency != self.currency
         {
@@ -185,7 +238,12 @@ impl Offer {
             Commission::Fixed(minor) => Ok(Money::new(minor, self.currency)),
             Commission::Share(bps) => sale.map(|s| bps.of(s)).ok_or(CommissionError::SaleRequired),
         };
-        Ok((amount(self.revenue)?, amount(self.payout)?))
+        let payout = self
+            .payout_overrides
+            .get(&affiliate)
+            .copied()
+            .unwrap_or(self.payout);
+        Ok((amount(self.revenue)?, amount(payout)?))
     }
 
     /// Whether a conversion at `now` still falls in the attribution window of a click at
@@ -290,6 +348,12 @@ mod tests {
             postback_secret: Secret::new("s".into()),
             status: OfferStatus::Active,
             created_at: Timestamp::UNIX_EPOCH,
+            payout_overrides: BTreeMap::new(),
+            caps: Caps::default(),
+            allowed_countries: vec![],
+            allowed_devices: vec![],
+            hold_days: 0,
+            approval: ApprovalMode::Auto,
         };
         let clicked = Timestamp::from_second(1_700_000_000).unwrap();
         assert!(offer.attributes(clicked, clicked));
@@ -316,22 +380,38 @@ mod tests {
             postback_secret: Secret::new("s".into()),
             status: OfferStatus::Active,
             created_at: Timestamp::UNIX_EPOCH,
+            payout_overrides: BTreeMap::new(),
+            caps: Caps::default(),
+            allowed_countries: vec![],
+            allowed_devices: vec![],
+            hold_days: 0,
+            approval: ApprovalMode::Auto,
         };
         let sale = Money::new(4999, usd);
+        let ann = AffiliateId(Ulid::from_parts(9, 9));
+        let fixed = |minor| Money::new(minor, usd);
         assert_eq!(
-            offer.commission(Some(sale)),
-            Ok((Money::new(750, usd), Money::new(250, usd)))
+            offer.commission(Some(sale), ann),
+            Ok((fixed(750), fixed(250)))
         );
-        assert_eq!(offer.commission(None), Err(CommissionError::SaleRequired));
+        assert_eq!(
+            offer.commission(None, ann),
+            Err(CommissionError::SaleRequired)
+        );
         let eur = Money::new(100, Currency::parse("EUR").unwrap());
         assert_eq!(
-            offer.commission(Some(eur)),
+            offer.commission(Some(eur), ann),
             Err(CommissionError::CurrencyMismatch(usd))
         );
         offer.revenue = Commission::Fixed(900);
+        assert_eq!(offer.commission(None, ann), Ok((fixed(900), fixed(250))));
+        offer.payout_overrides.insert(ann, Commission::Fixed(400));
         assert_eq!(
-            offer.commission(None),
-            Ok((Money::new(900, usd), Money::new(250, usd)))
+            offer.commission(None, ann),
+            Ok((fixed(900), fixed(400))),
+            "an override wins"
         );
+        let bob = AffiliateId(Ulid::from_parts(8, 8));
+        assert_eq!(offer.commission(None, bob), Ok((fixed(900), fixed(250))));
     }
 }

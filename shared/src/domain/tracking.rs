@@ -6,7 +6,6 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::email::EmailAddress;
 use super::ids::{AdvertiserId, AffiliateId, ClickId, ConversionId, LinkCode, OfferId};
 use super::money::Money;
 
@@ -18,22 +17,6 @@ pub fn tracking_expiry(at: Timestamp) -> i64 {
     (at + TRACKING_RETENTION).as_second()
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Advertiser {
-    pub id: AdvertiserId,
-    pub name: String,
-    pub email: EmailAddress,
-    pub created_at: Timestamp,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Affiliate {
-    pub id: AffiliateId,
-    pub name: String,
-    pub email: EmailAddress,
-    pub created_at: Timestamp,
-}
-
 /// An affiliate's tracking link for one offer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
@@ -42,6 +25,9 @@ pub struct Link {
     pub affiliate_id: AffiliateId,
     pub advertiser_id: AdvertiserId,
     pub created_at: Timestamp,
+    /// Sub-ids a click gets when it does not give its own.
+    #[serde(default)]
+    pub subs: Subs,
 }
 
 /// The affiliate's sub-ids `sub1`…`sub5`, each at most [`Subs::MAX_LEN`] characters.
@@ -58,6 +44,17 @@ impl Subs {
 
     pub fn get(&self, index: usize) -> Option<&str> {
         self.0.get(index).and_then(|v| v.as_deref())
+    }
+
+    /// These sub-ids, each missing one taken from `defaults`.
+    pub fn or(self, defaults: &Subs) -> Subs {
+        let mut values = self.0;
+        for (value, default) in values.iter_mut().zip(&defaults.0) {
+            if value.is_none() {
+                value.clone_from(default);
+            }
+        }
+        Subs(values)
     }
 }
 
@@ -83,7 +80,7 @@ pub struct Click {
     pub expires_at: i64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversionStatus {
     Pending,

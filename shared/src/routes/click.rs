@@ -8,17 +8,20 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 
 use super::Route;
 use crate::app::App;
+use crate::caller::Access;
 use crate::domain::ids::LinkCode;
 use crate::domain::tracking::Subs;
 use crate::http::{ApiError, Params, Request, Response, client_ip, path_param};
 use crate::tracking::{self, TrackingError};
 
-pub const ROUTE: Route = Route {
-    function: "click",
-    methods: &["GET"],
-    path: "/c/{link}",
-    handler: |app, request| Box::pin(handle(app, request)),
-};
+pub const ROUTE: Route = Route::new(
+    "click",
+    &["GET"],
+    "/c/{link}",
+    Access::Public,
+    "A tracking link: records the click and redirects (302) to the offer's destination",
+    |app, request| Box::pin(handle(app, request)),
+);
 
 /// The attribution cookie of an offer: `lr_<offer id>`, holding the click id.
 pub fn cookie_name(offer_id: impl std::fmt::Display) -> String {
@@ -35,17 +38,17 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
     for (slot, name) in subs.iter_mut().zip(Subs::NAMES) {
         *slot = params.text(name, Subs::MAX_LEN)?.map(str::to_string);
     }
+    // Sub-ids the click does not give fall back to the link's defaults (in the service).
     let ip = client_ip(&request).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    let outcome =
-        tracking::record_click(&app, &code, Subs::new(subs), ip, viewer_country(&request))
-            .await
-            .map_err(|error| match error {
-                TrackingError::UnknownLink => ApiError::not_found("link", "no such tracking link"),
-                TrackingError::OfferPaused => {
-                    ApiError::not_found("link", "this link's offer is paused")
-                }
-                other => ApiError::internal(other),
-            })?;
+    let outcome = tracking::record_click(&app, &code, subs, ip, viewer_country(&request))
+        .await
+        .map_err(|error| match error {
+            TrackingError::UnknownLink => ApiError::not_found("link", "no such tracking link"),
+            TrackingError::OfferPaused => {
+                ApiError::not_found("link", "this link's offer is paused")
+            }
+            other => ApiError::internal(other),
+        })?;
     let cookie = format!(
         "{}={}; Max-Age={}; Path=/; Secure; HttpOnly; SameSite=None",
         cookie_name(outcome.click.offer_id),

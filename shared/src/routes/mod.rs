@@ -1,34 +1,87 @@
-//! The route table: every HTTP function's method, path and handler. Lambda functions serve
-//! one entry each; the local runner serves them all; `template.yaml` declares the same paths
-//! (a test keeps them in step).
+//! The route table: every HTTP route's function, method, path, who may call it, what it
+//! takes and answers, and its handler. A Lambda function serves the routes of its name; the
+//! local runner serves them all; `template.yaml` declares the same paths (a test keeps them in
+//! step), and `/api/openapi.json` is generated from this table.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use lambda_http::RequestExt;
 use lambda_http::http::{HeaderValue, header};
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::app::App;
+use crate::caller::{self, Access};
 use crate::http::{ApiError, Request, Response};
 
+pub mod admin;
+pub mod auth;
 pub mod click;
+pub mod conversions;
+pub mod links;
+pub mod offers;
+pub mod openapi;
 pub mod postback;
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
 
-/// One HTTP function.
+/// Adds a type's JSON schema (and the schemas it uses) to the document; answers a reference.
+pub type SchemaFn = fn(&mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema>;
+
+pub fn schema<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) -> RefOr<Schema> {
+    T::schemas(schemas);
+    schemas.push((T::name().into_owned(), T::schema()));
+    RefOr::Ref(utoipa::openapi::Ref::from_schema_name(T::name()))
+}
+
+/// One HTTP route.
 pub struct Route {
-    /// The function's name: its crate in `functions/` and its resource in `template.yaml`.
+    /// The function serving it: its crate in `functions/` and its resource in `template.yaml`.
     pub function: &'static str,
     pub methods: &'static [&'static str],
     /// API Gateway's path syntax: `/c/{link}`.
     pub path: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+    /// The JSON body it takes, if any.
+    pub request: Option<SchemaFn>,
+    /// The JSON it answers on success, if any.
+    pub response: Option<SchemaFn>,
     pub handler: fn(App, Request) -> HandlerFuture,
 }
 
-pub const ROUTES: &[Route] = &[click::ROUTE, postback::ROUTE];
-
 impl Route {
+    pub const fn new(
+        function: &'static str,
+        methods: &'static [&'static str],
+        path: &'static str,
+        access: Access,
+        summary: &'static str,
+        handler: fn(App, Request) -> HandlerFuture,
+    ) -> Self {
+        Self {
+            function,
+            methods,
+            path,
+            access,
+            summary,
+            request: None,
+            response: None,
+            handler,
+        }
+    }
+
+    pub const fn takes(mut self, schema: SchemaFn) -> Self {
+        self.request = Some(schema);
+        self
+    }
+
+    pub const fn answers(mut self, schema: SchemaFn) -> Self {
+        self.response = Some(schema);
+        self
+    }
+
     /// The path parameters, if `path` is this route's.
     pub fn match_path(&self, path: &str) -> Option<Vec<(String, String)>> {
         let mut params = Vec::new();
@@ -48,62 +101,159 @@ impl Route {
     }
 }
 
-/// The route serving `path`, with its path parameters.
-pub fn find(path: &str) -> Option<(&'static Route, Vec<(String, String)>)> {
-    ROUTES
-        .iter()
-        .find_map(|route| route.match_path(path).map(|params| (route, params)))
+pub const ROUTES: &[Route] = &[
+    click::ROUTE,
+    postback::ROUTE,
+    auth::REGISTER,
+    auth::VERIFY_EMAIL,
+    auth::SIGN_IN,
+    auth::SIGN_OUT,
+    auth::ME,
+    auth::CHANGE_PASSWORD,
+    auth::REQUEST_RESET,
+    auth::CONFIRM_RESET,
+    auth::CREATE_API_KEY,
+    auth::LIST_API_KEYS,
+    auth::REVOKE_API_KEY,
+    offers::CREATE,
+    offers::LIST,
+    offers::GET,
+    offers::UPDATE,
+    offers::ROTATE_SECRET,
+    offers::APPLY,
+    offers::LIST_APPLICATIONS,
+    offers::DECIDE_APPLICATION,
+    offers::SET_POSTBACK_URL,
+    links::CREATE,
+    links::LIST,
+    conversions::LIST,
+    admin::LIST_ACCOUNTS,
+    admin::SET_STATUS,
+    admin::AUDIT,
+    openapi::ROUTE,
+];
+
+/// What serves `method path` among `routes`.
+pub enum Found {
+    Route(&'static Route, Vec<(String, String)>),
+    /// The path exists, with these methods only.
+    MethodNotAllowed(Vec<&'static str>),
+    NotFound,
 }
 
-/// Runs a request through its route: the method check, the handler, and the error answer.
-/// Every request gets an answer: a handler's error is the caller's 4xx or an opaque 5xx,
-/// never an `Err` to the Lambda runtime (which API Gateway would turn into a blind 502).
-pub async fn dispatch(route: &Route, app: App, request: Request) -> Response {
+pub fn find(routes: impl IntoIterator<Item = &'static Route>, method: &str, path: &str) -> Found {
+    let mut allowed = Vec::new();
+    for route in routes {
+        if let Some(params) = route.match_path(path) {
+            if route.methods.contains(&method) {
+                return Found::Route(route, params);
+            }
+            allowed.extend(route.methods);
+        }
+    }
+    if allowed.is_empty() {
+        Found::NotFound
+    } else {
+        Found::MethodNotAllowed(allowed)
+    }
+}
+
+/// Answers a request with the routes of `function` (every route when `None`): routing, the
+/// caller's authentication and role, the handler, and the error answer. Every request gets an
+/// answer: an error is the caller's 4xx or an opaque 5xx, never an `Err` to the Lambda runtime
+/// (which API Gateway would turn into a blind 502).
+pub async fn respond(app: App, mut request: Request, function: Option<&str>) -> Response {
     let request_id = request
         .lambda_context_ref()
         .map(|context| context.request_id.clone())
         .unwrap_or_else(|| app.clock.new_id().to_string());
-    let result = if route.methods.contains(&request.method().as_str()) {
-        (route.handler)(app, request).await
-    } else {
-        Err(ApiError::method_not_allowed(route.methods))
+    let routes = ROUTES
+        .iter()
+        .filter(|route| function.is_none_or(|name| route.function == name));
+    let path = request.uri().path().to_string();
+    let result = match find(routes, request.method().as_str(), &path) {
+        Found::NotFound => Err(ApiError::not_found("path", "no such route")),
+        Found::MethodNotAllowed(allowed) => {
+            let mut response = ApiError::method_not_allowed(&allowed).into_response(&request_id);
+            if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            return response;
+        }
+        Found::Route(route, params) => {
+            request = request.with_path_parameters(
+                params
+                    .into_iter()
+                    .collect::<std::collections::HashMap<_, _>>(),
+            );
+            run(route, app, request).await
+        }
     };
     let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    if route.methods.len() > 1 || response.status() == 405 {
-        response.headers_mut().insert(
-            header::ALLOW,
-            HeaderValue::from_str(&route.methods.join(", ")).expect("method names are header-safe"),
-        );
-    }
     response
+}
+
+async fn run(route: &'static Route, app: App, mut request: Request) -> Result<Response, ApiError> {
+    if let Access::Roles(roles) = route.access {
+        let caller = caller::require(&app, &request, roles).await?;
+        request.extensions_mut().insert(caller);
+    }
+    (route.handler)(app, request).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn paths_match_their_routes_only() {
-        let (route, params) = find("/c/AbCdE12345").unwrap();
-        assert_eq!(route.function, "click");
-        assert_eq!(params, vec![("link".to_string(), "AbCdE12345".to_string())]);
-        assert_eq!(find("/postback").unwrap().0.function, "postback");
-        for path in ["/c/", "/c", "/c/a/b", "/postback/x", "/", "/nope"] {
-            assert!(find(path).is_none(), "{path}");
+    fn function(method: &str, path: &str) -> Option<&'static str> {
+        match find(ROUTES, method, path) {
+            Found::Route(route, _) => Some(route.function),
+            _ => None,
         }
     }
 
     #[test]
-    fn every_function_has_one_route_and_a_unique_path() {
-        let mut names: Vec<_> = ROUTES.iter().map(|r| r.function).collect();
-        let mut paths: Vec<_> = ROUTES.iter().map(|r| r.path).collect();
-        names.sort();
-        names.dedup();
-        paths.sort();
-        paths.dedup();
-        assert_eq!((names.len(), paths.len()), (ROUTES.len(), ROUTES.len()));
+    fn paths_match_their_routes_only() {
+        let Found::Route(route, params) = find(ROUTES, "GET", "/c/AbCdE12345") else {
+            panic!()
+        };
+        assert_eq!(route.function, "click");
+        assert_eq!(params, vec![("link".to_string(), "AbCdE12345".to_string())]);
+        assert_eq!(function("POST", "/postback"), Some("postback"));
+        assert!(matches!(
+            find(ROUTES, "DELETE", "/postback"),
+            Found::MethodNotAllowed(_)
+        ));
+        for path in [
+            "/c/",
+            "/c",
+            "/c/a/b",
+            "/postback/x",
+            "/",
+            "/nope",
+            "/api/offers/x/y/z/w",
+        ] {
+            assert!(
+                matches!(find(ROUTES, "GET", path), Found::NotFound),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_two_routes_answer_the_same_method_and_path() {
+        let mut seen = std::collections::BTreeSet::new();
+        for route in ROUTES {
+            for method in route.methods {
+                assert!(
+                    seen.insert((*method, route.path)),
+                    "{method} {} is routed twice",
+                    route.path
+                );
+            }
+        }
     }
 }

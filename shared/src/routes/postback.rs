@@ -9,8 +9,9 @@
 use lambda_http::http::StatusCode;
 use serde::Serialize;
 
-use super::Route;
+use super::{Route, schema};
 use crate::app::App;
+use crate::caller::Access;
 use crate::domain::ids::ClickId;
 use crate::domain::money::{Currency, Money};
 use crate::domain::offer::CommissionError;
@@ -19,12 +20,15 @@ use crate::http::{ApiError, Params, Request, Response, json};
 use crate::store::Recorded;
 use crate::tracking::{self, Postback, PostbackAuth, TrackingError};
 
-pub const ROUTE: Route = Route {
-    function: "postback",
-    methods: &["GET", "POST"],
-    path: "/postback",
-    handler: |app, request| Box::pin(handle(app, request)),
-};
+pub const ROUTE: Route = Route::new(
+    "postback",
+    &["GET", "POST"],
+    "/postback",
+    Access::Public,
+    "The advertiser's server-to-server conversion (authenticated by the offer's postback token or signature)",
+    |app, request| Box::pin(handle(app, request)),
+)
+.answers(schema::<Answer>);
 
 pub const SIGNATURE_HEADER: &str = "leadsrefer-signature";
 pub const MAX_TXN_ID: usize = 255;
@@ -131,13 +135,13 @@ fn to_api_error(error: TrackingError) -> ApiError {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Answer {
     duplicate: bool,
     conversion: AdvertiserView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Amount {
     amount: String,
     currency: &'static str,
@@ -153,7 +157,7 @@ impl From<Money> for Amount {
 }
 
 /// A conversion as its advertiser sees it: what they pay, not what the affiliate earns.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AdvertiserView {
     id: String,
     click_id: String,

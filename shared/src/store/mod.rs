@@ -3,12 +3,19 @@
 //!
 //! | record | pk | sk | gsi1pk / gsi1sk |
 //! | --- | --- | --- | --- |
-//! | advertiser | `ADV#{id}` | `ADV` | |
-//! | affiliate | `AFF#{id}` | `AFF` | |
-//! | offer | `OFFER#{id}` | `OFFER` | `ADV#{advertiser}#OFFERS` / `{id}` |
+//! | account | `ACCT#{id}` | `ACCT` | `ACCTS` / `{id}` |
+//! | account by email | `EMAIL#{email}` | `EMAIL` | |
+//! | session | `SESSION#{sha256 of token}` | `SESSION` | `ACCT#{id}#SESSIONS` / `{created}` |
+//! | one-time token | `TOKEN#{sha256 of token}` | `TOKEN` | |
+//! | API key | `APIKEY#{sha256 of key}` | `APIKEY` | `ACCT#{id}#APIKEYS` / `{key id}` |
+//! | sign-in throttle | `THROTTLE#{scope}#{hash}` | `THROTTLE` | |
+//! | audit event | `AUDIT` | `{id}` | `ACCT#{actor}#AUDIT` / `{id}` |
+//! | application | `APP#{offer}` | `{affiliate}` | `AFF#{affiliate}#APPS` / `{offer}` |
+//! | offer | `OFFER#{id}` | `OFFER` | `OFFERS` / `{advertiser}#{id}` |
 //! | link | `LINK#{code}` | `LINK` | `AFF#{affiliate}#LINKS` / `{code}` |
 //! | click | `CLICK#{id}` | `CLICK` | |
-//! | conversion | `CONV#{id}` | `CONV` | `OFFER#{offer}#CONVS` / `{id}` |
+//! | conversion | `CONV#{id}` | `CONV` | `ADV#{advertiser}#CONVS` / `{id}` |
+//! | conversion, affiliate's copy | `AFF#{affiliate}#CONVS` | `{id}` | |
 //! | conversion dedupe key | `CONVKEY#{offer}\|{event}\|…` | `CONVKEY` | |
 //! | ledger transaction | `LTXN#{id}` | `LTXN` | |
 //! | ledger entry | `LACCT#{account}#{currency}` | `{transaction id}` | |
@@ -16,6 +23,12 @@
 //! | settings | `META#{name}` | `META` | |
 
 use std::sync::Arc;
+
+mod accounts;
+mod offers;
+
+pub use accounts::{ApiKeyRecord, AuditEvent, SessionRecord, Throttle, TokenPurpose};
+pub use offers::{Application, ApplicationStatus};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,11 +38,12 @@ use crate::domain::ids::{AdvertiserId, AffiliateId, ClickId, ConversionId, LinkC
 use crate::domain::ledger::{Account, Transaction};
 use crate::domain::money::Currency;
 use crate::domain::offer::Offer;
-use crate::domain::tracking::{Advertiser, Affiliate, Click, Conversion, Link};
+use crate::domain::tracking::{Click, Conversion, Link};
 use crate::ports::table::{
-    Cond, EXPIRES_AT, GSI1PK, GSI1SK, Item, Key, Query, Table, TableError, Update, Write,
+    Cond, Cursor, EXPIRES_AT, GSI1PK, GSI1SK, Item, Key, Query, Table, TableError, Update, Write,
     from_item, to_item,
 };
+use offers::offer_key;
 
 /// The outcome of recording something that may arrive twice.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,18 +55,9 @@ pub enum Recorded<T> {
 
 #[derive(Clone)]
 pub struct Store {
-    table: Arc<dyn Table>,
+    pub(crate) table: Arc<dyn Table>,
 }
 
-fn advertiser_key(id: AdvertiserId) -> Key {
-    Key::new(format!("ADV#{id}"), "ADV")
-}
-fn affiliate_key(id: AffiliateId) -> Key {
-    Key::new(format!("AFF#{id}"), "AFF")
-}
-fn offer_key(id: OfferId) -> Key {
-    Key::new(format!("OFFER#{id}"), "OFFER")
-}
 fn link_key(code: &LinkCode) -> Key {
     Key::new(format!("LINK#{code}"), "LINK")
 }
@@ -81,7 +86,7 @@ fn meta_key(name: &str) -> Key {
     Key::new(format!("META#{name}"), "META")
 }
 
-fn with_index(mut item: Item, gsi1pk: String, gsi1sk: String) -> Item {
+pub(crate) fn with_index(mut item: Item, gsi1pk: String, gsi1sk: String) -> Item {
     item.insert(GSI1PK.into(), Value::String(gsi1pk));
     item.insert(GSI1SK.into(), Value::String(gsi1sk));
     item
@@ -92,40 +97,19 @@ impl Store {
         Self { table }
     }
 
-    async fn get<T: DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, TableError> {
+    pub(crate) async fn get<T: DeserializeOwned>(
+        &self,
+        key: &Key,
+    ) -> Result<Option<T>, TableError> {
         self.table.get(key).await?.map(from_item).transpose()
     }
 
-    async fn create(&self, item: Item) -> Result<(), TableError> {
+    pub(crate) async fn create(&self, item: Item) -> Result<(), TableError> {
         self.table.put(item, Cond::NotExists).await
     }
 
-    pub async fn create_advertiser(&self, advertiser: &Advertiser) -> Result<(), TableError> {
-        self.create(to_item(advertiser, &advertiser_key(advertiser.id))?)
-            .await
-    }
-
-    pub async fn advertiser(&self, id: AdvertiserId) -> Result<Option<Advertiser>, TableError> {
-        self.get(&advertiser_key(id)).await
-    }
-
-    pub async fn create_affiliate(&self, affiliate: &Affiliate) -> Result<(), TableError> {
-        self.create(to_item(affiliate, &affiliate_key(affiliate.id))?)
-            .await
-    }
-
-    pub async fn affiliate(&self, id: AffiliateId) -> Result<Option<Affiliate>, TableError> {
-        self.get(&affiliate_key(id)).await
-    }
-
     pub async fn create_offer(&self, offer: &Offer) -> Result<(), TableError> {
-        let item = to_item(offer, &offer_key(offer.id))?;
-        let item = with_index(
-            item,
-            format!("ADV#{}#OFFERS", offer.advertiser_id),
-            offer.id.to_string(),
-        );
-        self.create(item).await
+        self.create(offers::offer_item(offer)?).await
     }
 
     pub async fn offer(&self, id: OfferId) -> Result<Option<Offer>, TableError> {
@@ -176,9 +160,17 @@ impl Store {
         let dedupe = to_item(&dedupe, &conversion_dedupe_key(&conversion.dedupe_key()))?;
         let record = with_index(
             to_item(conversion, &conversion_key(conversion.id))?,
-            format!("OFFER#{}#CONVS", conversion.offer_id),
+            format!("ADV#{}#CONVS", conversion.advertiser_id),
             conversion.id.to_string(),
         );
+        // The affiliate's copy: their listing reads one partition, without a second index.
+        let copy = to_item(
+            conversion,
+            &Key::new(
+                format!("AFF#{}#CONVS", conversion.affiliate_id),
+                conversion.id.to_string(),
+            ),
+        )?;
         let mut writes = vec![
             Write::Put {
                 item: dedupe,
@@ -186,6 +178,10 @@ impl Store {
             },
             Write::Put {
                 item: record,
+                cond: Cond::NotExists,
+            },
+            Write::Put {
+                item: copy,
                 cond: Cond::NotExists,
             },
         ];
@@ -210,13 +206,61 @@ impl Store {
         }
     }
 
-    /// The conversions of an offer, oldest first, one page at a time.
+    /// An advertiser's conversions, newest first: one page, and where the next starts.
+    pub async fn conversions_of_advertiser(
+        &self,
+        advertiser: AdvertiserId,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<Conversion>, Option<Cursor>), TableError> {
+        self.page(
+            Query::gsi1(format!("ADV#{advertiser}#CONVS"))
+                .descending()
+                .limit(limit)
+                .after(after),
+        )
+        .await
+    }
+
+    /// An affiliate's conversions, newest first: one page, and where the next starts.
+    pub async fn conversions_of_affiliate(
+        &self,
+        affiliate: AffiliateId,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<Conversion>, Option<Cursor>), TableError> {
+        self.page(
+            Query::partition(format!("AFF#{affiliate}#CONVS"))
+                .descending()
+                .limit(limit)
+                .after(after),
+        )
+        .await
+    }
+
+    /// Every conversion of an offer (of `advertiser`), oldest first.
     pub async fn conversions_of_offer(
         &self,
+        advertiser: AdvertiserId,
         offer: OfferId,
     ) -> Result<Vec<Conversion>, TableError> {
-        self.query_all(Query::gsi1(format!("OFFER#{offer}#CONVS")))
-            .await
+        let all: Vec<Conversion> = self
+            .query_all(Query::gsi1(format!("ADV#{advertiser}#CONVS")))
+            .await?;
+        Ok(all.into_iter().filter(|c| c.offer_id == offer).collect())
+    }
+
+    pub(crate) async fn page<T: DeserializeOwned>(
+        &self,
+        query: Query,
+    ) -> Result<(Vec<T>, Option<Cursor>), TableError> {
+        let page = self.table.query(query).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<T>, _>>()?;
+        Ok((items, page.next))
     }
 
     pub async fn ledger_transaction(&self, id: &str) -> Result<Option<Transaction>, TableError> {
@@ -251,7 +295,10 @@ impl Store {
             .sum())
     }
 
-    async fn query_all<T: DeserializeOwned>(&self, query: Query) -> Result<Vec<T>, TableError> {
+    pub(crate) async fn query_all<T: DeserializeOwned>(
+        &self,
+        query: Query,
+    ) -> Result<Vec<T>, TableError> {
         let mut out = Vec::new();
         let mut after = None;
         loop {

@@ -1,0 +1,871 @@
+//! `/api/offers/…`: advertisers publish and edit offers; affiliates browse them, apply, and set
+//! their postback URL; advertisers (and admins) decide applications (the `offers` function).
+//!
+//! Money travels as decimal strings in the offer's currency (`"25.00"`), rates as basis points.
+//! Another advertiser's offer answers 404, as if it did not exist.
+
+use std::collections::BTreeMap;
+
+use jiff::SignedDuration;
+use lambda_http::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Route, schema};
+use crate::accounts::audit;
+use crate::app::App;
+use crate::caller::{ADVERTISER_OR_ADMIN, AFFILIATE, ANY_ROLE, Caller, caller};
+use crate::domain::accounts::{AccountId, AccountStatus, Role};
+use crate::domain::ids::{AdvertiserId, AffiliateId, OfferId};
+use crate::domain::money::{Bps, Currency, Money};
+use crate::domain::offer::{
+    ApprovalMode, Caps, Commission, Destination, DeviceType, Offer, OfferStatus,
+};
+use crate::http::{ApiError, Request, Response, json, json_body, path_param};
+use crate::seed::new_postback_secret;
+use crate::store::{Application, ApplicationStatus};
+
+pub const CREATE: Route = Route::new(
+    "offers",
+    &["POST"],
+    "/api/offers",
+    ADVERTISER_OR_ADMIN,
+    "Publish an offer (an approved advertiser, or an admin naming the advertiser)",
+    |app, request| Box::pin(create(app, request)),
+)
+.takes(schema::<OfferInput>)
+.answers(schema::<OfferView>);
+
+pub const LIST: Route = Route::new("offers", &["GET"], "/api/offers", ANY_ROLE,
+    "Offers: an advertiser's own, every active one for an affiliate (with their application), all for an admin",
+    |app, request| Box::pin(list(app, request)))
+.answers(schema::<OfferList>);
+
+pub const GET: Route = Route::new(
+    "offers",
+    &["GET"],
+    "/api/offers/{offer_id}",
+    ANY_ROLE,
+    "One offer, as the caller may see it",
+    |app, request| Box::pin(get(app, request)),
+)
+.answers(schema::<OfferItem>);
+
+pub const UPDATE: Route = Route::new(
+    "offers",
+    &["PATCH"],
+    "/api/offers/{offer_id}",
+    ADVERTISER_OR_ADMIN,
+    "Edit an offer: any field of its input, and `status` (active, paused, archived)",
+    |app, request| Box::pin(update(app, request)),
+)
+.takes(schema::<OfferPatch>)
+.answers(schema::<OfferView>);
+
+pub const ROTATE_SECRET: Route = Route::new(
+    "offers",
+    &["POST"],
+    "/api/offers/{offer_id}/postback-secret",
+    ADVERTISER_OR_ADMIN,
+    "Replace the offer's postback secret; postbacks with the old one are refused from now on",
+    |app, request| Box::pin(rotate_secret(app, request)),
+)
+.answers(schema::<OfferView>);
+
+pub const APPLY: Route = Route::new(
+    "offers",
+    &["POST"],
+    "/api/offers/{offer_id}/applications",
+    AFFILIATE,
+    "Apply to promote an offer (an approved affiliate)",
+    |app, request| Box::pin(apply(app, request)),
+)
+.answers(schema::<ApplicationView>);
+
+pub const LIST_APPLICATIONS: Route = Route::new(
+    "offers",
+    &["GET"],
+    "/api/offers/{offer_id}/applications",
+    ADVERTISER_OR_ADMIN,
+    "The applications to an offer",
+    |app, request| Box::pin(list_applications(app, request)),
+)
+.answers(schema::<ApplicationList>);
+
+pub const DECIDE_APPLICATION: Route = Route::new(
+    "offers",
+    &["PUT"],
+    "/api/offers/{offer_id}/applications/{affiliate_id}",
+    ADVERTISER_OR_ADMIN,
+    "Approve or reject an application",
+    |app, request| Box::pin(decide(app, request)),
+)
+.takes(schema::<Decision>)
+.answers(schema::<ApplicationView>);
+
+pub const SET_POSTBACK_URL: Route = Route::new("offers", &["PUT"], "/api/offers/{offer_id}/postback-url", AFFILIATE,
+    "Set the URL called when a conversion of yours on this offer is recorded or changes status (macros: {click_id}, {conversion_id}, {status}, {payout}, {currency}, {sub1}…{sub5})",
+    |app, request| Box::pin(set_postback_url(app, request)))
+.takes(schema::<PostbackUrlInput>)
+.answers(schema::<ApplicationView>);
+
+/// A commission: a fixed amount (`{"fixed": "25.00"}`) or a share of the sale
+/// (`{"share_bps": 1500}` = 15%).
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum CommissionInput {
+    Fixed(String),
+    ShareBps(u32),
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapsInput {
+    pub daily: Option<u32>,
+    pub monthly: Option<u32>,
+    /// Total revenue, as a decimal in the offer's currency.
+    pub budget: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfferInput {
+    /// Admins only: whose offer it is.
+    #[serde(default)]
+    pub advertiser_id: Option<String>,
+    pub name: String,
+    /// http(s), with macros {click_id}, {affiliate_id}, {offer_id}, {sub1}…{sub5} after the host.
+    pub destination: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// What the advertiser pays per conversion.
+    pub revenue: CommissionInput,
+    /// What affiliates earn per conversion.
+    pub payout: CommissionInput,
+    /// Affiliate id → what that affiliate earns instead.
+    #[serde(default)]
+    pub payout_overrides: BTreeMap<String, CommissionInput>,
+    #[serde(default)]
+    pub caps: CapsInput,
+    /// ISO 3166 alpha-2; empty for every country.
+    #[serde(default)]
+    pub allowed_countries: Vec<String>,
+    /// Empty for every device type.
+    #[serde(default)]
+    pub allowed_devices: Vec<DeviceType>,
+    /// 1 to 365; default 30.
+    #[serde(default)]
+    pub attribution_window_days: Option<u32>,
+    /// 0 to 365; default 0.
+    #[serde(default)]
+    pub hold_days: Option<u32>,
+    #[serde(default)]
+    pub approval: Option<ApprovalMode>,
+}
+
+/// Every field optional: those given replace the offer's.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfferPatch {
+    pub name: Option<String>,
+    pub destination: Option<String>,
+    pub revenue: Option<CommissionInput>,
+    pub payout: Option<CommissionInput>,
+    pub payout_overrides: Option<BTreeMap<String, CommissionInput>>,
+    pub caps: Option<CapsInput>,
+    pub allowed_countries: Option<Vec<String>>,
+    pub allowed_devices: Option<Vec<DeviceType>>,
+    pub attribution_window_days: Option<u32>,
+    pub hold_days: Option<u32>,
+    pub approval: Option<ApprovalMode>,
+    pub status: Option<OfferStatus>,
+}
+
+/// An offer as its advertiser (or an admin) sees it, postback secret included.
+#[derive(Serialize, ToSchema)]
+pub struct OfferView {
+    pub id: String,
+    pub advertiser_id: String,
+    pub name: String,
+    pub destination: String,
+    pub currency: String,
+    pub revenue: CommissionInput,
+    pub payout: CommissionInput,
+    pub payout_overrides: BTreeMap<String, CommissionInput>,
+    pub caps: CapsInput,
+    pub allowed_countries: Vec<String>,
+    pub allowed_devices: Vec<DeviceType>,
+    pub attribution_window_days: i64,
+    pub hold_days: u32,
+    pub approval: ApprovalMode,
+    pub status: OfferStatus,
+    /// Send as `token` with postbacks, or sign them with it.
+    pub postback_secret: String,
+    pub created_at: String,
+}
+
+/// An offer as an affiliate sees it: what they earn, never what the advertiser pays.
+#[derive(Serialize, ToSchema)]
+pub struct AffiliateOfferView {
+    pub id: String,
+    pub name: String,
+    pub destination: String,
+    pub currency: String,
+    pub payout: CommissionInput,
+    pub caps: CapsInput,
+    pub allowed_countries: Vec<String>,
+    pub allowed_devices: Vec<DeviceType>,
+    pub attribution_window_days: i64,
+    pub status: OfferStatus,
+    /// The caller's application, if they applied.
+    pub application: Option<ApplicationStatus>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum OfferItem {
+    Full(OfferView),
+    Affiliate(AffiliateOfferView),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OfferList {
+    pub offers: Vec<OfferItem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApplicationView {
+    pub offer_id: String,
+    pub affiliate_id: String,
+    pub status: ApplicationStatus,
+    pub postback_url: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApplicationList {
+    pub applications: Vec<ApplicationView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// `approved` or `rejected`.
+    pub status: ApplicationStatus,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostbackUrlInput {
+    /// http(s); `null` removes it.
+    pub url: Option<String>,
+}
+
+fn money_text(minor: i64, currency: Currency) -> String {
+    Money::new(minor, currency).to_decimal()
+}
+
+fn commission_view(commission: Commission, currency: Currency) -> CommissionInput {
+    match commission {
+        Commission::Fixed(minor) => CommissionInput::Fixed(money_text(minor, currency)),
+        Commission::Share(bps) => CommissionInput::ShareBps(bps.get()),
+    }
+}
+
+fn caps_view(caps: &Caps, currency: Currency) -> CapsInput {
+    CapsInput {
+        daily: caps.daily,
+        monthly: caps.monthly,
+        budget: caps.budget.map(|b| money_text(b, currency)),
+    }
+}
+
+impl OfferView {
+    pub fn of(offer: &Offer) -> Self {
+        let currency = offer.currency;
+        Self {
+            id: offer.id.to_string(),
+            advertiser_id: offer.advertiser_id.to_string(),
+            name: offer.name.clone(),
+            destination: offer.destination.as_str().to_string(),
+            currency: currency.code().to_string(),
+            revenue: commission_view(offer.revenue, currency),
+            payout: commission_view(offer.payout, currency),
+            payout_overrides: offer
+                .payout_overrides
+                .iter()
+                .map(|(affiliate, commission)| {
+                    (
+                        affiliate.to_string(),
+                        commission_view(*commission, currency),
+                    )
+                })
+                .collect(),
+            caps: caps_view(&offer.caps, currency),
+            allowed_countries: offer.allowed_countries.clone(),
+            allowed_devices: offer.allowed_devices.clone(),
+            attribution_window_days: offer.attribution_window.as_hours() / 24,
+            hold_days: offer.hold_days,
+            approval: offer.approval,
+            status: offer.status,
+            postback_secret: offer.postback_secret.expose().clone(),
+            created_at: offer.created_at.to_string(),
+        }
+    }
+}
+
+impl AffiliateOfferView {
+    fn of(offer: &Offer, affiliate: AffiliateId, application: Option<ApplicationStatus>) -> Self {
+        let payout = offer
+            .payout_overrides
+            .get(&affiliate)
+            .copied()
+            .unwrap_or(offer.payout);
+        Self {
+            id: offer.id.to_string(),
+            name: offer.name.clone(),
+            destination: offer.destination.as_str().to_string(),
+            currency: offer.currency.code().to_string(),
+            payout: commission_view(payout, offer.currency),
+            caps: caps_view(&offer.caps, offer.currency),
+            allowed_countries: offer.allowed_countries.clone(),
+            allowed_devices: offer.allowed_devices.clone(),
+            attribution_window_days: offer.attribution_window.as_hours() / 24,
+            status: offer.status,
+            application,
+        }
+    }
+}
+
+impl ApplicationView {
+    fn of(application: &Application) -> Self {
+        Self {
+            offer_id: application.offer_id.to_string(),
+            affiliate_id: application.affiliate_id.to_string(),
+            status: application.status,
+            postback_url: application.postback_url.clone(),
+            created_at: application.created_at.to_string(),
+        }
+    }
+}
+
+fn commission(
+    field: &str,
+    input: &CommissionInput,
+    currency: Currency,
+) -> Result<Commission, ApiError> {
+    match input {
+        CommissionInput::Fixed(amount) => Money::parse_decimal(amount, currency)
+            .map(|m| Commission::Fixed(m.minor))
+            .map_err(|problem| ApiError::invalid_at(format!("{field}.fixed"), problem)),
+        CommissionInput::ShareBps(bps) => Bps::new(*bps)
+            .map(Commission::Share)
+            .map_err(|problem| ApiError::invalid_at(format!("{field}.share_bps"), problem)),
+    }
+}
+
+fn overrides(
+    input: &BTreeMap<String, CommissionInput>,
+    currency: Currency,
+) -> Result<BTreeMap<AffiliateId, Commission>, ApiError> {
+    input
+        .iter()
+        .map(|(affiliate, value)| {
+            let id = AffiliateId::parse(affiliate).ok_or_else(|| {
+                ApiError::invalid_at(
+                    format!("payout_overrides.{affiliate}"),
+                    "is not an affiliate id",
+                )
+            })?;
+            Ok((
+                id,
+                commission(&format!("payout_overrides.{affiliate}"), value, currency)?,
+            ))
+        })
+        .collect()
+}
+
+fn caps(input: &CapsInput, currency: Currency) -> Result<Caps, ApiError> {
+    let budget = input
+        .budget
+        .as_deref()
+        .map(|b| Money::parse_decimal(b, currency).map(|m| m.minor))
+        .transpose()
+        .map_err(|problem| ApiError::invalid_at("caps.budget".into(), problem))?;
+    Ok(Caps {
+        daily: input.daily,
+        monthly: input.monthly,
+        budget,
+    })
+}
+
+fn countries(input: &[String]) -> Result<Vec<String>, ApiError> {
+    input
+        .iter()
+        .map(|code| {
+            (code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()))
+                .then(|| code.clone())
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "allowed_countries",
+                        format!("{code:?} is not an ISO 3166 alpha-2 code such as US"),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn window(days: u32) -> Result<SignedDuration, ApiError> {
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::invalid(
+            "attribution_window_days",
+            "must be 1 to 365",
+        ));
+    }
+    Ok(SignedDuration::from_hours(24 * i64::from(days)))
+}
+
+fn hold(days: u32) -> Result<u32, ApiError> {
+    if days > 365 {
+        return Err(ApiError::invalid("hold_days", "must be 0 to 365"));
+    }
+    Ok(days)
+}
+
+fn name(text: &str) -> Result<String, ApiError> {
+    crate::domain::accounts::check_name(text).map_err(|problem| ApiError::invalid("name", problem))
+}
+
+fn destination(text: &str) -> Result<Destination, ApiError> {
+    Destination::parse(text).map_err(|problem| ApiError::invalid("destination", problem))
+}
+
+/// The offer named in the path, if the caller may manage it (else 404: no leak of existence).
+async fn managed_offer(app: &App, request: &Request, caller: &Caller) -> Result<Offer, ApiError> {
+    let offer = path_param(request, "offer_id")
+        .as_deref()
+        .and_then(OfferId::parse)
+        .ok_or_else(|| ApiError::not_found("offer_id", "no such offer"))?;
+    let offer = app.store.offer(offer).await.map_err(ApiError::internal)?;
+    match offer {
+        Some(offer)
+            if caller.is_admin() || caller.account.advertiser_id() == Some(offer.advertiser_id) =>
+        {
+            Ok(offer)
+        }
+        _ => Err(ApiError::not_found("offer_id", "no such offer")),
+    }
+}
+
+async fn create(app: App, request: Request) -> Result<Response, ApiError> {
+    let input: OfferInput = json_body(&request)?;
+    let caller = caller(&request);
+    let advertiser_id = if caller.is_admin() {
+        let id = input.advertiser_id.as_deref().ok_or_else(|| {
+            ApiError::invalid(
+                "advertiser_id",
+                "is required when an admin creates an offer",
+            )
+        })?;
+        let id = AccountId::parse(id)
+            .ok_or_else(|| ApiError::invalid("advertiser_id", "is not an account id"))?;
+        match app.store.account(id).await.map_err(ApiError::internal)? {
+            Some(account)
+                if account.role == Role::Advertiser && account.status == AccountStatus::Active =>
+            {
+                AdvertiserId(id.0)
+            }
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "advertiser_id",
+                    "is not an approved advertiser",
+                ));
+            }
+        }
+    } else {
+        caller.require_active()?;
+        if input.advertiser_id.is_some() {
+            return Err(ApiError::invalid(
+                "advertiser_id",
+                "is set by the platform for advertisers",
+            ));
+        }
+        caller
+            .account
+            .advertiser_id()
+            .expect("the route admits advertisers and admins")
+    };
+    let currency = Currency::parse(&input.currency)
+        .map_err(|_| ApiError::invalid("currency", "is not an ISO 4217 currency code"))?;
+    let offer = Offer {
+        id: OfferId(app.clock.new_id()),
+        advertiser_id,
+        name: name(&input.name)?,
+        destination: destination(&input.destination)?,
+        currency,
+        revenue: commission("revenue", &input.revenue, currency)?,
+        payout: commission("payout", &input.payout, currency)?,
+        attribution_window: window(input.attribution_window_days.unwrap_or(30))?,
+        postback_secret: new_postback_secret(),
+        status: OfferStatus::Active,
+        created_at: app.clock.now(),
+        payout_overrides: overrides(&input.payout_overrides, currency)?,
+        caps: caps(&input.caps, currency)?,
+        allowed_countries: countries(&input.allowed_countries)?,
+        allowed_devices: input.allowed_devices,
+        hold_days: hold(input.hold_days.unwrap_or(0))?,
+        approval: input.approval.unwrap_or_default(),
+    };
+    app.store
+        .create_offer(&offer)
+        .await
+        .map_err(ApiError::internal)?;
+    audit(
+        &app,
+        Some(caller.account.id),
+        "offer.created",
+        Some(offer.id.to_string()),
+        Some(&caller.client),
+        None,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(json(StatusCode::CREATED, &OfferView::of(&offer)))
+}
+
+async fn list(app: App, request: Request) -> Result<Response, ApiError> {
+    let caller = caller(&request);
+    let offers = match caller.account.role {
+        Role::Admin => app
+            .store
+            .all_offers()
+            .await
+            .map_err(ApiError::internal)?
+            .iter()
+            .map(|o| OfferItem::Full(OfferView::of(o)))
+            .collect(),
+        Role::Advertiser => {
+            let advertiser = caller.account.advertiser_id().expect("an advertiser");
+            let offers = app
+                .store
+                .offers_of_advertiser(advertiser)
+                .await
+                .map_err(ApiError::internal)?;
+            offers
+                .iter()
+                .map(|o| OfferItem::Full(OfferView::of(o)))
+                .collect()
+        }
+        Role::Affiliate => {
+            let affiliate = caller.account.affiliate_id().expect("an affiliate");
+            let applications: BTreeMap<OfferId, ApplicationStatus> = app
+                .store
+                .applications_of_affiliate(affiliate)
+                .await
+                .map_err(ApiError::internal)?
+                .into_iter()
+                .map(|a| (a.offer_id, a.status))
+                .collect();
+            let offers = app.store.all_offers().await.map_err(ApiError::internal)?;
+            offers
+                .iter()
+                .filter(|o| o.status == OfferStatus::Active || applications.contains_key(&o.id))
+                .map(|o| {
+                    OfferItem::Affiliate(AffiliateOfferView::of(
+                        o,
+                        affiliate,
+                        applications.get(&o.id).copied(),
+                    ))
+                })
+                .collect()
+        }
+    };
+    Ok(json(StatusCode::OK, &OfferList { offers }))
+}
+
+async fn get(app: App, request: Request) -> Result<Response, ApiError> {
+    let caller = caller(&request);
+    if let Some(affiliate) = caller.account.affiliate_id() {
+        let not_found = || ApiError::not_found("offer_id", "no such offer");
+        let id = path_param(&request, "offer_id")
+            .as_deref()
+            .and_then(OfferId::parse)
+            .ok_or_else(not_found)?;
+        let offer = app
+            .store
+            .offer(id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(not_found)?;
+        let application = app
+            .store
+            .application(id, affiliate)
+            .await
+            .map_err(ApiError::internal)?
+            .map(|a| a.status);
+        if offer.status != OfferStatus::Active && application.is_none() {
+            return Err(not_found());
+        }
+        return Ok(json(
+            StatusCode::OK,
+            &OfferItem::Affiliate(AffiliateOfferView::of(&offer, affiliate, application)),
+        ));
+    }
+    let offer = managed_offer(&app, &request, caller).await?;
+    Ok(json(
+        StatusCode::OK,
+        &OfferItem::Full(OfferView::of(&offer)),
+    ))
+}
+
+async fn update(app: App, request: Request) -> Result<Response, ApiError> {
+    let patch: OfferPatch = json_body(&request)?;
+    let caller = caller(&request);
+    if !caller.is_admin() {
+        caller.require_active()?;
+    }
+    let mut offer = managed_offer(&app, &request, caller).await?;
+    let before = (offer.revenue, offer.payout, offer.payout_overrides.clone());
+    let currency = offer.currency;
+    if let Some(text) = &patch.name {
+        offer.name = name(text)?;
+    }
+    if let Some(text) = &patch.destination {
+        offer.destination = destination(text)?;
+    }
+    if let Some(input) = &patch.revenue {
+        offer.revenue = commission("revenue", input, currency)?;
+    }
+    if let Some(input) = &patch.payout {
+        offer.payout = commission("payout", input, currency)?;
+    }
+    if let Some(input) = &patch.payout_overrides {
+        offer.payout_overrides = overrides(input, currency)?;
+    }
+    if let Some(input) = &patch.caps {
+        offer.caps = caps(input, currency)?;
+    }
+    if let Some(input) = &patch.allowed_countries {
+        offer.allowed_countries = countries(input)?;
+    }
+    if let Some(input) = patch.allowed_devices {
+        offer.allowed_devices = input;
+    }
+    if let Some(days) = patch.attribution_window_days {
+        offer.attribution_window = window(days)?;
+    }
+    if let Some(days) = patch.hold_days {
+        offer.hold_days = hold(days)?;
+    }
+    if let Some(approval) = patch.approval {
+        offer.approval = approval;
+    }
+    if let Some(status) = patch.status {
+        if offer.status == OfferStatus::Archived && status != OfferStatus::Archived {
+            return Err(ApiError::unprocessable(
+                "status",
+                "an archived offer stays archived",
+            ));
+        }
+        offer.status = status;
+    }
+    app.store
+        .save_offer(&offer)
+        .await
+        .map_err(ApiError::internal)?;
+    let payout_changed = before != (offer.revenue, offer.payout, offer.payout_overrides.clone());
+    let action = if payout_changed {
+        "offer.payout_changed"
+    } else {
+        "offer.updated"
+    };
+    audit(
+        &app,
+        Some(caller.account.id),
+        action,
+        Some(offer.id.to_string()),
+        Some(&caller.client),
+        None,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(json(StatusCode::OK, &OfferView::of(&offer)))
+}
+
+async fn rotate_secret(app: App, request: Request) -> Result<Response, ApiError> {
+    let caller = caller(&request);
+    let mut offer = managed_offer(&app, &request, caller).await?;
+    offer.postback_secret = new_postback_secret();
+    app.store
+        .save_offer(&offer)
+        .await
+        .map_err(ApiError::internal)?;
+    audit(
+        &app,
+        Some(caller.account.id),
+        "offer.secret_rotated",
+        Some(offer.id.to_string()),
+        Some(&caller.client),
+        None,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(json(StatusCode::OK, &OfferView::of(&offer)))
+}
+
+async fn apply(app: App, request: Request) -> Result<Response, ApiError> {
+    let caller = caller(&request);
+    caller.require_active()?;
+    let affiliate = caller
+        .account
+        .affiliate_id()
+        .expect("the route admits affiliates");
+    let not_found = || ApiError::not_found("offer_id", "no such offer");
+    let id = path_param(&request, "offer_id")
+        .as_deref()
+        .and_then(OfferId::parse)
+        .ok_or_else(not_found)?;
+    let offer = app
+        .store
+        .offer(id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_found)?;
+    if offer.status != OfferStatus::Active {
+        return Err(not_found());
+    }
+    let application = Application {
+        offer_id: offer.id,
+        affiliate_id: affiliate,
+        advertiser_id: offer.advertiser_id,
+        status: ApplicationStatus::Pending,
+        postback_url: None,
+        created_at: app.clock.now(),
+        decided_at: None,
+    };
+    match app.store.create_application(&application).await {
+        Err(crate::ports::TableError::Conflict { .. }) => {
+            return Err(ApiError::conflict("offer_id", "you have applied already"));
+        }
+        other => other.map_err(ApiError::internal)?,
+    }
+    audit(
+        &app,
+        Some(caller.account.id),
+        "application.created",
+        Some(offer.id.to_string()),
+        Some(&caller.client),
+        None,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(json(
+        StatusCode::CREATED,
+        &ApplicationView::of(&application),
+    ))
+}
+
+async fn list_applications(app: App, request: Request) -> Result<Response, ApiError> {
+    let caller = caller(&request);
+    let offer = managed_offer(&app, &request, caller).await?;
+    let applications = app
+        .store
+        .applications_of_offer(offer.id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json(
+        StatusCode::OK,
+        &ApplicationList {
+            applications: applications.iter().map(ApplicationView::of).collect(),
+        },
+    ))
+}
+
+async fn decide(app: App, request: Request) -> Result<Response, ApiError> {
+    let decision: Decision = json_body(&request)?;
+    let caller = caller(&request);
+    if !caller.is_admin() {
+        caller.require_active()?;
+    }
+    let offer = managed_offer(&app, &request, caller).await?;
+    let affiliate = path_param(&request, "affiliate_id")
+        .as_deref()
+        .and_then(AffiliateId::parse)
+        .ok_or_else(|| ApiError::not_found("affiliate_id", "no such application"))?;
+    let mut application = app
+        .store
+        .application(offer.id, affiliate)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("affiliate_id", "no such application"))?;
+    if decision.status == ApplicationStatus::Pending {
+        return Err(ApiError::invalid("status", "must be approved or rejected"));
+    }
+    application.status = decision.status;
+    application.decided_at = Some(app.clock.now());
+    app.store
+        .save_application(&application)
+        .await
+        .map_err(ApiError::internal)?;
+    let action = format!(
+        "application.{}",
+        if decision.status == ApplicationStatus::Approved {
+            "approved"
+        } else {
+            "rejected"
+        }
+    );
+    audit(
+        &app,
+        Some(caller.account.id),
+        &action,
+        Some(format!("{}/{}", offer.id, affiliate)),
+        Some(&caller.client),
+        None,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(json(StatusCode::OK, &ApplicationView::of(&application)))
+}
+
+async fn set_postback_url(app: App, request: Request) -> Result<Response, ApiError> {
+    let input: PostbackUrlInput = json_body(&request)?;
+    let caller = caller(&request);
+    let affiliate = caller
+        .account
+        .affiliate_id()
+        .expect("the route admits affiliates");
+    let offer = path_param(&request, "offer_id")
+        .as_deref()
+        .and_then(OfferId::parse);
+    let application = match offer {
+        Some(offer) => app
+            .store
+            .application(offer, affiliate)
+            .await
+            .map_err(ApiError::internal)?,
+        None => None,
+    };
+    let mut application = application
+        .ok_or_else(|| ApiError::not_found("offer_id", "you have not applied to this offer"))?;
+    if application.status != ApplicationStatus::Approved {
+        return Err(ApiError::forbidden(
+            "offer_id",
+            "your application is not approved",
+        ));
+    }
+    application.postback_url = input
+        .url
+        .as_deref()
+        .map(|url| {
+            Destination::parse(url)
+                .map(|d| d.as_str().to_string())
+                .map_err(|problem| ApiError::invalid("url", problem))
+        })
+        .transpose()?;
+    app.store
+        .save_application(&application)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json(StatusCode::OK, &ApplicationView::of(&application)))
+}
