@@ -216,10 +216,18 @@ pub fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T,
     {
         return Err(ApiError::invalid("body", "send application/json"));
     }
+    // serde would also build a struct from an array, positionally; this API speaks objects.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
+        // A syntax error has no meaningful path (serde_path_to_error says `?`).
+        if (inner.is_syntax() || inner.is_eof()) && (path.contains('?') || path == ".") {
+            return ApiError::invalid("body", "is not valid JSON");
+        }
         // serde's messages end with " at line L column C", which says nothing to an API caller.
         let message = inner.to_string();
         let message = message
@@ -227,10 +235,17 @@ pub fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T,
             .next()
             .unwrap_or(&message)
             .to_string();
-        if path == "." || path.is_empty() {
-            ApiError::invalid("body", message)
-        } else {
-            ApiError::invalid_at(path, message)
+        // "missing field `x`" is about `x`, inside `path` (an unknown field's path names it already).
+        let named = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_string);
+        let root = path == "." || path.is_empty();
+        match named {
+            Some(name) if root => ApiError::invalid_at(name, message),
+            Some(name) => ApiError::invalid_at(format!("{path}.{name}"), message),
+            None if root => ApiError::invalid("body", message),
+            None => ApiError::invalid_at(path, message),
         }
     })?;
     deserializer

@@ -72,6 +72,8 @@ impl Backend {
 /// A running local runner and what it printed at start.
 struct Runner {
     child: Child,
+    /// Everything the runner logged (stderr), when started with logs captured.
+    logs: Arc<std::sync::Mutex<String>>,
     base: String,
     tracking_url: String,
     postback_template: String,
@@ -80,15 +82,31 @@ struct Runner {
 
 impl Runner {
     async fn start(backend: &Backend) -> Self {
+        Self::start_logging(backend, "warn").await
+    }
+
+    /// Starts a runner logging at `level`, every log line kept in `logs`.
+    async fn start_logging(backend: &Backend, level: &str) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_leadsrefer"));
         command.args(["serve", "--addr", "127.0.0.1:0"]);
         backend.configure(&mut command);
         let mut child = command
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("the leadsrefer binary starts");
+        let logs = Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                let mut logs = sink.lock().unwrap();
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut banner = String::new();
         let read_banner = async {
@@ -120,6 +138,7 @@ impl Runner {
         let postback_template = field("postback:");
         Self {
             child,
+            logs,
             base,
             tracking_url,
             postback_template,
@@ -354,4 +373,243 @@ async fn raw_request(address: &str, request: &[u8]) -> String {
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.unwrap();
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A signed-in party of the walkthrough.
+struct Party {
+    cookie: String,
+    csrf: String,
+}
+
+impl Party {
+    async fn sign_in(base: &str, email: &str, password: &str) -> Self {
+        let response = client()
+            .post(format!("{base}/api/auth/sign-in"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{email} signs in");
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let body: Value = response.json().await.unwrap();
+        Self {
+            cookie,
+            csrf: body["csrf_token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        json: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = client()
+            .request(method, url)
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf);
+        if let Some(json) = json {
+            request = request.json(&json);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// The README's walkthrough, as a new user does it with curl: register, approval, offer,
+/// application, link, click, postback; each party then sees only its own data. Debug logs are
+/// captured throughout (at trace level, every crate), and no secret may appear in them.
+#[tokio::test]
+async fn a_new_advertiser_and_affiliate_go_from_sign_up_to_a_conversion() {
+    use reqwest::Method;
+    let backend = Backend::embedded();
+    let runner = Runner::start_logging(&backend, "trace").await;
+    let base = runner.base.clone();
+    let admin_line = runner
+        .banner
+        .lines()
+        .find(|l| l.trim_start().starts_with("admin"))
+        .expect("the banner prints the admin")
+        .to_string();
+    let mut admin_words = admin_line.split_whitespace().skip(1);
+    let (admin_email, admin_password) = (
+        admin_words.next().unwrap().to_string(),
+        admin_words.nth(1).unwrap().to_string(),
+    );
+
+    let password = "a long and secret passphrase";
+    let mut secrets = vec![password.to_string(), admin_password.clone()];
+    let mut ids = Vec::new();
+    for (email, role) in [
+        ("shop@brand.test", "advertiser"),
+        ("pub@blog.test", "affiliate"),
+    ] {
+        let response = client()
+            .post(format!("{base}/api/auth/register"))
+            .json(&serde_json::json!({ "email": email, "name": role, "password": password, "role": role, "date_of_birth": "1990-04-17" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let account: Value = response.json().await.unwrap();
+        assert_eq!(account["status"], "pending_approval");
+        ids.push(account["id"].as_str().unwrap().to_string());
+    }
+    let admin = Party::sign_in(&base, &admin_email, &admin_password).await;
+    for id in &ids {
+        let (status, _) = admin
+            .call(
+                Method::PUT,
+                format!("{base}/api/admin/accounts/{id}/status"),
+                Some(serde_json::json!({ "status": "active" })),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+
+    let shop = Party::sign_in(&base, "shop@brand.test", password).await;
+    let offer = serde_json::json!({
+        "name": "Running shoes", "destination": "https://brand.test/shoes?click={click_id}&s1={sub1}",
+        "currency": "USD", "revenue": { "fixed": "12.00" }, "payout": { "fixed": "8.00" }
+    });
+    let (status, offer) = shop
+        .call(Method::POST, format!("{base}/api/offers"), Some(offer))
+        .await;
+    assert_eq!(status, 201, "{offer}");
+    let offer_id = offer["id"].as_str().unwrap().to_string();
+    let token = offer["postback_secret"].as_str().unwrap().to_string();
+
+    let publisher = Party::sign_in(&base, "pub@blog.test", password).await;
+    let (status, _) = publisher
+        .call(
+            Method::POST,
+            format!("{base}/api/offers/{offer_id}/applications"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = shop
+        .call(
+            Method::PUT,
+            format!("{base}/api/offers/{offer_id}/applications/{}", ids[1]),
+            Some(serde_json::json!({ "status": "approved" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, link) = publisher
+        .call(
+            Method::POST,
+            format!("{base}/api/links"),
+            Some(serde_json::json!({ "offer_id": offer_id, "sub1": "newsletter" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{link}");
+
+    let response = client()
+        .get(link["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with("https://brand.test/shoes?click=")
+            && location.ends_with("&s1=newsletter"),
+        "{location}"
+    );
+    let click_id = location
+        .split("click=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let (status, conversion) = postback(&format!(
+        "{base}/postback?click_id={click_id}&txn_id=A-1&token={token}"
+    ))
+    .await;
+    assert_eq!(status, 201, "{conversion}");
+
+    let (_, seen_by_shop) = shop
+        .call(Method::GET, format!("{base}/api/conversions"), None)
+        .await;
+    let (_, seen_by_publisher) = publisher
+        .call(Method::GET, format!("{base}/api/conversions"), None)
+        .await;
+    assert_eq!(seen_by_shop["conversions"].as_array().unwrap().len(), 1);
+    assert_eq!(seen_by_shop["conversions"][0]["revenue"], "12.00");
+    assert!(seen_by_shop["conversions"][0].get("payout").is_none());
+    assert_eq!(seen_by_publisher["conversions"][0]["payout"], "8.00");
+    assert!(seen_by_publisher["conversions"][0].get("revenue").is_none());
+    let (_, offers) = shop
+        .call(Method::GET, format!("{base}/api/offers"), None)
+        .await;
+    assert_eq!(
+        offers["offers"].as_array().unwrap().len(),
+        1,
+        "the shop sees its own offer, not the demo's"
+    );
+
+    let api_key = {
+        let (status, created) = publisher
+            .call(
+                Method::POST,
+                format!("{base}/api/auth/api-keys"),
+                Some(serde_json::json!({ "name": "reporting" })),
+            )
+            .await;
+        assert_eq!(status, 201);
+        created["secret"].as_str().unwrap().to_string()
+    };
+    let keyed = client()
+        .get(format!("{base}/api/links"))
+        .bearer_auth(&api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 200);
+    let openapi: Value = client()
+        .get(format!("{base}/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(openapi["openapi"], "3.1.0");
+
+    let logs = runner.logs.clone();
+    runner.stop_with("TERM").await;
+    secrets.extend([
+        api_key,
+        token,
+        admin.csrf.clone(),
+        shop.csrf.clone(),
+        publisher.csrf.clone(),
+    ]);
+    for party in [&admin, &shop, &publisher] {
+        secrets.push(party.cookie.split('=').nth(1).unwrap().to_string());
+    }
+    let logs = logs.lock().unwrap().clone();
+    assert!(
+        logs.lines().count() >= 15,
+        "logging was on (a line per request):\n{logs}"
+    );
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret reached the logs: {secret}"
+        );
+    }
+    assert!(
+        !logs.contains("127.0.0.1:"),
+        "no client address in the logs"
+    );
 }

@@ -32,8 +32,10 @@ pub struct ConversionView {
     pub sale: Option<String>,
     pub currency: String,
     /// What the advertiser pays (advertisers and admins only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub revenue: Option<String>,
     /// What the affiliate earns (affiliates and admins only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub payout: Option<String>,
     pub status: ConversionStatus,
     pub created_at: String,

@@ -1,0 +1,368 @@
+//! The dashboard API, driven through `routes::respond` as Lambda and the local runner drive it.
+//! One test binary: the authorization matrix, sessions and sign-in security, and bad input.
+
+mod matrix;
+mod security;
+mod validation;
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+use serde_json::{Value, json};
+use shared::App;
+use shared::accounts::token_hash;
+use shared::domain::accounts::{Account, AccountId, AccountStatus, Role};
+use shared::domain::email::EmailAddress;
+use shared::domain::ids::{AdvertiserId, AffiliateId, ClickId, LinkCode, OfferId};
+use shared::domain::money::Currency;
+use shared::domain::offer::{Commission, Destination, Offer, OfferStatus};
+use shared::domain::tracking::{Click, Link, Subs, tracking_expiry};
+use shared::http::Response;
+use shared::ports::{Clock, ManualClock};
+use shared::routes::respond;
+use shared::seed::new_postback_secret;
+use shared::store::{ApiKeyRecord, Application, ApplicationStatus};
+
+/// Who calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    Anonymous,
+    Admin,
+    /// Advertiser X, who owns the world's offers.
+    Advertiser,
+    /// Advertiser Y, another tenant.
+    OtherAdvertiser,
+    /// Affiliate P, approved for X's offer, with a link and a conversion.
+    Affiliate,
+    /// Affiliate Q, another tenant.
+    OtherAffiliate,
+}
+
+pub const EVERYONE: [Who; 6] = [
+    Who::Anonymous,
+    Who::Admin,
+    Who::Advertiser,
+    Who::OtherAdvertiser,
+    Who::Affiliate,
+    Who::OtherAffiliate,
+];
+
+/// A platform with two advertisers, two affiliates, an admin, offers, an approved application,
+/// a link, a click and a conversion; every account holds an API key.
+pub struct World {
+    pub app: App,
+    pub clock: Arc<ManualClock>,
+    pub accounts: Vec<(Who, Account, String)>,
+    /// X's offer P is approved for.
+    pub offer: OfferId,
+    /// X's second offer, nobody applied yet.
+    pub fresh_offer: OfferId,
+    /// Y's offer.
+    pub other_offer: OfferId,
+    pub link: LinkCode,
+    pub conversion: String,
+    pub data: tempfile::TempDir,
+}
+
+pub fn email(text: &str) -> EmailAddress {
+    EmailAddress::parse(text).unwrap()
+}
+
+impl World {
+    pub async fn new() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at(
+            Timestamp::from_second(1_790_000_000).unwrap(),
+        ));
+        let app = App::embedded(
+            data.path(),
+            clock.clone(),
+            email("no-reply@leadsrefer.test"),
+        )
+        .unwrap();
+        let mut accounts = Vec::new();
+        for (who, role) in [
+            (Who::Admin, Role::Admin),
+            (Who::Advertiser, Role::Advertiser),
+            (Who::OtherAdvertiser, Role::Advertiser),
+            (Who::Affiliate, Role::Affiliate),
+            (Who::OtherAffiliate, Role::Affiliate),
+        ] {
+            let account = Account {
+                id: AccountId(clock.new_id()),
+                role,
+                email: email(&format!("{who:?}@world.test").to_lowercase()),
+                name: format!("{who:?}"),
+                password_hash: password_hash().await,
+                status: AccountStatus::Active,
+                email_verified: true,
+                adult_confirmed_at: clock.now(),
+                created_at: clock.now(),
+            };
+            app.store.create_account(&account).await.unwrap();
+            let key = format!("lr_world-{who:?}-key");
+            let record = ApiKeyRecord {
+                id: clock.new_id().to_string(),
+                account_id: account.id,
+                name: "world".into(),
+                last4: key[key.len() - 4..].into(),
+                created_at: clock.now(),
+            };
+            app.store
+                .create_api_key(&token_hash(&key), &record)
+                .await
+                .unwrap();
+            accounts.push((who, account, key));
+        }
+        let mut world = Self {
+            app,
+            clock,
+            accounts,
+            offer: OfferId(ulid::Ulid::nil()),
+            fresh_offer: OfferId(ulid::Ulid::nil()),
+            other_offer: OfferId(ulid::Ulid::nil()),
+            link: LinkCode::random(),
+            conversion: String::new(),
+            data,
+        };
+        let x = world.advertiser_id(Who::Advertiser);
+        let y = world.advertiser_id(Who::OtherAdvertiser);
+        world.offer = world.make_offer(x).await;
+        world.fresh_offer = world.make_offer(x).await;
+        world.other_offer = world.make_offer(y).await;
+        let p = world.affiliate_id(Who::Affiliate);
+        let q = world.affiliate_id(Who::OtherAffiliate);
+        world.approve(world.offer, x, p).await;
+        world.approve(world.other_offer, y, q).await;
+        let now = world.clock.now();
+        let link = Link {
+            code: world.link.clone(),
+            offer_id: world.offer,
+            affiliate_id: p,
+            advertiser_id: x,
+            created_at: now,
+            subs: Subs::default(),
+        };
+        world.app.store.create_link(&link).await.unwrap();
+        let click = Click {
+            id: ClickId(world.clock.new_id()),
+            link: link.code.clone(),
+            offer_id: world.offer,
+            affiliate_id: p,
+            advertiser_id: x,
+            at: now,
+            subs: Subs::default(),
+            visitor: world
+                .app
+                .pseudonymizer
+                .visitor("203.0.113.9".parse().unwrap(), None),
+            expires_at: tracking_expiry(now),
+        };
+        world.app.store.create_click(&click).await.unwrap();
+        let offer = world.app.store.offer(world.offer).await.unwrap().unwrap();
+        let answer = world
+            .send(
+                Who::Anonymous,
+                "GET",
+                &format!(
+                    "/postback?click_id={}&txn_id=W1&token={}",
+                    click.id,
+                    offer.postback_secret.expose()
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(answer.status(), 201);
+        world.conversion = body(&answer)["conversion"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        world
+    }
+
+    async fn make_offer(&self, advertiser: AdvertiserId) -> OfferId {
+        let offer = Offer {
+            id: OfferId(self.clock.new_id()),
+            advertiser_id: advertiser,
+            name: "World offer".into(),
+            destination: Destination::parse("https://shop.world.test/?c={click_id}").unwrap(),
+            currency: Currency::parse("USD").unwrap(),
+            revenue: Commission::Fixed(1000),
+            payout: Commission::Fixed(600),
+            attribution_window: SignedDuration::from_hours(24 * 30),
+            postback_secret: new_postback_secret(),
+            status: OfferStatus::Active,
+            created_at: self.clock.now(),
+            payout_overrides: Default::default(),
+            caps: Default::default(),
+            allowed_countries: vec![],
+            allowed_devices: vec![],
+            hold_days: 0,
+            approval: Default::default(),
+        };
+        self.app.store.create_offer(&offer).await.unwrap();
+        offer.id
+    }
+
+    async fn approve(&self, offer: OfferId, advertiser: AdvertiserId, affiliate: AffiliateId) {
+        let application = Application {
+            offer_id: offer,
+            affiliate_id: affiliate,
+            advertiser_id: advertiser,
+            status: ApplicationStatus::Approved,
+            postback_url: None,
+            created_at: self.clock.now(),
+            decided_at: Some(self.clock.now()),
+        };
+        self.app
+            .store
+            .create_application(&application)
+            .await
+            .unwrap();
+    }
+
+    /// Every mail sent so far, as raw RFC 5322 text, oldest first.
+    pub fn mail(&self) -> Vec<String> {
+        let outbox = self.data.path().join("outbox");
+        let mut files: Vec<_> = std::fs::read_dir(outbox)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        files.sort();
+        files
+            .iter()
+            .map(|p| decode_quoted_printable(&std::fs::read_to_string(p).unwrap()))
+            .collect()
+    }
+
+    pub fn account(&self, who: Who) -> &Account {
+        &self.accounts.iter().find(|(w, ..)| *w == who).unwrap().1
+    }
+
+    pub fn key(&self, who: Who) -> Option<&str> {
+        self.accounts
+            .iter()
+            .find(|(w, ..)| *w == who)
+            .map(|(.., key)| key.as_str())
+    }
+
+    pub fn advertiser_id(&self, who: Who) -> AdvertiserId {
+        self.account(who).advertiser_id().unwrap()
+    }
+
+    pub fn affiliate_id(&self, who: Who) -> AffiliateId {
+        self.account(who).affiliate_id().unwrap()
+    }
+
+    /// A request as `who`, authenticated by their API key.
+    pub async fn send(&self, who: Who, method: &str, uri: &str, json: Option<Value>) -> Response {
+        let mut headers = Vec::new();
+        if let Some(key) = self.key(who) {
+            headers.push(("authorization".to_string(), format!("Bearer {key}")));
+        }
+        self.raw(method, uri, &headers, json.map(|j| j.to_string()))
+            .await
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(String, String)],
+        body: Option<String>,
+    ) -> Response {
+        let mut builder = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
+            builder = builder.header("content-type", "application/json");
+        }
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.http.source_ip = Some("198.51.100.23".into());
+        let request = builder
+            .body(body.map_or(Body::Empty, Body::Text))
+            .unwrap()
+            .with_request_context(RequestContext::ApiGatewayV2(context));
+        respond(self.app.clone(), request, None).await
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// argon2id of [`PASSWORD`], computed once for every world (it costs tens of milliseconds).
+async fn password_hash() -> String {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_init(|| async {
+        shared::accounts::hash_password(&shared::secret::Secret::new(PASSWORD.into()))
+            .await
+            .unwrap()
+    })
+    .await
+    .clone()
+}
+
+pub fn body(response: &Response) -> Value {
+    serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null)
+}
+
+/// The `field` of an error answer.
+pub fn field(response: &Response) -> String {
+    body(response)["error"]["field"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn offer_body(currency: &str) -> Value {
+    json!({
+        "name": "Spring sale",
+        "destination": "https://shop.example.com/spring?c={click_id}&s={sub1}",
+        "currency": currency,
+        "revenue": { "fixed": "30.00" },
+        "payout": { "share_bps": 1000 },
+        "caps": { "daily": 50, "budget": "10000.00" },
+        "allowed_countries": ["US", "CA"],
+        "allowed_devices": ["mobile"],
+        "attribution_window_days": 14,
+        "hold_days": 7,
+        "approval": "manual"
+    })
+}
+
+/// Mail as a mail client shows it: quoted-printable soft breaks joined and `=XX` decoded (the
+/// outbox writes long lines, such as links, that way).
+fn decode_quoted_printable(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let mut out = Vec::with_capacity(joined.len());
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
+        ) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
