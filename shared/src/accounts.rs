@@ -186,21 +186,15 @@ pub async fn register(
             return Err(AccountError::Underage);
         }
     }
-    let account = Account {
-        id: AccountId(app.clock.new_id()),
-        role: registration.role,
-        email: registration.email,
-        name: registration.name,
-        password_hash: hash_password(&registration.password).await?,
-        status: AccountStatus::PendingApproval,
-        email_verified: false,
-        adult_confirmed_at: now,
-        created_at: now,
-    };
-    match app.store.create_account(&account).await {
-        Err(TableError::Conflict { .. }) => return Err(AccountError::EmailTaken),
-        other => other?,
-    }
+    let account = create_account(
+        app,
+        registration.role,
+        registration.email,
+        registration.name,
+        &registration.password,
+        AccountStatus::PendingApproval,
+    )
+    .await?;
     audit(
         app,
         Some(account.id),
@@ -570,6 +564,35 @@ pub async fn api_key_account(app: &App, key: &str) -> Result<Option<Account>, Ac
     Ok(app.store.account(record.account_id).await?)
 }
 
+/// Stores a new account with a hashed password; an email already registered (in any case) is
+/// refused. Accounts made by an admin or operator count as verified; self-registered ones verify
+/// their address by mail.
+pub async fn create_account(
+    app: &App,
+    role: Role,
+    email: EmailAddress,
+    name: String,
+    password: &Secret<String>,
+    status: AccountStatus,
+) -> Result<Account, AccountError> {
+    let now = app.clock.now();
+    let account = Account {
+        id: AccountId(app.clock.new_id()),
+        role,
+        email,
+        name,
+        password_hash: hash_password(password).await?,
+        status,
+        email_verified: status == AccountStatus::Active,
+        adult_confirmed_at: now,
+        created_at: now,
+    };
+    match app.store.create_account(&account).await {
+        Err(TableError::Conflict { .. }) => Err(AccountError::EmailTaken),
+        other => other.map(|()| account).map_err(AccountError::from),
+    }
+}
+
 /// Creates an admin: the operator's command, never self-registration.
 pub async fn create_admin(
     app: &App,
@@ -577,22 +600,15 @@ pub async fn create_admin(
     name: String,
     password: &Secret<String>,
 ) -> Result<Account, AccountError> {
-    let now = app.clock.now();
-    let account = Account {
-        id: AccountId(app.clock.new_id()),
-        role: Role::Admin,
+    let account = create_account(
+        app,
+        Role::Admin,
         email,
         name,
-        password_hash: hash_password(password).await?,
-        status: AccountStatus::Active,
-        email_verified: true,
-        adult_confirmed_at: now,
-        created_at: now,
-    };
-    match app.store.create_account(&account).await {
-        Err(TableError::Conflict { .. }) => return Err(AccountError::EmailTaken),
-        other => other?,
-    }
+        password,
+        AccountStatus::Active,
+    )
+    .await?;
     audit(
         app,
         None,

@@ -4,9 +4,9 @@
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{hash_password, random_token};
+use crate::accounts::{create_account, random_token};
 use crate::app::App;
-use crate::domain::accounts::{Account, AccountId, AccountStatus, Role};
+use crate::domain::accounts::{AccountStatus, Role};
 use crate::domain::email::EmailAddress;
 use crate::domain::ids::{AdvertiserId, AffiliateId, LinkCode, OfferId};
 use crate::domain::money::Currency;
@@ -93,20 +93,9 @@ pub async fn seed_demo(app: &App) -> Result<(Demo, bool), TableError> {
     ];
     let mut ids = Vec::new();
     for (role, email, name, password) in people {
-        let account = Account {
-            id: AccountId(app.clock.new_id()),
-            role,
-            email,
-            name,
-            password_hash: hash_password(&password)
-                .await
-                .map_err(|e| TableError::Invalid(e.to_string()))?,
-            status: AccountStatus::Active,
-            email_verified: true,
-            adult_confirmed_at: now,
-            created_at: now,
-        };
-        app.store.create_account(&account).await?;
+        let account = create_account(app, role, email, name, &password, AccountStatus::Active)
+            .await
+            .map_err(|e| TableError::Invalid(format!("cannot create a demo account: {e}")))?;
         ids.push(account.id);
     }
     let advertiser_id = AdvertiserId(ids[1].0);

@@ -27,6 +27,17 @@ fn application_key(offer: OfferId, affiliate: AffiliateId) -> Key {
     Key::new(format!("APP#{offer}"), affiliate.to_string())
 }
 
+fn application_item(application: &Application) -> Result<crate::ports::Item, TableError> {
+    Ok(with_index(
+        to_item(
+            application,
+            &application_key(application.offer_id, application.affiliate_id),
+        )?,
+        format!("AFF#{}#APPS", application.affiliate_id),
+        application.offer_id.to_string(),
+    ))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApplicationStatus {
@@ -70,27 +81,13 @@ impl Store {
 
     /// Records an application once; a second one is `Conflict`.
     pub async fn create_application(&self, application: &Application) -> Result<(), TableError> {
-        let item = with_index(
-            to_item(
-                application,
-                &application_key(application.offer_id, application.affiliate_id),
-            )?,
-            format!("AFF#{}#APPS", application.affiliate_id),
-            application.offer_id.to_string(),
-        );
-        self.create(item).await
+        self.create(application_item(application)?).await
     }
 
     pub async fn save_application(&self, application: &Application) -> Result<(), TableError> {
-        let item = with_index(
-            to_item(
-                application,
-                &application_key(application.offer_id, application.affiliate_id),
-            )?,
-            format!("AFF#{}#APPS", application.affiliate_id),
-            application.offer_id.to_string(),
-        );
-        self.table.put(item, Cond::Exists).await
+        self.table
+            .put(application_item(application)?, Cond::Exists)
+            .await
     }
 
     pub async fn application(
