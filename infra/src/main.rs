@@ -162,7 +162,12 @@ async fn serve(addr: SocketAddr, data: &Path, backend: &str) -> Result<(), Strin
     }
     println!("API description: {base}/api/openapi.json");
     println!("Press Ctrl-C to stop.");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let jobs = tokio::spawn(run_jobs(app.clone(), stopped));
     server::serve(listener, app, shutdown_signal()).await;
+    // Let a job run in progress finish before exiting.
+    let _ = stop.send(true);
+    let _ = jobs.await;
     println!("LeadsRefer stopped cleanly.");
     Ok(())
 }
@@ -202,6 +207,28 @@ async fn create_admin(email: &str, name: &str, data: &Path, backend: &str) -> Re
         })?;
     println!("Created admin {} ({}).", account.email.as_str(), account.id);
     Ok(())
+}
+
+/// Runs every scheduled job on its local timer until `stop` turns true; a run in progress
+/// finishes first.
+async fn run_jobs(app: App, stop: tokio::sync::watch::Receiver<bool>) {
+    let mut timers = tokio::task::JoinSet::new();
+    for job in shared::jobs::JOBS {
+        let (app, mut stop) = (app.clone(), stop.clone());
+        timers.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(job.every) => {}
+                    _ = stop.changed() => return,
+                }
+                match (job.run)(app.clone()).await {
+                    Ok(report) => tracing::debug!(job = job.name, %report, "job run"),
+                    Err(error) => tracing::error!(job = job.name, error = %shared::http::ErrorChain(&error), "job failed"),
+                }
+            }
+        });
+    }
+    timers.join_all().await;
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

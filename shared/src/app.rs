@@ -15,6 +15,7 @@ use crate::adapters::ses::SesMailer;
 use crate::adapters::sqlite::SqliteTable;
 use crate::domain::email::EmailAddress;
 use crate::domain::privacy::Pseudonymizer;
+use crate::outbound::Outbound;
 use crate::ports::{Blobs, Clock, Keys, Mailer, SystemClock, Table};
 use crate::secret::Secret;
 use crate::store::Store;
@@ -37,6 +38,8 @@ pub struct App {
     /// The base URL links in mail and API answers start with (`LEADSREFER_PUBLIC_URL`; the
     /// local runner sets its own address).
     pub public_url: Arc<str>,
+    /// Calls affiliates' postback URLs (and, later, payout providers).
+    pub outbound: Outbound,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +135,8 @@ impl App {
             clock,
             pseudonymizer: Pseudonymizer::new(&Secret::new(ip_key)),
             public_url: DEFAULT_PUBLIC_URL.into(),
+            // On one machine, affiliates' test servers are often on this machine too.
+            outbound: Outbound::new(allow_private_from_env(true)),
         })
     }
 
@@ -164,6 +169,7 @@ impl App {
             clock,
             pseudonymizer: Pseudonymizer::new(&settings.ip_hash_key),
             public_url: DEFAULT_PUBLIC_URL.into(),
+            outbound: Outbound::new(allow_private_from_env(false)),
         }
     }
 
@@ -219,6 +225,16 @@ impl Backend {
                 expected: "must be `embedded` or `aws`",
             }),
         }
+    }
+}
+
+/// `LEADSREFER_OUTBOUND_ALLOW_PRIVATE=true|false`: whether outbound calls may reach private
+/// and loopback addresses (default: yes on the embedded backend, no on AWS).
+fn allow_private_from_env(default: bool) -> bool {
+    match std::env::var("LEADSREFER_OUTBOUND_ALLOW_PRIVATE").as_deref() {
+        Ok("true") => true,
+        Ok("false") => false,
+        _ => default,
     }
 }
 

@@ -26,9 +26,13 @@ pub struct Job {
 #[error("job failed: {0}")]
 pub struct JobError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
-/// Every scheduled job. The capabilities that need one (payout runs, maturation, the postback
-/// dispatcher, retention, tax forms) add theirs here.
-pub const JOBS: &[Job] = &[];
+/// Every scheduled job.
+pub const JOBS: &[Job] = &[Job {
+    name: "dispatch",
+    schedule: "rate(1 minute)",
+    every: Duration::from_secs(10),
+    run: |app| Box::pin(crate::dispatch::job(app)),
+}];
 
 pub fn find(name: &str) -> Option<&'static Job> {
     JOBS.iter().find(|job| job.name == name)

@@ -22,3 +22,23 @@ pub async fn serve_function(function: &'static str) -> Result<(), Error> {
     }))
     .await
 }
+
+/// Runs one scheduled job per invocation (an EventBridge event) until the runtime shuts the
+/// process down. A failed run answers an error, so that Lambda retries it: every job is
+/// exactly-once in effect, so a retry only finishes what the failed run left.
+pub async fn serve_job(name: &'static str) -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let job = crate::jobs::find(name).ok_or_else(|| format!("no job named {name}"))?;
+    let app = App::from_env(Backend::Aws).await?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let app = app.clone();
+            async move {
+                let report = (job.run)(app).await?;
+                tracing::info!(job = job.name, %report, "job finished");
+                Ok::<_, Error>(serde_json::json!({ "job": job.name, "report": report }))
+            }
+        },
+    ))
+    .await
+}

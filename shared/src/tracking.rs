@@ -9,6 +9,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::app::App;
+use crate::dispatch;
 use crate::domain::ids::{ClickId, ConversionId, LinkCode};
 use crate::domain::ledger::{LedgerError, Transaction};
 use crate::domain::money::{Currency, Money, MoneyError};
@@ -155,7 +156,7 @@ pub async fn record_conversion(
     let conversion = Conversion {
         id: ConversionId(app.clock.new_id()),
         click_id: click.id,
-        link: click.link,
+        link: click.link.clone(),
         offer_id: offer.id,
         affiliate_id: click.affiliate_id,
         advertiser_id: offer.advertiser_id,
@@ -169,7 +170,24 @@ pub async fn record_conversion(
         expires_at: tracking_expiry(now),
     };
     let ledger = Transaction::conversion_recorded(&conversion)?;
-    Ok(app.store.record_conversion(&conversion, &ledger).await?)
+    // The affiliate's postback, queued in the same transaction as the conversion it reports.
+    let application = app
+        .store
+        .application(offer.id, conversion.affiliate_id)
+        .await?;
+    let postback = match application.and_then(|a| a.postback_url) {
+        Some(template) => vec![dispatch::enqueue(&dispatch::delivery(
+            app,
+            &template,
+            &conversion,
+            &click,
+        ))?],
+        None => vec![],
+    };
+    Ok(app
+        .store
+        .record_conversion(&conversion, &ledger, postback)
+        .await?)
 }
 
 fn authenticate(offer: &Offer, auth: &PostbackAuth, now: Timestamp) -> Result<(), TrackingError> {

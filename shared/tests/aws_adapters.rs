@@ -92,6 +92,7 @@ async fn ses_refuses_an_unverified_sender() {
 
 /// Every raw message the emulator's SES accepted, from moto's state dump.
 async fn sent_mail(endpoint: &str) -> Vec<String> {
+    shared::outbound::install_crypto_provider();
     let data: serde_json::Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
         .await
         .expect("the emulator answers")

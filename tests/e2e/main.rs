@@ -167,6 +167,7 @@ impl Runner {
 }
 
 fn client() -> reqwest::Client {
+    shared::outbound::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -79,7 +79,8 @@ impl From<Destination> for String {
     }
 }
 
-fn fill_template(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
+/// Fills `{name}` macros with percent-encoded values; names `value` does not know stay as written.
+pub(crate) fn fill_template(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
     while let Some(open) = rest.find('{') {

@@ -10,6 +10,7 @@ use super::{Route, schema};
 use crate::accounts::{self, AccountError};
 use crate::app::App;
 use crate::caller::{ADMIN, caller};
+use crate::dispatch;
 use crate::domain::accounts::{AccountId, AccountStatus};
 use crate::http::{ApiError, Params, Request, Response, json, json_body, path_param};
 use crate::ports::table::Cursor;
@@ -45,6 +46,83 @@ pub const AUDIT: Route = Route::new(
     |app, request| Box::pin(audit(app, request)),
 )
 .answers(schema::<AuditList>);
+
+pub const DEAD_LETTERS: Route = Route::new(
+    "admin",
+    &["GET"],
+    "/api/admin/postbacks/dead-letters",
+    ADMIN,
+    "Affiliate postbacks given up after failing too long, with their last error",
+    |app, request| Box::pin(dead_letters(app, request)),
+)
+.answers(schema::<DeadLetterList>);
+
+pub const REPLAY: Route = Route::new(
+    "admin",
+    &["POST"],
+    "/api/admin/postbacks/dead-letters/{delivery_id}/replay",
+    ADMIN,
+    "Queue a dead-lettered postback again (the next dispatch run sends it)",
+    |app, request| Box::pin(replay(app, request)),
+);
+
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterView {
+    pub id: String,
+    pub affiliate_id: String,
+    pub conversion_id: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeadLetterList {
+    pub dead_letters: Vec<DeadLetterView>,
+}
+
+async fn dead_letters(app: App, _request: Request) -> Result<Response, ApiError> {
+    let letters = dispatch::dead_letters(&app)
+        .await
+        .map_err(ApiError::internal)?;
+    let dead_letters = letters
+        .into_iter()
+        .map(|d| DeadLetterView {
+            id: d.id,
+            affiliate_id: d.affiliate_id.to_string(),
+            conversion_id: d.conversion_id.to_string(),
+            attempts: d.attempts,
+            last_error: d.last_error,
+            created_at: d.created_at.to_string(),
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &DeadLetterList { dead_letters }))
+}
+
+async fn replay(app: App, request: Request) -> Result<Response, ApiError> {
+    let id = path_param(&request, "delivery_id").unwrap_or_default();
+    if !dispatch::replay(&app, &id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found("delivery_id", "no such dead letter"));
+    }
+    let caller = caller(&request);
+    accounts::audit(
+        &app,
+        Some(caller.account.id),
+        "postback.replayed",
+        Some(id),
+        Some(&caller.client),
+        None,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({ "message": "queued; the next dispatch run sends it" }),
+    ))
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct AdminAccountView {

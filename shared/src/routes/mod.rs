@@ -130,6 +130,8 @@ pub const ROUTES: &[Route] = &[
     admin::LIST_ACCOUNTS,
     admin::SET_STATUS,
     admin::AUDIT,
+    admin::DEAD_LETTERS,
+    admin::REPLAY,
     openapi::ROUTE,
 ];
 

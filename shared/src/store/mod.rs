@@ -143,13 +143,15 @@ impl Store {
         self.get(&conversion_key(id)).await
     }
 
-    /// Records a conversion and its ledger transaction in one all-or-nothing write, guarded by
+    /// Records a conversion, its ledger transaction and `also` (its postback) in one
+    /// all-or-nothing write, guarded by
     /// its dedupe key: however many times (and however concurrently) the same conversion
     /// arrives, one is recorded and every repeat gets that one back.
     pub async fn record_conversion(
         &self,
         conversion: &Conversion,
         ledger: &Transaction,
+        also: Vec<Write>,
     ) -> Result<Recorded<Conversion>, TableError> {
         let mut dedupe = Item::new();
         dedupe.insert(
@@ -186,6 +188,7 @@ impl Store {
             },
         ];
         writes.extend(ledger_writes(ledger)?);
+        writes.extend(also);
         match self.table.transact(writes).await {
             Ok(()) => Ok(Recorded::New(conversion.clone())),
             Err(TableError::Conflict {

@@ -64,6 +64,8 @@ pub struct World {
     pub other_offer: OfferId,
     pub link: LinkCode,
     pub conversion: String,
+    /// A postback to P that was given up on.
+    pub dead_letter: String,
     pub data: tempfile::TempDir,
 }
 
@@ -126,6 +128,7 @@ impl World {
             other_offer: OfferId(ulid::Ulid::nil()),
             link: LinkCode::random(),
             conversion: String::new(),
+            dead_letter: String::new(),
             data,
         };
         let x = world.advertiser_id(Who::Advertiser);
@@ -180,6 +183,26 @@ impl World {
             .as_str()
             .unwrap()
             .to_string();
+        world.dead_letter = format!("{}:pending", world.conversion);
+        let letter = shared::dispatch::Delivery {
+            id: world.dead_letter.clone(),
+            affiliate_id: p,
+            conversion_id: shared::domain::ids::ConversionId::parse(&world.conversion).unwrap(),
+            url: "https://publisher.world.test/pb".into(),
+            attempts: shared::dispatch::MAX_ATTEMPTS,
+            created_at: now,
+            due_at: now,
+            last_error: Some("answered HTTP 500".into()),
+            lease_until: None,
+        };
+        let key = shared::ports::Key::new("DEADLETTER", world.dead_letter.clone());
+        let item = shared::ports::table::to_item(&letter, &key).unwrap();
+        world
+            .app
+            .table
+            .put(item, shared::ports::Cond::NotExists)
+            .await
+            .unwrap();
         world
     }
 

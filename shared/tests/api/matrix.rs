@@ -94,6 +94,7 @@ pub async fn request(
         &world.account(Who::Advertiser).id.to_string(),
     );
     path = path.replace("{link}", world.link.as_str());
+    path = path.replace("{delivery_id}", &world.dead_letter);
     if path.contains("{key_id}") {
         // The caller's own spare key (anonymous callers name a made-up one).
         let id = match world.key(who) {
