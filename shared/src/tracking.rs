@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::app::App;
 use crate::dispatch;
+use crate::domain::caps;
 use crate::domain::ids::{ClickId, ConversionId, LinkCode};
 use crate::domain::ledger::{LedgerError, Transaction};
 use crate::domain::money::{Currency, Money, MoneyError};
@@ -18,6 +19,7 @@ use crate::domain::tracking::{
     Click, Conversion, ConversionStatus, EventName, Subs, tracking_expiry,
 };
 use crate::ports::TableError;
+use crate::ports::Write;
 use crate::store::Recorded;
 
 /// How far a signed postback's timestamp may be from now (Stripe's tolerance).
@@ -153,7 +155,7 @@ pub async fn record_conversion(
     let (revenue, payout) = offer
         .commission(sale, click.affiliate_id)
         .map_err(TrackingError::Commission)?;
-    let conversion = Conversion {
+    let mut conversion = Conversion {
         id: ConversionId(app.clock.new_id()),
         click_id: click.id,
         link: click.link.clone(),
@@ -166,28 +168,43 @@ pub async fn record_conversion(
         revenue,
         payout,
         status: ConversionStatus::Pending,
+        reason: None,
         at: now,
         expires_at: tracking_expiry(now),
     };
-    let ledger = Transaction::conversion_recorded(&conversion)?;
-    // The affiliate's postback, queued in the same transaction as the conversion it reports.
-    let application = app
+    let postback_url = app
         .store
         .application(offer.id, conversion.affiliate_id)
-        .await?;
-    let postback = match application.and_then(|a| a.postback_url) {
-        Some(template) => vec![dispatch::enqueue(&dispatch::delivery(
-            app,
-            &template,
-            &conversion,
-            &click,
-        ))?],
-        None => vec![],
+        .await?
+        .and_then(|a| a.postback_url);
+    // The affiliate's postback, queued in the same transaction as the conversion it reports.
+    let postback = |conversion: &Conversion| -> Result<Vec<Write>, TableError> {
+        match &postback_url {
+            Some(template) => Ok(vec![dispatch::enqueue(&dispatch::delivery(
+                app, template, conversion, &click,
+            ))?]),
+            None => Ok(vec![]),
+        }
     };
-    Ok(app
+    let ledger = Transaction::conversion_recorded(&conversion)?;
+    let counters = caps::counters(&offer, &conversion)?;
+    let first = app
         .store
-        .record_conversion(&conversion, &ledger, postback)
-        .await?)
+        .record_conversion(&conversion, Some(&ledger), counters, postback(&conversion)?)
+        .await?;
+    if let Some(recorded) = first {
+        return Ok(recorded);
+    }
+    // A cap is reached: the conversion is kept, rejected, with no commission.
+    conversion.status = ConversionStatus::Rejected;
+    conversion.reason = Some("cap".into());
+    let recorded = app
+        .store
+        .record_conversion(&conversion, None, vec![], postback(&conversion)?)
+        .await?;
+    Ok(recorded.expect(
+        "without caps nothing refuses a conversion but its dedupe key, which answers the original",
+    ))
 }
 
 fn authenticate(offer: &Offer, auth: &PostbackAuth, now: Timestamp) -> Result<(), TrackingError> {

@@ -669,3 +669,111 @@ async fn signed_postbacks_are_verified_instead_of_a_token() {
     );
     assert_eq!(t.conversions().await, 2);
 }
+
+/// An offer of the demo advertiser with these caps, a link to it, and a click on it: answers
+/// the click id and the offer's token.
+async fn capped_offer(t: &TestApp, caps: shared::domain::offer::Caps) -> (String, String) {
+    let mut offer = t.app.store.offer(t.demo.offer_id).await.unwrap().unwrap();
+    offer.id = OfferId(t.clock.new_id());
+    offer.caps = caps;
+    t.app.store.create_offer(&offer).await.unwrap();
+    let link = Link {
+        code: LinkCode::random(),
+        offer_id: offer.id,
+        ..t.app.store.link(&t.demo.link).await.unwrap().unwrap()
+    };
+    t.app.store.create_link(&link).await.unwrap();
+    let response = t.get(&format!("/c/{}", link.code)).await;
+    let click = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(['=', ';'])
+        .nth(1)
+        .unwrap()
+        .to_string();
+    (click, offer.postback_secret.expose().clone())
+}
+
+/// Sends `n` postbacks at once, each with its own txn_id; answers their conversions.
+async fn race(t: &Arc<TestApp>, click: &str, token: &str, n: usize) -> Vec<Value> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (t, uri) = (
+            t.clone(),
+            format!("/postback?click_id={click}&txn_id=race-{i}&token={token}"),
+        );
+        tasks.spawn(async move {
+            let response = t.get(&uri).await;
+            assert_eq!(response.status(), 201);
+            body_json(&response)["conversion"].clone()
+        });
+    }
+    tasks.join_all().await
+}
+
+#[tokio::test]
+async fn a_daily_cap_is_never_passed_however_many_postbacks_race() {
+    let t = Arc::new(TestApp::new().await);
+    let caps = shared::domain::offer::Caps {
+        daily: Some(3),
+        monthly: None,
+        budget: None,
+    };
+    let (click, token) = capped_offer(&t, caps).await;
+    let conversions = race(&t, &click, &token, 20).await;
+    let accepted = conversions
+        .iter()
+        .filter(|c| c["status"] == "pending")
+        .count();
+    let capped = conversions
+        .iter()
+        .filter(|c| c["status"] == "rejected" && c["reason"] == "cap")
+        .count();
+    assert_eq!((accepted, capped), (3, 17));
+    // Only the accepted ones earn: 3 × 25.00 owed by the advertiser.
+    assert_eq!(t.balances().await[0], 3 * 2500);
+
+    // The next day the cap starts again.
+    t.clock.advance(SignedDuration::from_hours(24));
+    let next_day = t
+        .get(&format!(
+            "/postback?click_id={click}&txn_id=tomorrow&token={token}"
+        ))
+        .await;
+    assert_eq!(body_json(&next_day)["conversion"]["status"], "pending");
+}
+
+#[tokio::test]
+async fn a_budget_cap_never_overshoots() {
+    let t = Arc::new(TestApp::new().await);
+    // 60.00 of budget at 25.00 a conversion: two fit, a third would overshoot.
+    let caps = shared::domain::offer::Caps {
+        daily: None,
+        monthly: Some(100),
+        budget: Some(6000),
+    };
+    let (click, token) = capped_offer(&t, caps).await;
+    let conversions = race(&t, &click, &token, 10).await;
+    assert_eq!(
+        conversions
+            .iter()
+            .filter(|c| c["status"] == "pending")
+            .count(),
+        2
+    );
+    assert_eq!(
+        t.balances().await[0],
+        5000,
+        "spent 50.00 of 60.00, never more"
+    );
+    let repeat = t
+        .get(&format!(
+            "/postback?click_id={click}&txn_id=race-0&token={token}"
+        ))
+        .await;
+    assert_eq!(
+        repeat.status(),
+        200,
+        "a capped conversion is still idempotent"
+    );
+}

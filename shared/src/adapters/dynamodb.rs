@@ -160,6 +160,24 @@ fn condition(
             let value = expression.value(to_attribute(value)?);
             Some(format!("{name} = {value} AND {}", alive(expression)))
         }
+        Cond::Below(name, limit) => {
+            let name = expression.name(name);
+            let limit = expression.value(AttributeValue::N(limit.to_string()));
+            let below = format!("(attribute_not_exists({name}) OR {name} < {limit})");
+            if for_update {
+                // An update must not add onto an expired counter: refuse it, then remove and retry.
+                let pk = expression.name(PK);
+                Some(format!(
+                    "{below} AND (attribute_not_exists({pk}) OR {})",
+                    alive(expression)
+                ))
+            } else {
+                // An expired item counts as absent, whatever its counter says.
+                let expires = expression.name(EXPIRES_AT);
+                let now = expression.value(AttributeValue::N(now.to_string()));
+                Some(format!("{below} OR {expires} <= {now}"))
+            }
+        }
     };
     Ok(())
 }
@@ -513,7 +531,7 @@ impl Table for DynamoTable {
         };
         let attributes = match self.write_one(write.clone()).await {
             Err(TableError::Conflict { existing: None, .. })
-                if matches!(cond, Cond::Always | Cond::NotExists) =>
+                if matches!(cond, Cond::Always | Cond::NotExists | Cond::Below(..)) =>
             {
                 self.remove_expired(key).await?;
                 self.write_one(write).await?

@@ -38,6 +38,7 @@ pub async fn run_all(table: Arc<dyn Table>, clock: Arc<ManualClock>) {
     queries_page_through_everything_once(&*table).await;
     secondary_index_queries(&*table).await;
     floats_are_refused(&*table).await;
+    capped_counters_never_pass_their_cap(table.clone(), &clock).await;
 }
 
 pub async fn put_get_round_trips(table: &dyn Table) {
@@ -551,4 +552,82 @@ pub async fn floats_are_refused(table: &dyn Table) {
         matches!(result, Err(TableError::Invalid(_))),
         "money never travels as a float"
     );
+}
+
+pub async fn capped_counters_never_pass_their_cap(table: Arc<dyn Table>, clock: &ManualClock) {
+    let key = Key::new(fresh("cap"), "count");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let (table, key) = (table.clone(), key.clone());
+        tasks.spawn(async move {
+            table
+                .update(
+                    &key,
+                    Update::default().add("n", 1),
+                    Cond::Below("n".into(), 5),
+                )
+                .await
+        });
+    }
+    let results = tasks.join_all().await;
+    let granted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(granted, 5, "exactly the cap is granted, however many race");
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        match refused {
+            TableError::Conflict {
+                existing: Some(item),
+                ..
+            } => assert_eq!(item["n"], 5),
+            other => panic!("a refusal is a conflict with the counter at its cap, not {other:?}"),
+        }
+    }
+    assert_eq!(table.get(&key).await.unwrap().unwrap()["n"], 5);
+
+    // In a transaction, the cap refuses the whole transaction.
+    let pk = fresh("cap-tx");
+    let counter = Key::new(&pk, "count");
+    table
+        .put(item(&pk, "count", json!({"n": 2})), Cond::Always)
+        .await
+        .unwrap();
+    let capped = table
+        .transact(vec![
+            Write::Put {
+                item: item(&pk, "record", json!({})),
+                cond: Cond::NotExists,
+            },
+            Write::Update {
+                key: counter.clone(),
+                update: Update::default().add("n", 1),
+                cond: Cond::Below("n".into(), 2),
+            },
+        ])
+        .await;
+    assert!(
+        matches!(capped, Err(TableError::Conflict { write: 1, .. })),
+        "{capped:?}"
+    );
+    assert_eq!(table.get(&Key::new(&pk, "record")).await.unwrap(), None);
+
+    // An expired counter counts as absent: it starts again from nothing.
+    let pk = fresh("cap-ttl");
+    let now = clock.now().as_second();
+    table
+        .put(
+            item(&pk, "count", json!({"n": 9, EXPIRES_AT: now + 10})),
+            Cond::Always,
+        )
+        .await
+        .unwrap();
+    clock.advance(SignedDuration::from_secs(10));
+    let restarted = table
+        .update(
+            &Key::new(&pk, "count"),
+            Update::default().add("n", 1),
+            Cond::Below("n".into(), 3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(restarted["n"], 1);
+    clock.advance(SignedDuration::from_secs(-10));
 }

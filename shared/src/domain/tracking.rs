@@ -145,6 +145,9 @@ pub struct Conversion {
     pub revenue: Money,
     pub payout: Money,
     pub status: ConversionStatus,
+    /// Why it was rejected, such as `cap`.
+    #[serde(default)]
+    pub reason: Option<String>,
     pub at: Timestamp,
     pub expires_at: i64,
 }

@@ -72,6 +72,9 @@ pub enum Cond {
     Exists,
     /// A live item has this key and its attribute equals the value.
     Equals(String, Value),
+    /// No live item, or one without this attribute, or one whose integer attribute is below
+    /// the limit: the guard of a counter that must never pass its cap.
+    Below(String, i64),
 }
 
 /// An update of one item, applied atomically; a missing item is created (like `UpdateItem`).
@@ -354,6 +357,11 @@ pub fn cond_holds(cond: &Cond, live: Option<&Item>) -> bool {
         (Cond::Exists, live) => live.is_some(),
         (Cond::Equals(name, value), Some(item)) => item.get(name) == Some(value),
         (Cond::Equals(..), None) => false,
+        (Cond::Below(name, limit), Some(item)) => item
+            .get(name)
+            .and_then(Value::as_i64)
+            .is_none_or(|v| v < *limit),
+        (Cond::Below(..), None) => true,
     }
 }
 

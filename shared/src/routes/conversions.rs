@@ -38,6 +38,9 @@ pub struct ConversionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payout: Option<String>,
     pub status: ConversionStatus,
+    /// Why it was rejected (`cap`: the offer's cap was reached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub created_at: String,
     /// The affiliate's sub-ids are theirs: advertisers see the link code only.
     pub link: String,
@@ -63,6 +66,7 @@ fn view(conversion: &Conversion, revenue: bool, payout: bool) -> ConversionView 
         revenue: revenue.then(|| conversion.revenue.to_decimal()),
         payout: payout.then(|| conversion.payout.to_decimal()),
         status: conversion.status,
+        reason: conversion.reason.clone(),
         created_at: conversion.at.to_string(),
         link: conversion.link.to_string(),
     }

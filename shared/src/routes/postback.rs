@@ -168,6 +168,9 @@ struct AdvertiserView {
     sale: Option<Amount>,
     revenue: Amount,
     status: crate::domain::tracking::ConversionStatus,
+    /// Why it was rejected (`cap`: the offer's cap was reached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
     created_at: String,
 }
 
@@ -183,6 +186,7 @@ impl AdvertiserView {
             sale: conversion.sale.map(Amount::from),
             revenue: conversion.revenue.into(),
             status: conversion.status,
+            reason: conversion.reason.clone(),
             created_at: conversion.at.to_string(),
         }
     }

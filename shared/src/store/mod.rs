@@ -143,16 +143,17 @@ impl Store {
         self.get(&conversion_key(id)).await
     }
 
-    /// Records a conversion, its ledger transaction and `also` (its postback) in one
-    /// all-or-nothing write, guarded by
+    /// Records a conversion, its ledger transaction, its cap counters and `also` (its
+    /// postback) in one all-or-nothing write; `None` when a cap counter refused it. Guarded by
     /// its dedupe key: however many times (and however concurrently) the same conversion
     /// arrives, one is recorded and every repeat gets that one back.
     pub async fn record_conversion(
         &self,
         conversion: &Conversion,
-        ledger: &Transaction,
+        ledger: Option<&Transaction>,
+        caps: Vec<Write>,
         also: Vec<Write>,
-    ) -> Result<Recorded<Conversion>, TableError> {
+    ) -> Result<Option<Recorded<Conversion>>, TableError> {
         let mut dedupe = Item::new();
         dedupe.insert(
             "conversion_id".into(),
@@ -187,10 +188,15 @@ impl Store {
                 cond: Cond::NotExists,
             },
         ];
-        writes.extend(ledger_writes(ledger)?);
+        if let Some(ledger) = ledger {
+            writes.extend(ledger_writes(ledger)?);
+        }
+        let capped = writes.len()..writes.len() + caps.len();
+        writes.extend(caps);
         writes.extend(also);
         match self.table.transact(writes).await {
-            Ok(()) => Ok(Recorded::New(conversion.clone())),
+            Ok(()) => Ok(Some(Recorded::New(conversion.clone()))),
+            Err(TableError::Conflict { write, .. }) if capped.contains(&write) => Ok(None),
             Err(TableError::Conflict {
                 write: 0,
                 existing: Some(existing),
@@ -203,7 +209,7 @@ impl Store {
                 let original = self.conversion(original).await?.ok_or_else(|| {
                     TableError::Invalid(format!("dedupe item names missing conversion {original}"))
                 })?;
-                Ok(Recorded::Duplicate(original))
+                Ok(Some(Recorded::Duplicate(original)))
             }
             Err(e) => Err(e),
         }
