@@ -66,7 +66,8 @@ pub fn client(app: &App, request: &Request) -> Client {
     Client(app.pseudonymizer.visitor(ip, None))
 }
 
-fn cookie<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+/// The value of the named cookie.
+pub fn cookie<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request
         .headers()
         .get_all(header::COOKIE)

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use crate::app::App;
 use crate::dispatch;
 use crate::domain::caps;
-use crate::domain::ids::{ClickId, ConversionId, LinkCode};
+use crate::domain::ids::{ClickId, ConversionId, LinkCode, OfferId};
 use crate::domain::ledger::{LedgerError, Transaction};
 use crate::domain::money::{Currency, Money, MoneyError};
 use crate::domain::offer::{CommissionError, Macros, Offer, OfferStatus};
@@ -114,6 +114,9 @@ pub enum PostbackAuth {
     /// `LeadsRefer-Signature: t=<unix>,v1=<hex>`: hex(HMAC-SHA256(secret, "<t>.<payload>")),
     /// where the payload is the raw query string of a GET or the raw body of a POST.
     Signature { header: String, payload: Vec<u8> },
+    /// The pixel on the advertiser's page, which names its offer and carries the click's
+    /// cookie: the click must be of that offer.
+    Pixel(OfferId),
 }
 
 pub struct Postback {
@@ -236,6 +239,8 @@ fn authenticate(offer: &Offer, auth: &PostbackAuth, now: Timestamp) -> Result<()
                 Err(TrackingError::WrongSignature)
             }
         }
+        PostbackAuth::Pixel(offer_id) if *offer_id == offer.id => Ok(()),
+        PostbackAuth::Pixel(_) => Err(TrackingError::UnknownClick),
     }
 }
 

@@ -21,7 +21,8 @@ use shared::store::ApiKeyRecord;
 /// The records the sample events refer to.
 async fn fixtures(app: &App, clock: &ManualClock) {
     let offer = Offer {
-        id: OfferId(clock.new_id()),
+        // Fixed: the pixel's sample event carries this offer's cookie.
+        id: OfferId::parse("01KB4ZH8QW6B7XG9Y3T5R2M1N0").unwrap(),
         advertiser_id: AdvertiserId(clock.new_id()),
         name: "Sample".into(),
         destination: Destination::parse("https://shop.example.com/?c={click_id}").unwrap(),
@@ -96,6 +97,7 @@ fn expected_status(function: &str) -> u16 {
     match function {
         "click" => 302,
         "postback" => 201,
+        "pixel" => 200,
         "auth" | "offers" | "links" | "conversions" | "admin" | "openapi" => 200,
         other => panic!("no expectation for the sample event of {other}: add one here"),
     }
@@ -127,5 +129,12 @@ async fn every_route_has_a_sample_event_that_its_handler_answers() {
             path.display(),
             response.body()
         );
+        if function == "pixel" {
+            assert_eq!(
+                response.headers()["x-leadsrefer-result"],
+                "recorded",
+                "the sample pixel records its conversion"
+            );
+        }
     }
 }

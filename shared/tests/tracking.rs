@@ -777,3 +777,72 @@ async fn a_budget_cap_never_overshoots() {
         "a capped conversion is still idempotent"
     );
 }
+
+/// The pixel for the demo offer, with these cookies and query.
+async fn pixel(t: &TestApp, cookie: Option<&str>, query: &str) -> (Response, String) {
+    let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+    let response = t
+        .send(
+            "GET",
+            &format!("/px/{}?{query}", t.demo.offer_id),
+            &headers,
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/gif");
+    assert_eq!(
+        response.body().as_ref(),
+        shared::routes::pixel::GIF,
+        "always the 1×1 GIF"
+    );
+    let result = response.headers()["x-leadsrefer-result"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (response, result)
+}
+
+#[tokio::test]
+async fn the_pixel_attributes_through_the_click_cookie_once() {
+    let t = TestApp::new().await;
+    let click = t.click().await;
+    let cookie = format!("lr_{}={click}", t.demo.offer_id);
+    assert_eq!(
+        pixel(&t, Some(&cookie), "txn_id=P1&amount=10.00&currency=USD")
+            .await
+            .1,
+        "recorded"
+    );
+    assert_eq!(
+        pixel(&t, Some(&cookie), "txn_id=P1&amount=10.00&currency=USD")
+            .await
+            .1,
+        "duplicate"
+    );
+    assert_eq!(t.conversions().await, 1);
+    assert_eq!(t.balances().await, [2500, -1800, -700]);
+}
+
+#[tokio::test]
+async fn the_pixel_without_a_usable_cookie_or_with_bad_input_records_nothing() {
+    let t = TestApp::new().await;
+    let click = t.click().await;
+    let other_offer_cookie = format!("lr_{}={click}", OfferId(t.clock.new_id()));
+    let cookie = format!("lr_{}={click}", t.demo.offer_id);
+    for (cookie, query) in [
+        (None, "txn_id=P2"),
+        (Some(other_offer_cookie.as_str()), "txn_id=P2"),
+        (Some("lr_nonsense=1"), "txn_id=P2"),
+        (Some(cookie.as_str()), "txn_id=P2&amount=-1"),
+        (Some(cookie.as_str()), "txn_id=P2&currency=XYZ"),
+        (Some(cookie.as_str()), "txn_id=%FF"),
+    ] {
+        assert_eq!(
+            pixel(&t, cookie, query).await.1,
+            "ignored",
+            "{cookie:?} {query}"
+        );
+    }
+    assert_eq!(t.conversions().await, 0);
+}

@@ -22,6 +22,7 @@ pub mod conversions;
 pub mod links;
 pub mod offers;
 pub mod openapi;
+pub mod pixel;
 pub mod postback;
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
@@ -104,6 +105,7 @@ impl Route {
 pub const ROUTES: &[Route] = &[
     click::ROUTE,
     postback::ROUTE,
+    pixel::ROUTE,
     auth::REGISTER,
     auth::VERIFY_EMAIL,
     auth::SIGN_IN,

@@ -35,6 +35,7 @@ fn operation(
 ) -> Value {
     let success = match (method, route.path) {
         (_, "/c/{link}") => "302",
+        (_, "/px/{offer}") => "200",
         ("POST", _) if route.response.is_some() && !route.summary.contains("Sign in") => "201",
         _ if route.response.is_none() => "204",
         _ => "200",
