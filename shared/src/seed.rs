@@ -121,6 +121,7 @@ pub async fn seed_demo(app: &App) -> Result<(Demo, bool), TableError> {
         allowed_devices: vec![],
         hold_days: 0,
         approval: Default::default(),
+        events: Default::default(),
     };
     let link = Link {
         code: LinkCode::random(),

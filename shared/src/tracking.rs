@@ -156,7 +156,7 @@ pub async fn record_conversion(
         .transpose()
         .map_err(TrackingError::Amount)?;
     let (revenue, payout) = offer
-        .commission(sale, click.affiliate_id)
+        .commission(sale, click.affiliate_id, &postback.event)
         .map_err(TrackingError::Commission)?;
     let mut conversion = Conversion {
         id: ConversionId(app.clock.new_id()),

@@ -39,6 +39,7 @@ async fn fixtures(app: &App, clock: &ManualClock) {
         allowed_devices: vec![],
         hold_days: 0,
         approval: Default::default(),
+        events: Default::default(),
     };
     app.store.create_offer(&offer).await.unwrap();
     let link = Link {

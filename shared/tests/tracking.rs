@@ -318,6 +318,16 @@ async fn concurrent_repeats_record_exactly_one_conversion() {
 #[tokio::test]
 async fn without_txn_id_one_conversion_per_click_and_event() {
     let t = TestApp::new().await;
+    let mut offer = t.app.store.offer(t.demo.offer_id).await.unwrap().unwrap();
+    let lead = shared::domain::offer::EventCommission {
+        revenue: Commission::Fixed(300),
+        payout: Commission::Fixed(200),
+    };
+    offer.events.insert(
+        shared::domain::tracking::EventName::parse("lead").unwrap(),
+        lead,
+    );
+    t.app.store.save_offer(&offer).await.unwrap();
     let click = t.click().await;
     let base = format!("/postback?click_id={click}&token={}", t.token());
     assert_eq!(t.get(&base).await.status(), 201);
@@ -845,4 +855,39 @@ async fn the_pixel_without_a_usable_cookie_or_with_bad_input_records_nothing() {
         );
     }
     assert_eq!(t.conversions().await, 0);
+}
+
+#[tokio::test]
+async fn each_event_of_an_offer_pays_its_own_commission_and_unknown_events_are_refused() {
+    let t = TestApp::new().await;
+    let mut offer = t.app.store.offer(t.demo.offer_id).await.unwrap().unwrap();
+    let lead = shared::domain::tracking::EventName::parse("lead").unwrap();
+    let commission = shared::domain::offer::EventCommission {
+        revenue: Commission::Fixed(300),
+        payout: Commission::Fixed(200),
+    };
+    offer.events.insert(lead, commission);
+    t.app.store.save_offer(&offer).await.unwrap();
+    let click = t.click().await;
+    let token = t.token().to_string();
+    let lead = t
+        .get(&format!(
+            "/postback?click_id={click}&event=lead&token={token}"
+        ))
+        .await;
+    assert_eq!(body_json(&lead)["conversion"]["revenue"]["amount"], "3.00");
+    let sale = t
+        .get(&format!(
+            "/postback?click_id={click}&txn_id=S&token={token}"
+        ))
+        .await;
+    assert_eq!(body_json(&sale)["conversion"]["revenue"]["amount"], "25.00");
+    assert_eq!(t.balances().await, [2800, -2000, -800]);
+    let typo = t
+        .get(&format!(
+            "/postback?click_id={click}&event=laed&token={token}"
+        ))
+        .await;
+    assert_error(&typo, 422, "event");
+    assert_eq!(t.conversions().await, 2);
 }

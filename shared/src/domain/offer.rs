@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{AdvertiserId, AffiliateId, ClickId, OfferId};
 use super::money::{Bps, Currency, Money};
-use super::tracking::Subs;
+use super::tracking::{EventName, Subs};
 use crate::secret::Secret;
 
 /// Everything but RFC 3986's unreserved characters is encoded, so a macro value can never
@@ -180,8 +180,17 @@ pub enum ApprovalMode {
     Manual,
 }
 
+/// What an additional event of an offer (a `lead`, a `sale`…) is worth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCommission {
+    pub revenue: Commission,
+    pub payout: Commission,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CommissionError {
+    #[error("is not an event this offer pays for")]
+    UnknownEvent,
     #[error("is required for this revenue-share offer")]
     SaleRequired,
     #[error("must be the offer's currency")]
@@ -221,14 +230,19 @@ pub struct Offer {
     pub hold_days: u32,
     #[serde(default)]
     pub approval: ApprovalMode,
+    /// Events besides the default `conversion`, each with its own commissions (per-affiliate
+    /// overrides apply to the default event only).
+    #[serde(default)]
+    pub events: BTreeMap<EventName, EventCommission>,
 }
 
 impl Offer {
-    /// What the advertiser pays and `affiliate` earns for a conversion with this sale amount.
+    /// What the advertiser pays and `affiliate` earns for an `event` with this sale amount.
     pub fn commission(
         &self,
         sale: Option<Money>,
         affiliate: AffiliateId,
+        event: &EventName,
     ) -> Result<(Money, Money), CommissionError> {
         if let Some(sale) = sale
             && sale.currency != self.currency
@@ -239,12 +253,22 @@ impl Offer {
             Commission::Fixed(minor) => Ok(Money::new(minor, self.currency)),
             Commission::Share(bps) => sale.map(|s| bps.of(s)).ok_or(CommissionError::SaleRequired),
         };
-        let payout = self
-            .payout_overrides
-            .get(&affiliate)
-            .copied()
-            .unwrap_or(self.payout);
-        Ok((amount(self.revenue)?, amount(payout)?))
+        let (revenue, payout) = if event.is_default() {
+            (
+                self.revenue,
+                self.payout_overrides
+                    .get(&affiliate)
+                    .copied()
+                    .unwrap_or(self.payout),
+            )
+        } else {
+            let other = self
+                .events
+                .get(event)
+                .ok_or(CommissionError::UnknownEvent)?;
+            (other.revenue, other.payout)
+        };
+        Ok((amount(revenue)?, amount(payout)?))
     }
 
     /// Whether a conversion at `now` still falls in the attribution window of a click at
@@ -355,6 +379,7 @@ mod tests {
             allowed_devices: vec![],
             hold_days: 0,
             approval: ApprovalMode::Auto,
+            events: BTreeMap::new(),
         };
         let clicked = Timestamp::from_second(1_700_000_000).unwrap();
         assert!(offer.attributes(clicked, clicked));
@@ -387,32 +412,60 @@ mod tests {
             allowed_devices: vec![],
             hold_days: 0,
             approval: ApprovalMode::Auto,
+            events: BTreeMap::new(),
         };
         let sale = Money::new(4999, usd);
         let ann = AffiliateId(Ulid::from_parts(9, 9));
+        let conversion = EventName::default_event();
         let fixed = |minor| Money::new(minor, usd);
         assert_eq!(
-            offer.commission(Some(sale), ann),
+            offer.commission(Some(sale), ann, &conversion),
             Ok((fixed(750), fixed(250)))
         );
         assert_eq!(
-            offer.commission(None, ann),
+            offer.commission(None, ann, &conversion),
             Err(CommissionError::SaleRequired)
         );
         let eur = Money::new(100, Currency::parse("EUR").unwrap());
         assert_eq!(
-            offer.commission(Some(eur), ann),
+            offer.commission(Some(eur), ann, &conversion),
             Err(CommissionError::CurrencyMismatch(usd))
         );
         offer.revenue = Commission::Fixed(900);
-        assert_eq!(offer.commission(None, ann), Ok((fixed(900), fixed(250))));
+        assert_eq!(
+            offer.commission(None, ann, &conversion),
+            Ok((fixed(900), fixed(250)))
+        );
         offer.payout_overrides.insert(ann, Commission::Fixed(400));
         assert_eq!(
-            offer.commission(None, ann),
+            offer.commission(None, ann, &conversion),
             Ok((fixed(900), fixed(400))),
             "an override wins"
         );
         let bob = AffiliateId(Ulid::from_parts(8, 8));
-        assert_eq!(offer.commission(None, bob), Ok((fixed(900), fixed(250))));
+        assert_eq!(
+            offer.commission(None, bob, &conversion),
+            Ok((fixed(900), fixed(250)))
+        );
+
+        // Other events have their own commissions; an event the offer does not know pays nothing.
+        let lead = EventName::parse("lead").unwrap();
+        offer.events.insert(
+            lead.clone(),
+            EventCommission {
+                revenue: Commission::Fixed(300),
+                payout: Commission::Fixed(200),
+            },
+        );
+        assert_eq!(
+            offer.commission(None, ann, &lead),
+            Ok((fixed(300), fixed(200))),
+            "overrides are for the default event"
+        );
+        let typo = EventName::parse("laed").unwrap();
+        assert_eq!(
+            offer.commission(None, ann, &typo),
+            Err(CommissionError::UnknownEvent)
+        );
     }
 }

@@ -90,7 +90,7 @@ pub enum ConversionStatus {
 }
 
 /// A conversion event's name: `conversion` by default; lower-case letters, digits, `_`, `-`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct EventName(String);
 
@@ -108,7 +108,13 @@ impl EventName {
     }
 
     pub fn default_event() -> Self {
-        Self("conversion".into())
+        Self(Self::DEFAULT.into())
+    }
+
+    pub const DEFAULT: &'static str = "conversion";
+
+    pub fn is_default(&self) -> bool {
+        self.0 == Self::DEFAULT
     }
 
     pub fn as_str(&self) -> &str {

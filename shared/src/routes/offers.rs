@@ -19,8 +19,9 @@ use crate::domain::accounts::{AccountId, AccountStatus, Role};
 use crate::domain::ids::{AdvertiserId, AffiliateId, OfferId};
 use crate::domain::money::{Bps, Currency, Money};
 use crate::domain::offer::{
-    ApprovalMode, Caps, Commission, Destination, DeviceType, Offer, OfferStatus,
+    ApprovalMode, Caps, Commission, Destination, DeviceType, EventCommission, Offer, OfferStatus,
 };
+use crate::domain::tracking::EventName;
 use crate::http::{ApiError, Request, Response, json, json_body, path_param};
 use crate::seed::new_postback_secret;
 use crate::store::{Application, ApplicationStatus};
@@ -118,6 +119,14 @@ pub enum CommissionInput {
     ShareBps(u32),
 }
 
+/// What an event besides `conversion` is worth.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    pub revenue: CommissionInput,
+    pub payout: CommissionInput,
+}
+
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapsInput {
@@ -161,6 +170,10 @@ pub struct OfferInput {
     pub hold_days: Option<u32>,
     #[serde(default)]
     pub approval: Option<ApprovalMode>,
+    /// Events besides the default `conversion` (such as `lead`), each with its commissions;
+    /// postbacks name them with `event=`.
+    #[serde(default)]
+    pub events: BTreeMap<String, EventInput>,
 }
 
 /// Every field optional: those given replace the offer's.
@@ -178,6 +191,7 @@ pub struct OfferPatch {
     pub attribution_window_days: Option<u32>,
     pub hold_days: Option<u32>,
     pub approval: Option<ApprovalMode>,
+    pub events: Option<BTreeMap<String, EventInput>>,
     pub status: Option<OfferStatus>,
 }
 
@@ -198,6 +212,7 @@ pub struct OfferView {
     pub attribution_window_days: i64,
     pub hold_days: u32,
     pub approval: ApprovalMode,
+    pub events: BTreeMap<String, EventInput>,
     pub status: OfferStatus,
     /// Send as `token` with postbacks, or sign them with it.
     pub postback_secret: String,
@@ -216,6 +231,8 @@ pub struct AffiliateOfferView {
     pub allowed_countries: Vec<String>,
     pub allowed_devices: Vec<DeviceType>,
     pub attribution_window_days: i64,
+    /// What each other event (`lead`…) earns.
+    pub event_payouts: BTreeMap<String, CommissionInput>,
     pub status: OfferStatus,
     /// The caller's application, if they applied.
     pub application: Option<ApplicationStatus>,
@@ -307,6 +324,17 @@ impl OfferView {
             attribution_window_days: offer.attribution_window.as_hours() / 24,
             hold_days: offer.hold_days,
             approval: offer.approval,
+            events: offer
+                .events
+                .iter()
+                .map(|(name, e)| {
+                    let view = EventInput {
+                        revenue: commission_view(e.revenue, currency),
+                        payout: commission_view(e.payout, currency),
+                    };
+                    (name.as_str().to_string(), view)
+                })
+                .collect(),
             status: offer.status,
             postback_secret: offer.postback_secret.expose().clone(),
             created_at: offer.created_at.to_string(),
@@ -331,6 +359,16 @@ impl AffiliateOfferView {
             allowed_countries: offer.allowed_countries.clone(),
             allowed_devices: offer.allowed_devices.clone(),
             attribution_window_days: offer.attribution_window.as_hours() / 24,
+            event_payouts: offer
+                .events
+                .iter()
+                .map(|(name, e)| {
+                    (
+                        name.as_str().to_string(),
+                        commission_view(e.payout, offer.currency),
+                    )
+                })
+                .collect(),
             status: offer.status,
             application,
         }
@@ -381,6 +419,28 @@ fn overrides(
                 id,
                 commission(&format!("payout_overrides.{affiliate}"), value, currency)?,
             ))
+        })
+        .collect()
+}
+
+fn events(
+    input: &BTreeMap<String, EventInput>,
+    currency: Currency,
+) -> Result<BTreeMap<EventName, EventCommission>, ApiError> {
+    input
+        .iter()
+        .map(|(name, event)| {
+            let parsed = EventName::parse(name)
+                .map_err(|problem| ApiError::invalid_at(format!("events.{name}"), problem))?;
+            if parsed.is_default() {
+                return Err(ApiError::invalid_at(
+                    format!("events.{name}"),
+                    "is the default event: set revenue and payout instead",
+                ));
+            }
+            let revenue = commission(&format!("events.{name}.revenue"), &event.revenue, currency)?;
+            let payout = commission(&format!("events.{name}.payout"), &event.payout, currency)?;
+            Ok((parsed, EventCommission { revenue, payout }))
         })
         .collect()
 }
@@ -515,6 +575,7 @@ async fn create(app: App, request: Request) -> Result<Response, ApiError> {
         allowed_devices: input.allowed_devices,
         hold_days: hold(input.hold_days.unwrap_or(0))?,
         approval: input.approval.unwrap_or_default(),
+        events: events(&input.events, currency)?,
     };
     app.store
         .create_offer(&offer)
@@ -625,7 +686,12 @@ async fn update(app: App, request: Request) -> Result<Response, ApiError> {
         caller.require_active()?;
     }
     let mut offer = managed_offer(&app, &request, caller).await?;
-    let before = (offer.revenue, offer.payout, offer.payout_overrides.clone());
+    let before = (
+        offer.revenue,
+        offer.payout,
+        offer.payout_overrides.clone(),
+        offer.events.clone(),
+    );
     let currency = offer.currency;
     if let Some(text) = &patch.name {
         offer.name = name(text)?;
@@ -660,6 +726,9 @@ async fn update(app: App, request: Request) -> Result<Response, ApiError> {
     if let Some(approval) = patch.approval {
         offer.approval = approval;
     }
+    if let Some(input) = &patch.events {
+        offer.events = events(input, currency)?;
+    }
     if let Some(status) = patch.status {
         if offer.status == OfferStatus::Archived && status != OfferStatus::Archived {
             return Err(ApiError::unprocessable(
@@ -673,7 +742,13 @@ async fn update(app: App, request: Request) -> Result<Response, ApiError> {
         .save_offer(&offer)
         .await
         .map_err(ApiError::internal)?;
-    let payout_changed = before != (offer.revenue, offer.payout, offer.payout_overrides.clone());
+    let payout_changed = before
+        != (
+            offer.revenue,
+            offer.payout,
+            offer.payout_overrides.clone(),
+            offer.events.clone(),
+        );
     let action = if payout_changed {
         "offer.payout_changed"
     } else {

@@ -119,6 +119,9 @@ fn to_api_error(error: TrackingError) -> ApiError {
             "the click is older than the offer's attribution window",
         ),
         TrackingError::Amount(problem) => ApiError::invalid("amount", problem),
+        TrackingError::Commission(CommissionError::UnknownEvent) => {
+            ApiError::unprocessable("event", "is not an event this offer pays for")
+        }
         TrackingError::Commission(CommissionError::SaleRequired) => {
             ApiError::unprocessable("amount", "is required for this revenue-share offer")
         }

@@ -225,6 +225,7 @@ impl World {
             allowed_devices: vec![],
             hold_days: 0,
             approval: Default::default(),
+            events: Default::default(),
         };
         self.app.store.create_offer(&offer).await.unwrap();
         offer.id
@@ -359,7 +360,8 @@ pub fn offer_body(currency: &str) -> Value {
         "allowed_devices": ["mobile"],
         "attribution_window_days": 14,
         "hold_days": 7,
-        "approval": "manual"
+        "approval": "manual",
+        "events": { "lead": { "revenue": { "fixed": "2.00" }, "payout": { "fixed": "1.50" } } }
     })
 }
 

@@ -55,6 +55,7 @@ fn generic_cases(valid: &Value) -> Vec<(String, String)> {
                 "approval",
                 "advertiser_id",
                 "payout_overrides",
+                "events",
             ];
             if !optional.contains(&name.as_str()) && object.len() > 1 {
                 cases.push((Value::Object(missing).to_string(), name.clone()));
@@ -137,6 +138,28 @@ fn semantic_cases(route: &Route, valid: &Value) -> Vec<(Value, &'static str)> {
                 with(json!({ "payout_overrides": { "not-an-id": { "fixed": "1.00" } } })),
                 "payout_overrides.not-an-id",
             ),
+            (
+                with(
+                    json!({ "events": { "conversion": { "revenue": { "fixed": "1.00" }, "payout": { "fixed": "1.00" } } } }),
+                ),
+                "events.conversion",
+            ),
+            (
+                with(
+                    json!({ "events": { "Big Sale": { "revenue": { "fixed": "1.00" }, "payout": { "fixed": "1.00" } } } }),
+                ),
+                "events.Big Sale",
+            ),
+            (
+                with(
+                    json!({ "events": { "lead": { "revenue": { "fixed": "-1.00" }, "payout": { "fixed": "1.00" } } } }),
+                ),
+                "events.lead.revenue.fixed",
+            ),
+            (
+                with(json!({ "events": { "lead": { "revenue": { "fixed": "1.00" } } } })),
+                "events.lead.payout",
+            ),
         ],
         "/api/offers/{offer_id}" => vec![
             (json!({ "destination": "ftp://files.test/" }), "destination"),
@@ -186,7 +209,7 @@ async fn bad_input_on_every_write_route_is_refused_naming_the_field_and_changes_
             for (bad, expected_field) in cases {
                 let response = world.raw(method, &path, &headers, Some(bad.clone())).await;
                 let status = response.status().as_u16();
-                let shown = &bad[..bad.len().min(160)];
+                let shown = &bad[..bad.len().min(300)];
                 assert!(
                     (400..500).contains(&status),
                     "{method} {path} with {shown}: {status} {}",
