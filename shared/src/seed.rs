@@ -122,6 +122,9 @@ pub async fn seed_demo(app: &App) -> Result<(Demo, bool), TableError> {
         hold_days: 0,
         approval: Default::default(),
         events: Default::default(),
+        fallback_url: None,
+        unique_window_hours: 24,
+        min_conversion_seconds: 0,
     };
     let link = Link {
         code: LinkCode::random(),

@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::app::App;
 use crate::dispatch;
+use crate::domain::agent;
 use crate::domain::caps;
 use crate::domain::ids::{ClickId, ConversionId, LinkCode, OfferId};
 use crate::domain::ledger::{LedgerError, Transaction};
@@ -20,7 +21,7 @@ use crate::domain::tracking::{
 };
 use crate::ports::TableError;
 use crate::ports::Write;
-use crate::store::Recorded;
+use crate::store::{Flagged, Recorded};
 
 /// How far a signed postback's timestamp may be from now (Stripe's tolerance).
 pub const SIGNATURE_TOLERANCE: SignedDuration = SignedDuration::from_mins(5);
@@ -51,21 +52,40 @@ pub enum TrackingError {
     Storage(#[from] TableError),
 }
 
-/// A recorded click and where to send its visitor.
+/// Where a click's visitor goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClickTarget {
+    /// A 302 to this URL (the destination, or the fallback of an excluded click).
+    Redirect(String),
+    /// Excluded, and the offer has no fallback: a neutral page.
+    Unavailable,
+}
+
+/// A recorded click and where its visitor goes.
 pub struct ClickOutcome {
     pub click: Click,
-    pub location: String,
+    pub target: ClickTarget,
     /// How long the attribution cookie lives: the offer's attribution window.
     pub cookie_max_age: SignedDuration,
 }
 
-/// Records a click on a tracking link and fills the offer's destination for the redirect.
+/// What the edge knows of a click's visitor, pseudonymised before anything is stored.
+pub struct ClickRequest<'a> {
+    pub subs: [Option<String>; 5],
+    pub ip: IpAddr,
+    pub country: Option<String>,
+    pub user_agent: Option<&'a str>,
+    /// A HEAD request: something checking the link, not a person following it.
+    pub head: bool,
+}
+
+/// Records a click on a tracking link and decides where its visitor goes. Robots and HEAD
+/// requests are recorded with their reason and sent on, but do not count as clicks; a visitor
+/// the offer excludes goes to the offer's fallback URL or a neutral page.
 pub async fn record_click(
     app: &App,
     code: &LinkCode,
-    subs: [Option<String>; 5],
-    ip: IpAddr,
-    country: Option<String>,
+    request: ClickRequest<'_>,
 ) -> Result<ClickOutcome, TrackingError> {
     let link = app
         .store
@@ -77,11 +97,23 @@ pub async fn record_click(
         .offer(link.offer_id)
         .await?
         .ok_or(TrackingError::UnknownLink)?;
-    let subs = Subs::new(subs).or(&link.subs);
     if offer.status != OfferStatus::Active {
         return Err(TrackingError::OfferPaused);
     }
     let now = app.clock.now();
+    let agent = agent::classify(request.user_agent);
+    let mut flags: Vec<String> = agent.robot.map(str::to_string).into_iter().collect();
+    if request.head {
+        flags.push("head_request".into());
+    }
+    let excluded = offer.excludes(request.country.as_deref(), agent.device);
+    flags.extend(excluded.map(str::to_string));
+    let visitor = app.pseudonymizer.visitor(request.ip, request.country);
+    let window = SignedDuration::from_hours(i64::from(offer.unique_window_hours));
+    let unique = app
+        .store
+        .first_click_of(&link.code, &visitor.ip_hash, (now + window).as_second())
+        .await?;
     let click = Click {
         id: ClickId(app.clock.new_id()),
         link: link.code.clone(),
@@ -89,20 +121,30 @@ pub async fn record_click(
         affiliate_id: link.affiliate_id,
         advertiser_id: offer.advertiser_id,
         at: now,
-        subs,
-        visitor: app.pseudonymizer.visitor(ip, country),
+        subs: Subs::new(request.subs).or(&link.subs),
+        visitor,
+        device: agent.device,
+        os: agent.os,
+        browser: agent.browser,
+        flags,
+        unique,
         expires_at: tracking_expiry(now),
     };
     app.store.create_click(&click).await?;
-    let location = offer.destination.fill(&Macros {
+    let macros = Macros {
         click_id: click.id,
         affiliate_id: click.affiliate_id,
         offer_id: click.offer_id,
         subs: &click.subs,
-    });
+    };
+    let target = match (excluded, &offer.fallback_url) {
+        (None, _) => ClickTarget::Redirect(offer.destination.fill(&macros)),
+        (Some(_), Some(fallback)) => ClickTarget::Redirect(fallback.fill(&macros)),
+        (Some(_), None) => ClickTarget::Unavailable,
+    };
     Ok(ClickOutcome {
         click,
-        location,
+        target,
         cookie_max_age: offer.attribution_window,
     })
 }
@@ -127,6 +169,8 @@ pub struct Postback {
     pub amount: Option<String>,
     pub currency: Option<Currency>,
     pub auth: PostbackAuth,
+    /// The caller's network prefix, for the pixel's network check.
+    pub client_prefix: Option<String>,
 }
 
 /// Records the conversion a postback reports, once; a repeat answers the original.
@@ -172,6 +216,13 @@ pub async fn record_conversion(
         payout,
         status: ConversionStatus::Pending,
         reason: None,
+        flags: conversion_flags(
+            &offer,
+            &click,
+            now,
+            &postback.auth,
+            postback.client_prefix.as_deref(),
+        ),
         at: now,
         expires_at: tracking_expiry(now),
     };
@@ -189,11 +240,27 @@ pub async fn record_conversion(
             None => Ok(vec![]),
         }
     };
+    // The postback and, for a suspect conversion, its entry in the review index.
+    let also = |conversion: &Conversion| -> Result<Vec<Write>, TableError> {
+        let mut writes = postback(conversion)?;
+        if !conversion.flags.is_empty() {
+            let flagged = Flagged {
+                kind: "conversion".into(),
+                id: conversion.id.to_string(),
+                at: conversion.at,
+                offer_id: conversion.offer_id.to_string(),
+                affiliate_id: conversion.affiliate_id.to_string(),
+                flags: conversion.flags.clone(),
+            };
+            writes.push(flagged.write(conversion.expires_at)?);
+        }
+        Ok(writes)
+    };
     let ledger = Transaction::conversion_recorded(&conversion)?;
     let counters = caps::counters(&offer, &conversion)?;
     let first = app
         .store
-        .record_conversion(&conversion, Some(&ledger), counters, postback(&conversion)?)
+        .record_conversion(&conversion, Some(&ledger), counters, also(&conversion)?)
         .await?;
     if let Some(recorded) = first {
         return Ok(recorded);
@@ -203,11 +270,38 @@ pub async fn record_conversion(
     conversion.reason = Some("cap".into());
     let recorded = app
         .store
-        .record_conversion(&conversion, None, vec![], postback(&conversion)?)
+        .record_conversion(&conversion, None, vec![], also(&conversion)?)
         .await?;
     Ok(recorded.expect(
         "without caps nothing refuses a conversion but its dedupe key, which answers the original",
     ))
+}
+
+/// Why a conversion is suspect: its click was a robot's, it came sooner after the click than
+/// the offer allows, or (for the pixel, which the shopper's browser loads) from another network
+/// than the click.
+fn conversion_flags(
+    offer: &Offer,
+    click: &Click,
+    now: Timestamp,
+    auth: &PostbackAuth,
+    client_prefix: Option<&str>,
+) -> Vec<String> {
+    let mut flags = Vec::new();
+    if !click.counts() {
+        flags.push("robot_click".to_string());
+    }
+    if now.duration_since(click.at)
+        < SignedDuration::from_secs(i64::from(offer.min_conversion_seconds))
+    {
+        flags.push("too_fast".to_string());
+    }
+    if matches!(auth, PostbackAuth::Pixel(_))
+        && client_prefix.is_some_and(|prefix| prefix != click.visitor.ip_prefix)
+    {
+        flags.push("ip_mismatch".to_string());
+    }
+    flags
 }
 
 fn authenticate(offer: &Offer, auth: &PostbackAuth, now: Timestamp) -> Result<(), TrackingError> {

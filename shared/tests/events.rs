@@ -40,6 +40,9 @@ async fn fixtures(app: &App, clock: &ManualClock) {
         hold_days: 0,
         approval: Default::default(),
         events: Default::default(),
+        fallback_url: None,
+        unique_window_hours: 24,
+        min_conversion_seconds: 0,
     };
     app.store.create_offer(&offer).await.unwrap();
     let link = Link {
@@ -89,6 +92,11 @@ async fn fixtures(app: &App, clock: &ManualClock) {
         visitor: app
             .pseudonymizer
             .visitor("203.0.113.77".parse().unwrap(), None),
+        device: None,
+        os: None,
+        browser: None,
+        flags: vec![],
+        unique: true,
         expires_at: tracking_expiry(clock.now()),
     };
     app.store.create_click(&click).await.unwrap();

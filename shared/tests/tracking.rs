@@ -891,3 +891,189 @@ async fn each_event_of_an_offer_pays_its_own_commission_and_unknown_events_are_r
     assert_error(&typo, 422, "event");
     assert_eq!(t.conversions().await, 2);
 }
+
+const PHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+const DESKTOP: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+
+/// A click with these headers; answers the response and the click it recorded (the newest).
+async fn click_with(
+    t: &TestApp,
+    method: &str,
+    headers: &[(&str, &str)],
+) -> (Response, shared::domain::tracking::Click) {
+    let response = t
+        .send(method, &format!("/c/{}", t.demo.link), headers, Body::Empty)
+        .await;
+    let id = response.headers().get("set-cookie").map(|c| {
+        c.to_str()
+            .unwrap()
+            .split(['=', ';'])
+            .nth(1)
+            .unwrap()
+            .to_string()
+    });
+    let click = match id {
+        Some(id) => t
+            .app
+            .store
+            .click(ClickId::parse(&id).unwrap())
+            .await
+            .unwrap()
+            .unwrap(),
+        None => panic!("no click cookie: {:?}", response.body()),
+    };
+    (response, click)
+}
+
+#[tokio::test]
+async fn robots_and_head_requests_are_answered_and_kept_but_not_counted() {
+    let t = TestApp::new().await;
+    let (response, person) = click_with(&t, "GET", &[("user-agent", PHONE)]).await;
+    assert_eq!(response.status(), 302);
+    assert!(person.counts() && person.flags.is_empty());
+    assert_eq!(
+        person.device,
+        Some(shared::domain::offer::DeviceType::Mobile)
+    );
+    assert_eq!(person.os.as_deref(), Some("iPhone"));
+    for (method, agent, flag) in [
+        (
+            "GET",
+            Some("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"),
+            "link_preview",
+        ),
+        (
+            "GET",
+            Some("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
+            "bot",
+        ),
+        ("GET", None, "no_user_agent"),
+        ("HEAD", Some(DESKTOP), "head_request"),
+    ] {
+        let headers: Vec<(&str, &str)> = agent.map(|a| ("user-agent", a)).into_iter().collect();
+        let (response, click) = click_with(&t, method, &headers).await;
+        assert_eq!(response.status(), 302, "{flag}: still answered");
+        assert!(
+            click.flags.contains(&flag.to_string()),
+            "{flag}: {:?}",
+            click.flags
+        );
+        assert!(!click.counts(), "{flag}: not counted");
+    }
+}
+
+#[tokio::test]
+async fn a_visitors_repeat_clicks_within_the_window_are_not_unique() {
+    let t = TestApp::new().await;
+    let (_, first) = click_with(&t, "GET", &[("user-agent", PHONE)]).await;
+    let (_, again) = click_with(&t, "GET", &[("user-agent", PHONE)]).await;
+    assert!(first.unique && !again.unique);
+    t.clock.advance(SignedDuration::from_hours(24));
+    let (_, next_day) = click_with(&t, "GET", &[("user-agent", PHONE)]).await;
+    assert!(next_day.unique, "the window is over");
+}
+
+#[tokio::test]
+async fn excluded_countries_and_devices_go_to_the_fallback_or_a_neutral_page() {
+    let t = TestApp::new().await;
+    let mut offer = t.app.store.offer(t.demo.offer_id).await.unwrap().unwrap();
+    offer.allowed_countries = vec!["US".into()];
+    offer.allowed_devices = vec![shared::domain::offer::DeviceType::Mobile];
+    t.app.store.save_offer(&offer).await.unwrap();
+
+    let (allowed, click) = click_with(
+        &t,
+        "GET",
+        &[("user-agent", PHONE), ("cloudfront-viewer-country", "US")],
+    )
+    .await;
+    assert!(
+        allowed.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("https://shop.example.com/")
+    );
+    assert!(click.flags.is_empty());
+
+    let response = t
+        .send(
+            "GET",
+            &format!("/c/{}", t.demo.link),
+            &[("user-agent", PHONE), ("cloudfront-viewer-country", "FR")],
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(response.status(), 200, "a neutral page, no redirect");
+    assert!(response.headers().get("location").is_none());
+    assert!(String::from_utf8_lossy(response.body().as_ref()).contains("not available"));
+
+    offer.fallback_url =
+        Some(Destination::parse("https://fallback.example.com/?c={click_id}").unwrap());
+    t.app.store.save_offer(&offer).await.unwrap();
+    let (fallback, desktop) = click_with(
+        &t,
+        "GET",
+        &[("user-agent", DESKTOP), ("cloudfront-viewer-country", "US")],
+    )
+    .await;
+    assert!(
+        fallback.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("https://fallback.example.com/?c={}", desktop.id))
+    );
+    assert_eq!(desktop.flags, vec!["device_excluded".to_string()]);
+}
+
+#[tokio::test]
+async fn suspect_conversions_are_flagged() {
+    let t = TestApp::new().await;
+    let mut offer = t.app.store.offer(t.demo.offer_id).await.unwrap().unwrap();
+    offer.min_conversion_seconds = 30;
+    t.app.store.save_offer(&offer).await.unwrap();
+    let (_, robot) = click_with(&t, "GET", &[("user-agent", "curl/8.5.0")]).await;
+    let fast = t
+        .get(&format!(
+            "/postback?click_id={}&txn_id=F&token={}",
+            robot.id,
+            t.token()
+        ))
+        .await;
+    let flags = body_json(&fast)["conversion"]["flags"].clone();
+    assert_eq!(flags, serde_json::json!(["robot_click", "too_fast"]));
+
+    let (_, person) = click_with(&t, "GET", &[("user-agent", PHONE)]).await;
+    t.clock.advance(SignedDuration::from_secs(31));
+    let fine = t
+        .get(&format!(
+            "/postback?click_id={}&txn_id=G&token={}",
+            person.id,
+            t.token()
+        ))
+        .await;
+    assert_eq!(
+        body_json(&fine)["conversion"]["flags"],
+        serde_json::json!([])
+    );
+
+    // Both suspects are in the day's review index, with their reasons; the others are not.
+    let day = jiff::tz::Offset::UTC
+        .to_datetime(t.clock.now())
+        .date()
+        .to_string();
+    let flagged = t.app.store.flagged(&day).await.unwrap();
+    let kinds: Vec<(String, Vec<String>)> = flagged
+        .iter()
+        .map(|f| (f.kind.clone(), f.flags.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("click".to_string(), vec!["bot".to_string()]),
+            (
+                "conversion".to_string(),
+                vec!["robot_click".to_string(), "too_fast".to_string()]
+            ),
+        ]
+    );
+}

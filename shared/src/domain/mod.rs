@@ -1,6 +1,7 @@
 //! The domain: plain types and rules, with no storage or transport in them.
 
 pub mod accounts;
+pub mod agent;
 pub mod caps;
 pub mod email;
 pub mod ids;

@@ -234,6 +234,43 @@ pub struct Offer {
     /// overrides apply to the default event only).
     #[serde(default)]
     pub events: BTreeMap<EventName, EventCommission>,
+    /// Where clicks from excluded countries or devices go; without one they get a neutral page.
+    #[serde(default)]
+    pub fallback_url: Option<Destination>,
+    /// A visitor's repeat clicks on a link within this many hours count as gross clicks only.
+    #[serde(default = "default_unique_window_hours")]
+    pub unique_window_hours: u32,
+    /// A conversion sooner than this many seconds after its click is flagged `too_fast`.
+    #[serde(default)]
+    pub min_conversion_seconds: u32,
+}
+
+fn default_unique_window_hours() -> u32 {
+    24
+}
+
+impl Offer {
+    /// Why this offer does not take a click from `country` on `device`, if it does not.
+    /// An unknown country or device is not excluded: nothing says it should be.
+    pub fn excludes(
+        &self,
+        country: Option<&str>,
+        device: Option<DeviceType>,
+    ) -> Option<&'static str> {
+        if let Some(country) = country
+            && !self.allowed_countries.is_empty()
+            && !self.allowed_countries.iter().any(|c| c == country)
+        {
+            return Some("country_excluded");
+        }
+        if let Some(device) = device
+            && !self.allowed_devices.is_empty()
+            && !self.allowed_devices.contains(&device)
+        {
+            return Some("device_excluded");
+        }
+        None
+    }
 }
 
 impl Offer {
@@ -380,6 +417,9 @@ mod tests {
             hold_days: 0,
             approval: ApprovalMode::Auto,
             events: BTreeMap::new(),
+            fallback_url: None,
+            unique_window_hours: 24,
+            min_conversion_seconds: 0,
         };
         let clicked = Timestamp::from_second(1_700_000_000).unwrap();
         assert!(offer.attributes(clicked, clicked));
@@ -413,6 +453,9 @@ mod tests {
             hold_days: 0,
             approval: ApprovalMode::Auto,
             events: BTreeMap::new(),
+            fallback_url: None,
+            unique_window_hours: 24,
+            min_conversion_seconds: 0,
         };
         let sale = Money::new(4999, usd);
         let ann = AffiliateId(Ulid::from_parts(9, 9));

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{AdvertiserId, AffiliateId, ClickId, ConversionId, LinkCode, OfferId};
 use super::money::Money;
+use super::offer::DeviceType;
 
 /// How long tracking records are kept (privacy policy §6). 3 × 365 days plus a leap day.
 pub const TRACKING_RETENTION: SignedDuration = SignedDuration::from_hours(24 * (3 * 365 + 1));
@@ -77,7 +78,39 @@ pub struct Click {
     pub at: Timestamp,
     pub subs: Subs,
     pub visitor: Visitor,
+    /// From the user-agent, which itself is not kept.
+    #[serde(default)]
+    pub device: Option<DeviceType>,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub browser: Option<String>,
+    /// Why this click is suspect or was not sent on, if it is: `bot`, `link_preview`,
+    /// `no_user_agent`, `head_request`, `country_excluded`, `device_excluded`.
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// The first click of this visitor on this link within the offer's unique-click window.
+    #[serde(default = "yes")]
+    pub unique: bool,
     pub expires_at: i64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Click {
+    /// Flags that mean no person clicked: such clicks are kept, but not counted as clicks.
+    pub const ROBOT_FLAGS: [&'static str; 4] =
+        ["bot", "link_preview", "no_user_agent", "head_request"];
+
+    /// Whether it counts as a click (a person's), unique or not.
+    pub fn counts(&self) -> bool {
+        !self
+            .flags
+            .iter()
+            .any(|f| Self::ROBOT_FLAGS.contains(&f.as_str()))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -154,6 +187,10 @@ pub struct Conversion {
     /// Why it was rejected, such as `cap`.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Why it is suspect, if it is (`robot_click`, `too_fast`, `ip_mismatch`): such a conversion
+    /// is held for review, never approved automatically.
+    #[serde(default)]
+    pub flags: Vec<String>,
     pub at: Timestamp,
     pub expires_at: i64,
 }

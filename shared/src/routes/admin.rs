@@ -14,7 +14,7 @@ use crate::dispatch;
 use crate::domain::accounts::{AccountId, AccountStatus};
 use crate::http::{ApiError, Params, Request, Response, json, json_body, path_param};
 use crate::ports::table::Cursor;
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, Flagged};
 
 pub const LIST_ACCOUNTS: Route = Route::new(
     "admin",
@@ -65,6 +65,44 @@ pub const REPLAY: Route = Route::new(
     "Queue a dead-lettered postback again (the next dispatch run sends it)",
     |app, request| Box::pin(replay(app, request)),
 );
+
+pub const FLAGGED: Route = Route::new(
+    "admin",
+    &["GET"],
+    "/api/admin/flagged",
+    ADMIN,
+    "Clicks and conversions flagged as suspect on one UTC day (`?day=YYYY-MM-DD`, default today), with their reasons",
+    |app, request| Box::pin(flagged(app, request)),
+)
+.answers(schema::<FlaggedList>);
+
+#[derive(Serialize, ToSchema)]
+pub struct FlaggedList {
+    pub day: String,
+    pub flagged: Vec<Flagged>,
+}
+
+async fn flagged(app: App, request: Request) -> Result<Response, ApiError> {
+    let params = Params::from_query(&request)?;
+    let day = match params.text("day", 10)? {
+        Some(text) => text
+            .parse::<jiff::civil::Date>()
+            .map_err(|_| ApiError::invalid("day", "must be a date such as 2026-11-29"))?,
+        None => jiff::tz::Offset::UTC.to_datetime(app.clock.now()).date(),
+    };
+    let flagged = app
+        .store
+        .flagged(&day.to_string())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json(
+        StatusCode::OK,
+        &FlaggedList {
+            day: day.to_string(),
+            flagged,
+        },
+    ))
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct DeadLetterView {

@@ -4,7 +4,7 @@
 //! request can name another (no open redirect).
 
 use lambda_http::Body;
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 
 use super::Route;
 use crate::app::App;
@@ -12,11 +12,11 @@ use crate::caller::Access;
 use crate::domain::ids::LinkCode;
 use crate::domain::tracking::Subs;
 use crate::http::{ApiError, Params, Request, Response, client_ip, path_param};
-use crate::tracking::{self, TrackingError};
+use crate::tracking::{self, ClickRequest, ClickTarget, TrackingError};
 
 pub const ROUTE: Route = Route::new(
     "click",
-    &["GET"],
+    &["GET", "HEAD"],
     "/c/{link}",
     Access::Public,
     "A tracking link: records the click and redirects (302) to the offer's destination",
@@ -39,16 +39,30 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
         *slot = params.text(name, Subs::MAX_LEN)?.map(str::to_string);
     }
     // Sub-ids the click does not give fall back to the link's defaults (in the service).
-    let ip = client_ip(&request).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    let outcome = tracking::record_click(&app, &code, subs, ip, viewer_country(&request))
-        .await
-        .map_err(|error| match error {
-            TrackingError::UnknownLink => ApiError::not_found("link", "no such tracking link"),
-            TrackingError::OfferPaused => {
-                ApiError::not_found("link", "this link's offer is paused")
-            }
-            other => ApiError::internal(other),
-        })?;
+    let click = ClickRequest {
+        subs,
+        ip: client_ip(&request).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+        country: viewer_country(&request),
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        head: request.method() == Method::HEAD,
+    };
+    let outcome =
+        tracking::record_click(&app, &code, click)
+            .await
+            .map_err(|error| match error {
+                TrackingError::UnknownLink => ApiError::not_found("link", "no such tracking link"),
+                TrackingError::OfferPaused => {
+                    ApiError::not_found("link", "this link's offer is paused")
+                }
+                other => ApiError::internal(other),
+            })?;
+    let location = match outcome.target {
+        ClickTarget::Redirect(location) => location,
+        ClickTarget::Unavailable => return Ok(unavailable()),
+    };
     let cookie = format!(
         "{}={}; Max-Age={}; Path=/; Secure; HttpOnly; SameSite=None",
         cookie_name(outcome.click.offer_id),
@@ -60,7 +74,7 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
     let headers = response.headers_mut();
     headers.insert(
         header::LOCATION,
-        HeaderValue::from_str(&outcome.location).map_err(ApiError::internal)?,
+        HeaderValue::from_str(&location).map_err(ApiError::internal)?,
     );
     headers.insert(
         header::SET_COOKIE,
@@ -68,6 +82,21 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// The neutral page for a visitor the offer does not take: no offer, no advertiser named.
+fn unavailable() -> Response {
+    let page = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+                <title>Not available</title><p>Sorry, this offer is not available where you are.</p></html>";
+    let mut response = Response::new(Body::Text(page.into()));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// The visitor's country from CloudFront's viewer header, when the edge sends it.

@@ -134,6 +134,7 @@ pub const ROUTES: &[Route] = &[
     admin::AUDIT,
     admin::DEAD_LETTERS,
     admin::REPLAY,
+    admin::FLAGGED,
     openapi::ROUTE,
 ];
 

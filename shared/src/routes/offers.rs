@@ -174,6 +174,16 @@ pub struct OfferInput {
     /// postbacks name them with `event=`.
     #[serde(default)]
     pub events: BTreeMap<String, EventInput>,
+    /// Where visitors from excluded countries or devices go (macros allowed); without one
+    /// they see a neutral page.
+    #[serde(default)]
+    pub fallback_url: Option<String>,
+    /// 1 to 720; default 24: a visitor's repeat clicks on a link within it are not unique.
+    #[serde(default)]
+    pub unique_window_hours: Option<u32>,
+    /// Conversions sooner than this after their click are flagged for review; default 0.
+    #[serde(default)]
+    pub min_conversion_seconds: Option<u32>,
 }
 
 /// Every field optional: those given replace the offer's.
@@ -192,6 +202,10 @@ pub struct OfferPatch {
     pub hold_days: Option<u32>,
     pub approval: Option<ApprovalMode>,
     pub events: Option<BTreeMap<String, EventInput>>,
+    /// `null` keeps it; `""` removes it.
+    pub fallback_url: Option<String>,
+    pub unique_window_hours: Option<u32>,
+    pub min_conversion_seconds: Option<u32>,
     pub status: Option<OfferStatus>,
 }
 
@@ -213,6 +227,9 @@ pub struct OfferView {
     pub hold_days: u32,
     pub approval: ApprovalMode,
     pub events: BTreeMap<String, EventInput>,
+    pub fallback_url: Option<String>,
+    pub unique_window_hours: u32,
+    pub min_conversion_seconds: u32,
     pub status: OfferStatus,
     /// Send as `token` with postbacks, or sign them with it.
     pub postback_secret: String,
@@ -335,6 +352,9 @@ impl OfferView {
                     (name.as_str().to_string(), view)
                 })
                 .collect(),
+            fallback_url: offer.fallback_url.as_ref().map(|d| d.as_str().to_string()),
+            unique_window_hours: offer.unique_window_hours,
+            min_conversion_seconds: offer.min_conversion_seconds,
             status: offer.status,
             postback_secret: offer.postback_secret.expose().clone(),
             created_at: offer.created_at.to_string(),
@@ -492,6 +512,17 @@ fn hold(days: u32) -> Result<u32, ApiError> {
     Ok(days)
 }
 
+fn fallback(text: &str) -> Result<Destination, ApiError> {
+    Destination::parse(text).map_err(|problem| ApiError::invalid("fallback_url", problem))
+}
+
+fn unique_window(hours: u32) -> Result<u32, ApiError> {
+    if !(1..=720).contains(&hours) {
+        return Err(ApiError::invalid("unique_window_hours", "must be 1 to 720"));
+    }
+    Ok(hours)
+}
+
 fn name(text: &str) -> Result<String, ApiError> {
     crate::domain::accounts::check_name(text).map_err(|problem| ApiError::invalid("name", problem))
 }
@@ -576,6 +607,9 @@ async fn create(app: App, request: Request) -> Result<Response, ApiError> {
         hold_days: hold(input.hold_days.unwrap_or(0))?,
         approval: input.approval.unwrap_or_default(),
         events: events(&input.events, currency)?,
+        fallback_url: input.fallback_url.as_deref().map(fallback).transpose()?,
+        unique_window_hours: unique_window(input.unique_window_hours.unwrap_or(24))?,
+        min_conversion_seconds: input.min_conversion_seconds.unwrap_or(0),
     };
     app.store
         .create_offer(&offer)
@@ -728,6 +762,19 @@ async fn update(app: App, request: Request) -> Result<Response, ApiError> {
     }
     if let Some(input) = &patch.events {
         offer.events = events(input, currency)?;
+    }
+    if let Some(url) = &patch.fallback_url {
+        offer.fallback_url = if url.is_empty() {
+            None
+        } else {
+            Some(fallback(url)?)
+        };
+    }
+    if let Some(hours) = patch.unique_window_hours {
+        offer.unique_window_hours = unique_window(hours)?;
+    }
+    if let Some(seconds) = patch.min_conversion_seconds {
+        offer.min_conversion_seconds = seconds;
     }
     if let Some(status) = patch.status {
         if offer.status == OfferStatus::Archived && status != OfferStatus::Archived {

@@ -14,7 +14,7 @@ use crate::caller::Access;
 use crate::domain::ids::{ClickId, OfferId};
 use crate::domain::money::Currency;
 use crate::domain::tracking::EventName;
-use crate::http::{ApiError, ErrorChain, Params, Request, Response, path_param};
+use crate::http::{ApiError, ErrorChain, Params, Request, Response, client_ip, path_param};
 use crate::store::Recorded;
 use crate::tracking::{self, Postback, PostbackAuth, TrackingError};
 
@@ -93,6 +93,7 @@ async fn pixel(
         amount: amount.map(str::to_string),
         currency,
         auth: PostbackAuth::Pixel(offer),
+        client_prefix: client_ip(request).map(crate::domain::privacy::truncated_prefix),
     };
     tracking::record_conversion(app, postback).await.map(Some)
 }

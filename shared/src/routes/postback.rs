@@ -99,6 +99,8 @@ fn parse(request: &Request) -> Result<Postback, ApiError> {
         amount: params.text("amount", 32)?.map(str::to_string),
         currency,
         auth,
+        // A server-to-server call comes from the advertiser's network, not the shopper's.
+        client_prefix: None,
     })
 }
 
@@ -174,6 +176,8 @@ struct AdvertiserView {
     /// Why it was rejected (`cap`: the offer's cap was reached).
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// Why it is held for review, if it is (`robot_click`, `too_fast`, `ip_mismatch`).
+    flags: Vec<String>,
     created_at: String,
 }
 
@@ -190,6 +194,7 @@ impl AdvertiserView {
             revenue: conversion.revenue.into(),
             status: conversion.status,
             reason: conversion.reason.clone(),
+            flags: conversion.flags.clone(),
             created_at: conversion.at.to_string(),
         }
     }

@@ -45,6 +45,38 @@ use crate::ports::table::{
 };
 use offers::offer_key;
 
+/// A click or conversion held up for review, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Flagged {
+    /// `click` or `conversion`.
+    pub kind: String,
+    pub id: String,
+    #[schema(value_type = String)]
+    pub at: jiff::Timestamp,
+    pub offer_id: String,
+    pub affiliate_id: String,
+    pub flags: Vec<String>,
+}
+
+impl Flagged {
+    /// The write that indexes it under its UTC day, kept as long as the record it names.
+    pub fn write(&self, expires_at: i64) -> Result<Write, TableError> {
+        let day = jiff::tz::Offset::UTC.to_datetime(self.at).date();
+        let mut item = to_item(
+            self,
+            &Key::new(
+                format!("FLAGGED#{day}"),
+                format!("{}#{}", self.kind, self.id),
+            ),
+        )?;
+        item.insert(EXPIRES_AT.into(), Value::from(expires_at));
+        Ok(Write::Put {
+            item,
+            cond: Cond::Always,
+        })
+    }
+}
+
 /// The outcome of recording something that may arrive twice.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded<T> {
@@ -130,9 +162,56 @@ impl Store {
         self.get(&link_key(code)).await
     }
 
-    /// Click ids are fresh ULIDs, so the create-once guard only ever trips on a bug.
+    /// Click ids are fresh ULIDs, so the create-once guard only ever trips on a bug. A flagged
+    /// click is indexed for review in the same write.
     pub async fn create_click(&self, click: &Click) -> Result<(), TableError> {
-        self.create(to_item(click, &click_key(click.id))?).await
+        let record = Write::Put {
+            item: to_item(click, &click_key(click.id))?,
+            cond: Cond::NotExists,
+        };
+        if click.flags.is_empty() {
+            return self.table.transact(vec![record]).await;
+        }
+        let flagged = Flagged {
+            kind: "click".into(),
+            id: click.id.to_string(),
+            at: click.at,
+            offer_id: click.offer_id.to_string(),
+            affiliate_id: click.affiliate_id.to_string(),
+            flags: click.flags.clone(),
+        };
+        self.table
+            .transact(vec![record, flagged.write(click.expires_at)?])
+            .await
+    }
+
+    /// Flagged clicks and conversions of one UTC day (`YYYY-MM-DD`), oldest first.
+    pub async fn flagged(&self, day: &str) -> Result<Vec<Flagged>, TableError> {
+        self.query_all(Query::partition(format!("FLAGGED#{day}")))
+            .await
+    }
+
+    /// Whether this is the visitor's first click on the link within its unique window: a
+    /// create-once marker that expires when the window ends.
+    pub async fn first_click_of(
+        &self,
+        link: &LinkCode,
+        visitor: &str,
+        window_ends: i64,
+    ) -> Result<bool, TableError> {
+        let mut marker = Item::new();
+        marker.insert(EXPIRES_AT.into(), Value::from(window_ends));
+        match self
+            .create(to_item(
+                &marker,
+                &Key::new(format!("SEEN#{link}#{visitor}"), "SEEN"),
+            )?)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(TableError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn click(&self, id: ClickId) -> Result<Option<Click>, TableError> {

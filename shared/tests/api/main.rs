@@ -162,6 +162,11 @@ impl World {
                 .app
                 .pseudonymizer
                 .visitor("203.0.113.9".parse().unwrap(), None),
+            device: None,
+            os: None,
+            browser: None,
+            flags: vec![],
+            unique: true,
             expires_at: tracking_expiry(now),
         };
         world.app.store.create_click(&click).await.unwrap();
@@ -226,6 +231,9 @@ impl World {
             hold_days: 0,
             approval: Default::default(),
             events: Default::default(),
+            fallback_url: None,
+            unique_window_hours: 24,
+            min_conversion_seconds: 0,
         };
         self.app.store.create_offer(&offer).await.unwrap();
         offer.id
