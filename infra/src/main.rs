@@ -66,6 +66,13 @@ enum Command {
         #[arg(long, env = "LEADSREFER_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
         backend: String,
     },
+    /// A bare HTTP server that answers every request with a fixed 302 and stores nothing: the
+    /// yardstick of the load test (infra/bench/load.sh).
+    #[command(name = "baseline-302", hide = true)]
+    Baseline302 {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+    },
     /// Run one scheduled job now, print its report, and exit.
     Run {
         /// The job's name (see `leadsrefer run --help` for the list).
@@ -95,6 +102,7 @@ async fn main() -> ExitCode {
             backend,
         } => serve(addr, &data, &backend).await,
         Command::Run { job, data, backend } => run_job(&job, &data, &backend).await,
+        Command::Baseline302 { addr } => baseline(addr).await,
         Command::CreateAdmin {
             email,
             name,
@@ -185,6 +193,18 @@ async fn run_job(name: &str, data: &Path, backend: &str) -> Result<(), String> {
     let (app, _) = open(data, backend).await?;
     let report = (job.run)(app).await.map_err(|e| e.to_string())?;
     println!("{}: {report}", job.name);
+    Ok(())
+}
+
+async fn baseline(addr: SocketAddr) -> Result<(), String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!(
+        "baseline 302 server at http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    server::serve_baseline(listener, shutdown_signal()).await;
     Ok(())
 }
 

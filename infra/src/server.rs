@@ -62,6 +62,32 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
     }
 }
 
+/// The load test's yardstick: the same HTTP stack answering every request with a fixed 302
+/// and doing nothing else (`leadsrefer baseline-302`).
+pub async fn serve_baseline(listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let http = hyper::server::conn::http1::Builder::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let service = hyper::service::service_fn(|_request| async {
+                    let response = hyper::Response::builder()
+                        .status(302)
+                        .header("location", "https://shop.example.com/welcome")
+                        .body(Full::new(Bytes::new()))
+                        .expect("a fixed response builds");
+                    Ok::<_, Infallible>(response)
+                });
+                let connection = http.serve_connection(TokioIo::new(stream), service);
+                tokio::spawn(async move { let _ = connection.await; });
+            }
+            () = &mut shutdown => return,
+        }
+    }
+}
+
 async fn answer(
     app: App,
     peer: SocketAddr,
