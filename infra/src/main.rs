@@ -172,10 +172,14 @@ async fn serve(addr: SocketAddr, data: &Path, backend: &str) -> Result<(), Strin
     println!("Press Ctrl-C to stop.");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let jobs = tokio::spawn(run_jobs(app.clone(), stopped));
-    server::serve(listener, app, shutdown_signal()).await;
-    // Let a job run in progress finish before exiting.
+    server::serve(listener, app.clone(), shutdown_signal()).await;
+    // Let a job run in progress finish, then commit every buffered write.
     let _ = stop.send(true);
     let _ = jobs.await;
+    app.table
+        .flush()
+        .await
+        .map_err(|e| format!("buffered writes could not be committed: {e}"))?;
     println!("LeadsRefer stopped cleanly.");
     Ok(())
 }

@@ -87,16 +87,12 @@ pub async fn record_click(
     code: &LinkCode,
     request: ClickRequest<'_>,
 ) -> Result<ClickOutcome, TrackingError> {
-    let link = app
+    let route = app
         .store
-        .link(code)
+        .link_with_offer(code)
         .await?
         .ok_or(TrackingError::UnknownLink)?;
-    let offer = app
-        .store
-        .offer(link.offer_id)
-        .await?
-        .ok_or(TrackingError::UnknownLink)?;
+    let (link, offer) = (&route.0, &route.1);
     if offer.status != OfferStatus::Active {
         return Err(TrackingError::OfferPaused);
     }

@@ -108,3 +108,42 @@ async fn outbox_mailer_meets_the_mailer_contract() {
     let mailer = OutboxMailer::open(dir.path(), from, clock()).unwrap();
     contract::mailer::run_all(&mailer, || async { mailer.messages().unwrap() }).await;
 }
+
+#[tokio::test]
+async fn deferred_writes_reach_the_disk_within_milliseconds_and_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite3");
+    let clock = clock();
+    let item = |sk: &str| {
+        let mut item = shared::ports::Item::new();
+        item.insert("pk".into(), "p".into());
+        item.insert("sk".into(), sk.into());
+        item
+    };
+    let table = SqliteTable::open(&path, clock.clone()).unwrap();
+    table
+        .put_deferred(item("batched"), shared::ports::Cond::Always)
+        .await
+        .unwrap();
+    // The group committer commits it within a few milliseconds, with no flush asked for.
+    tokio::time::sleep(shared::adapters::sqlite::FLUSH_EVERY * 20).await;
+    let on_disk = rusqlite::Connection::open(&path).unwrap();
+    let count = |sk: &str| {
+        on_disk
+            .query_row("SELECT count(*) FROM items WHERE sk = ?1", [sk], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(count("batched"), 1);
+    table
+        .put_deferred(item("at-shutdown"), shared::ports::Cond::Always)
+        .await
+        .unwrap();
+    drop(table);
+    assert_eq!(
+        count("at-shutdown"),
+        1,
+        "the last handle going away commits the batch"
+    );
+}

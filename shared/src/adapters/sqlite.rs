@@ -6,10 +6,15 @@
 //! on it, so all-or-nothing holds without retries. Blocking calls run on tokio's blocking pool.
 //!
 //! `synchronous = FULL`: a write is on disk before it is acknowledged, because a conversion's
-//! postback answer promises the conversion is recorded.
+//! postback answer promises the conversion is recorded. Deferred writes (clicks) are the one
+//! exception: a group committer commits them together every [`FLUSH_EVERY`], one fsync for the
+//! batch, so a crash of the process loses at most the last few milliseconds of clicks and a clean
+//! shutdown (which flushes) none. Reads and conditions see the batch at once.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -23,9 +28,58 @@ use crate::ports::table::{
     TableError, Update, Write, cond_holds, is_expired, validate_transaction,
 };
 
+/// How often deferred writes are committed: the most a crash of the process can lose of them.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(5);
+
 pub struct SqliteTable {
-    conn: Arc<Mutex<Connection>>,
+    inner: Arc<Mutex<Inner>>,
     clock: Arc<dyn Clock>,
+}
+
+/// The connection, and the deferred writes not yet committed (the group commit's batch).
+struct Inner {
+    conn: Connection,
+    pending: HashMap<Key, Item>,
+}
+
+impl Inner {
+    /// Commits every deferred write in one transaction: one fsync for the whole batch.
+    fn flush(&mut self) -> Result<(), TableError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(TableError::backend)?;
+        for item in self.pending.values() {
+            store(&tx, item)?;
+        }
+        tx.commit().map_err(TableError::backend)?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The live item with this key, deferred or committed.
+    fn live(&self, key: &Key, now: i64) -> Result<Option<Item>, TableError> {
+        match self.pending.get(key) {
+            Some(item) => Ok((!is_expired(item, now)).then(|| item.clone())),
+            None => live(&self.conn, key, now),
+        }
+    }
+}
+
+impl Drop for SqliteTable {
+    /// The last handle going away (a clean shutdown) commits what is deferred.
+    fn drop(&mut self) {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Err(error) = inner.flush() {
+            tracing::error!(%error, "deferred writes could not be committed at shutdown");
+        }
+    }
 }
 
 impl SqliteTable {
@@ -49,36 +103,73 @@ impl SqliteTable {
                  WHERE gsi1pk IS NOT NULL;",
         )
         .map_err(TableError::backend)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            clock,
-        })
+        let inner = Arc::new(Mutex::new(Inner {
+            conn,
+            pending: HashMap::new(),
+        }));
+        // The group committer: a thread that commits the batch every few milliseconds, and ends
+        // when the table does.
+        let batch = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("sqlite-group-commit".into())
+            .spawn(move || {
+                while let Some(inner) = batch.upgrade() {
+                    {
+                        let mut inner = inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        if let Err(error) = inner.flush() {
+                            tracing::error!(%error, "deferred writes could not be committed; retrying");
+                        }
+                    }
+                    drop(inner);
+                    std::thread::sleep(FLUSH_EVERY);
+                }
+            })
+            .map_err(TableError::backend)?;
+        Ok(Self { inner, clock })
     }
 
-    /// Runs `work` on the connection on the blocking pool.
-    async fn with_conn<T: Send + 'static>(
+    /// Runs `work` with the connection and the batch, on the blocking pool.
+    async fn with_inner<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Connection, i64) -> Result<T, TableError> + Send + 'static,
+        work: impl FnOnce(&mut Inner, i64) -> Result<T, TableError> + Send + 'static,
     ) -> Result<T, TableError> {
-        let conn = self.conn.clone();
+        let inner = self.inner.clone();
         let now = self.clock.now().as_second();
         tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut conn, now)
+            let mut inner = inner
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut inner, now)
         })
         .await
         .map_err(TableError::backend)?
+    }
+
+    /// Runs a write on the connection, committing the batch first if the write touches an item
+    /// in it (so that its condition and result see the deferred item).
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        keys: Vec<Key>,
+        work: impl FnOnce(&mut Connection, i64) -> Result<T, TableError> + Send + 'static,
+    ) -> Result<T, TableError> {
+        self.with_inner(move |inner, now| {
+            if keys.iter().any(|key| inner.pending.contains_key(key)) {
+                inner.flush()?;
+            }
+            work(&mut inner.conn, now)
+        })
+        .await
     }
 }
 
 fn live(conn: &Connection, key: &Key, now: i64) -> Result<Option<Item>, TableError> {
     let attrs: Option<String> = conn
-        .query_row(
-            "SELECT attrs FROM items WHERE pk = ?1 AND sk = ?2",
-            params![key.pk, key.sk],
-            |row| row.get(0),
-        )
-        .optional()
+        .prepare_cached("SELECT attrs FROM items WHERE pk = ?1 AND sk = ?2")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![key.pk, key.sk], |row| row.get(0))
+                .optional()
+        })
         .map_err(TableError::backend)?;
     let Some(attrs) = attrs else { return Ok(None) };
     let item = parse_attrs(&attrs)?;
@@ -193,17 +284,21 @@ fn write_one(conn: &mut Connection, write: Write, now: i64) -> Result<Option<Ite
 impl Table for SqliteTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
         let key = key.clone();
-        self.with_conn(move |conn, now| live(conn, &key, now)).await
+        self.with_inner(move |inner, now| inner.live(&key, now))
+            .await
     }
 
     async fn put(&self, item: Item, cond: Cond) -> Result<(), TableError> {
-        self.with_conn(move |conn, now| write_one(conn, Write::Put { item, cond }, now).map(drop))
-            .await
+        let key = Key::of(&item)?;
+        self.with_conn(vec![key], move |conn, now| {
+            write_one(conn, Write::Put { item, cond }, now).map(drop)
+        })
+        .await
     }
 
     async fn update(&self, key: &Key, update: Update, cond: Cond) -> Result<Item, TableError> {
         let key = key.clone();
-        self.with_conn(move |conn, now| {
+        self.with_conn(vec![key.clone()], move |conn, now| {
             write_one(conn, Write::Update { key, update, cond }, now)
                 .map(|item| item.expect("an update leaves an item"))
         })
@@ -212,19 +307,29 @@ impl Table for SqliteTable {
 
     async fn delete(&self, key: &Key, cond: Cond) -> Result<Option<Item>, TableError> {
         let key = key.clone();
-        self.with_conn(move |conn, now| write_one(conn, Write::Delete { key, cond }, now))
-            .await
+        self.with_conn(vec![key.clone()], move |conn, now| {
+            write_one(conn, Write::Delete { key, cond }, now)
+        })
+        .await
     }
 
     async fn query(&self, query: Query) -> Result<Page, TableError> {
         query.validate()?;
-        self.with_conn(move |conn, now| run_query(conn, &query, now))
-            .await
+        // A query reads the database, so it first commits the batch it must see.
+        self.with_inner(move |inner, now| {
+            inner.flush()?;
+            run_query(&inner.conn, &query, now)
+        })
+        .await
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), TableError> {
         validate_transaction(&writes)?;
-        self.with_conn(move |conn, now| {
+        let keys = writes
+            .iter()
+            .map(Write::key)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_conn(keys, move |conn, now| {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(TableError::backend)?;
@@ -242,6 +347,30 @@ impl Table for SqliteTable {
             tx.commit().map_err(TableError::backend)
         })
         .await
+    }
+
+    /// Checked now against the database and the batch, committed with the batch.
+    async fn put_deferred(&self, item: Item, cond: Cond) -> Result<(), TableError> {
+        let key = Key::of(&item)?;
+        if item.values().any(has_float) {
+            return Err(TableError::Invalid("numbers must be integers".into()));
+        }
+        self.with_inner(move |inner, now| {
+            let existing = inner.live(&key, now)?;
+            if !cond_holds(&cond, existing.as_ref()) {
+                return Err(TableError::Conflict {
+                    write: 0,
+                    existing: existing.map(Box::new),
+                });
+            }
+            inner.pending.insert(key, item);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), TableError> {
+        self.with_inner(|inner, _| inner.flush()).await
     }
 }
 

@@ -39,6 +39,7 @@ pub async fn run_all(table: Arc<dyn Table>, clock: Arc<ManualClock>) {
     secondary_index_queries(&*table).await;
     floats_are_refused(&*table).await;
     capped_counters_never_pass_their_cap(table.clone(), &clock).await;
+    deferred_writes_are_seen_at_once_and_kept(&*table).await;
 }
 
 pub async fn put_get_round_trips(table: &dyn Table) {
@@ -630,4 +631,44 @@ pub async fn capped_counters_never_pass_their_cap(table: Arc<dyn Table>, clock: 
         .unwrap();
     assert_eq!(restarted["n"], 1);
     clock.advance(SignedDuration::from_secs(-10));
+}
+
+pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
+    let pk = fresh("deferred");
+    table
+        .put_deferred(item(&pk, "a", json!({"v": 1})), Cond::NotExists)
+        .await
+        .unwrap();
+    assert_eq!(
+        table.get(&Key::new(&pk, "a")).await.unwrap().unwrap()["v"],
+        1,
+        "seen at once"
+    );
+    let again = table
+        .put_deferred(item(&pk, "a", json!({"v": 2})), Cond::NotExists)
+        .await;
+    assert!(
+        again.unwrap_err().is_conflict(),
+        "conditions see it at once"
+    );
+    let updated = table
+        .update(
+            &Key::new(&pk, "a"),
+            Update::default().add("n", 1),
+            Cond::Exists,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (updated["v"].as_i64(), updated["n"].as_i64()),
+        (Some(1), Some(1)),
+        "writes build on it"
+    );
+    table
+        .put_deferred(item(&pk, "b", json!({})), Cond::Always)
+        .await
+        .unwrap();
+    table.flush().await.unwrap();
+    let page = table.query(Query::partition(&pk)).await.unwrap();
+    assert_eq!(page.items.len(), 2, "queries see it after a flush");
 }

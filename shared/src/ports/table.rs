@@ -321,6 +321,19 @@ pub trait Table: Send + Sync {
 
     /// Applies every write or none: up to [`MAX_TRANSACTION_WRITES`], one per key.
     async fn transact(&self, writes: Vec<Write>) -> Result<(), TableError>;
+
+    /// Writes a whole item if `cond` holds, made durable soon rather than before answering: an
+    /// adapter may batch such writes (the embedded store commits them together within a few
+    /// milliseconds). `get` and conditions see the item at once; `query` after the next
+    /// [`Table::flush`]. For what may be lost in a crash (clicks), never for money.
+    async fn put_deferred(&self, item: Item, cond: Cond) -> Result<(), TableError> {
+        self.put(item, cond).await
+    }
+
+    /// Makes every deferred write durable now (a clean shutdown calls it).
+    async fn flush(&self) -> Result<(), TableError> {
+        Ok(())
+    }
 }
 
 /// Checks a transaction's shape the way DynamoDB does, before any adapter runs it.

@@ -88,6 +88,46 @@ pub enum Recorded<T> {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) table: Arc<dyn Table>,
+    /// Links with their offers, for the click path (see [`Store::link_with_offer`]).
+    routes: Arc<RouteCache>,
+}
+
+/// How long a link's cached offer may be used: the longest another process (a Lambda instance)
+/// keeps a paused or edited offer's old settings. This process forgets at once.
+pub const ROUTE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How many links the cache holds at most; past that it starts again empty.
+const ROUTE_CACHE_SIZE: usize = 10_000;
+
+/// A link with its offer: what a click needs.
+pub type Route = Arc<(Link, Offer)>;
+
+#[derive(Default)]
+struct RouteCache(
+    std::sync::Mutex<std::collections::HashMap<LinkCode, (std::time::Instant, Route)>>,
+);
+
+impl RouteCache {
+    fn get(&self, code: &LinkCode) -> Option<Route> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(code)
+            .filter(|(at, _)| at.elapsed() < ROUTE_CACHE_TTL)
+            .map(|(_, route)| route.clone())
+    }
+
+    fn put(&self, route: Route) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= ROUTE_CACHE_SIZE {
+            map.clear();
+        }
+        map.insert(route.0.code.clone(), (std::time::Instant::now(), route));
+    }
+
+    fn forget_offer(&self, offer: OfferId) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (_, route)| route.1.id != offer);
+    }
 }
 
 fn link_key(code: &LinkCode) -> Key {
@@ -126,7 +166,31 @@ pub(crate) fn with_index(mut item: Item, gsi1pk: String, gsi1sk: String) -> Item
 
 impl Store {
     pub fn new(table: Arc<dyn Table>) -> Self {
-        Self { table }
+        Self {
+            table,
+            routes: Arc::default(),
+        }
+    }
+
+    pub(crate) fn forget_offer(&self, offer: OfferId) {
+        self.routes.forget_offer(offer);
+    }
+
+    /// A link and its offer, for the click path: from a short-lived in-process cache, which
+    /// forgets an offer as soon as this process changes it.
+    pub async fn link_with_offer(&self, code: &LinkCode) -> Result<Option<Route>, TableError> {
+        if let Some(route) = self.routes.get(code) {
+            return Ok(Some(route));
+        }
+        let Some(link) = self.link(code).await? else {
+            return Ok(None);
+        };
+        let Some(offer) = self.offer(link.offer_id).await? else {
+            return Ok(None);
+        };
+        let route = Arc::new((link, offer));
+        self.routes.put(route.clone());
+        Ok(Some(route))
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(

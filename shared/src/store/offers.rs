@@ -64,7 +64,9 @@ pub struct Application {
 impl Store {
     /// Writes back a changed offer.
     pub async fn save_offer(&self, offer: &Offer) -> Result<(), TableError> {
-        self.table.put(offer_item(offer)?, Cond::Exists).await
+        self.table.put(offer_item(offer)?, Cond::Exists).await?;
+        self.forget_offer(offer.id);
+        Ok(())
     }
 
     pub async fn offers_of_advertiser(
