@@ -254,19 +254,23 @@ pub fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T,
     Ok(value)
 }
 
-/// A JSON response.
-pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
-    let mut response = Response::new(Body::Text(
-        serde_json::to_string(body).expect("JSON serialises"),
-    ));
+/// A response that no cache may keep: tracking and API answers are per request.
+pub fn uncached(status: StatusCode, content_type: &'static str, body: Body) -> Response {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    uncached(
+        status,
+        "application/json",
+        Body::Text(serde_json::to_string(body).expect("JSON serialises")),
+    )
 }
 
 /// Request parameters by name, from the query string and (for a POST) the body, each given

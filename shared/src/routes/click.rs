@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::caller::Access;
 use crate::domain::ids::LinkCode;
 use crate::domain::tracking::Subs;
-use crate::http::{ApiError, Params, Request, Response, client_ip, path_param};
+use crate::http::{ApiError, Params, Request, Response, client_ip, path_param, uncached};
 use crate::tracking::{self, ClickRequest, ClickTarget, TrackingError};
 
 pub const ROUTE: Route = Route::new(
@@ -88,15 +88,11 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
 fn unavailable() -> Response {
     let page = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
                 <title>Not available</title><p>Sorry, this offer is not available where you are.</p></html>";
-    let mut response = Response::new(Body::Text(page.into()));
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    uncached(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        Body::Text(page.into()),
+    )
 }
 
 /// The visitor's country from CloudFront's viewer header, when the edge sends it.

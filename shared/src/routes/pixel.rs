@@ -5,7 +5,7 @@
 //! `recorded`, `duplicate` or `ignored` (no cookie, bad input, another offer's click).
 
 use lambda_http::Body;
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::http::{HeaderValue, StatusCode};
 
 use super::Route;
 use super::click::cookie_name;
@@ -14,7 +14,9 @@ use crate::caller::Access;
 use crate::domain::ids::{ClickId, OfferId};
 use crate::domain::money::Currency;
 use crate::domain::tracking::EventName;
-use crate::http::{ApiError, ErrorChain, Params, Request, Response, client_ip, path_param};
+use crate::http::{
+    ApiError, ErrorChain, Params, Request, Response, client_ip, path_param, uncached,
+};
 use crate::store::Recorded;
 use crate::tracking::{self, Postback, PostbackAuth, TrackingError};
 
@@ -40,12 +42,10 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
             "ignored"
         }
     };
-    let mut response = Response::new(Body::Binary(GIF.to_vec()));
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/gif"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("x-leadsrefer-result", HeaderValue::from_static(result));
+    let mut response = uncached(StatusCode::OK, "image/gif", Body::Binary(GIF.to_vec()));
+    response
+        .headers_mut()
+        .insert("x-leadsrefer-result", HeaderValue::from_static(result));
     Ok(response)
 }
 
