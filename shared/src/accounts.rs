@@ -286,7 +286,12 @@ pub async fn sign_in(
         }
     }
     let account = app.store.account_by_email(email).await?;
-    if !verify_password(password, account.as_ref().map(|a| a.password_hash.as_str())).await {
+    if !verify_password(
+        password,
+        account.as_ref().map(|a| a.password_hash.expose().as_str()),
+    )
+    .await
+    {
         let window = FAILURE_WINDOW.as_secs();
         let mut locked = None;
         for (scope, hash, limit) in [
@@ -425,7 +430,7 @@ pub async fn change_password(
     new: &Secret<String>,
     client: &Client,
 ) -> Result<NewSession, AccountError> {
-    if !verify_password(current, Some(&account.password_hash)).await {
+    if !verify_password(current, Some(account.password_hash.expose())).await {
         audit(
             app,
             Some(account.id),
@@ -453,7 +458,7 @@ async fn set_password(
         .account(id)
         .await?
         .ok_or(AccountError::UnknownAccount)?;
-    account.password_hash = hash_password(password).await?;
+    account.password_hash = Secret::new(hash_password(password).await?);
     app.store.save_account(&account).await?;
     let revoked = app.store.delete_sessions_of(id).await?;
     audit(
@@ -581,7 +586,7 @@ pub async fn create_account(
         role,
         email,
         name,
-        password_hash: hash_password(password).await?,
+        password_hash: Secret::new(hash_password(password).await?),
         status,
         email_verified: status == AccountStatus::Active,
         adult_confirmed_at: now,

@@ -61,7 +61,9 @@ async fn fixtures(app: &App, clock: &ManualClock) {
             role,
             email: EmailAddress::parse(&format!("{}@events.test", role.as_str())).unwrap(),
             name: role.as_str().into(),
-            password_hash: "not-a-hash: these accounts sign in with API keys only".into(),
+            password_hash: shared::secret::Secret::new(
+                "not-a-hash: these accounts sign in with API keys only".into(),
+            ),
             status: AccountStatus::Active,
             email_verified: true,
             adult_confirmed_at: clock.now(),

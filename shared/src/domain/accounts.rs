@@ -11,6 +11,7 @@ use ulid::Ulid;
 
 use super::email::EmailAddress;
 use super::ids::{AdvertiserId, AffiliateId, ulid_id};
+use crate::secret::Secret;
 
 ulid_id!(/// An account: an admin, an advertiser or an affiliate.
     AccountId);
@@ -49,8 +50,8 @@ pub struct Account {
     pub role: Role,
     pub email: EmailAddress,
     pub name: String,
-    /// argon2id, PHC string format.
-    pub password_hash: String,
+    /// argon2id, PHC string format; redacted from `Debug`, so it cannot reach a log.
+    pub password_hash: Secret<String>,
     pub status: AccountStatus,
     pub email_verified: bool,
     /// When the registrant showed they are 18 or older (by date of birth or attestation).

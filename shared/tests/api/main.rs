@@ -98,7 +98,7 @@ impl World {
                 role,
                 email: email(&format!("{who:?}@world.test").to_lowercase()),
                 name: format!("{who:?}"),
-                password_hash: password_hash().await,
+                password_hash: shared::secret::Secret::new(password_hash().await),
                 status: AccountStatus::Active,
                 email_verified: true,
                 adult_confirmed_at: clock.now(),
