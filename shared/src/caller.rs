@@ -58,6 +58,25 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         self.account.role == Role::Admin
     }
+
+    /// Records in the audit log that this caller did `action` to `target`.
+    pub async fn audit(
+        &self,
+        app: &App,
+        action: &str,
+        target: Option<String>,
+    ) -> Result<(), ApiError> {
+        accounts::audit(
+            app,
+            Some(self.account.id),
+            action,
+            target,
+            Some(&self.client),
+            None,
+        )
+        .await
+        .map_err(ApiError::internal)
+    }
 }
 
 /// The caller's pseudonymised network identity.

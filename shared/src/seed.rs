@@ -123,7 +123,7 @@ pub async fn seed_demo(app: &App) -> Result<(Demo, bool), TableError> {
         approval: Default::default(),
         events: Default::default(),
         fallback_url: None,
-        unique_window_hours: 24,
+        unique_window_hours: Offer::DEFAULT_UNIQUE_WINDOW_HOURS,
         min_conversion_seconds: 0,
     };
     let link = Link {

@@ -238,18 +238,21 @@ pub struct Offer {
     #[serde(default)]
     pub fallback_url: Option<Destination>,
     /// A visitor's repeat clicks on a link within this many hours count as gross clicks only.
-    #[serde(default = "default_unique_window_hours")]
+    #[serde(default = "Offer::default_unique_window_hours")]
     pub unique_window_hours: u32,
     /// A conversion sooner than this many seconds after its click is flagged `too_fast`.
     #[serde(default)]
     pub min_conversion_seconds: u32,
 }
 
-fn default_unique_window_hours() -> u32 {
-    24
-}
-
 impl Offer {
+    /// A visitor's repeat clicks within a day are not unique unless the offer says otherwise.
+    pub const DEFAULT_UNIQUE_WINDOW_HOURS: u32 = 24;
+
+    fn default_unique_window_hours() -> u32 {
+        Self::DEFAULT_UNIQUE_WINDOW_HOURS
+    }
+
     /// Why this offer does not take a click from `country` on `device`, if it does not.
     /// An unknown country or device is not excluded: nothing says it should be.
     pub fn excludes(
@@ -418,7 +421,7 @@ mod tests {
             approval: ApprovalMode::Auto,
             events: BTreeMap::new(),
             fallback_url: None,
-            unique_window_hours: 24,
+            unique_window_hours: Offer::DEFAULT_UNIQUE_WINDOW_HOURS,
             min_conversion_seconds: 0,
         };
         let clicked = Timestamp::from_second(1_700_000_000).unwrap();
@@ -454,7 +457,7 @@ mod tests {
             approval: ApprovalMode::Auto,
             events: BTreeMap::new(),
             fallback_url: None,
-            unique_window_hours: 24,
+            unique_window_hours: Offer::DEFAULT_UNIQUE_WINDOW_HOURS,
             min_conversion_seconds: 0,
         };
         let sale = Money::new(4999, usd);

@@ -146,16 +146,7 @@ async fn replay(app: App, request: Request) -> Result<Response, ApiError> {
         return Err(ApiError::not_found("delivery_id", "no such dead letter"));
     }
     let caller = caller(&request);
-    accounts::audit(
-        &app,
-        Some(caller.account.id),
-        "postback.replayed",
-        Some(id),
-        Some(&caller.client),
-        None,
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    caller.audit(&app, "postback.replayed", Some(id)).await?;
     Ok(json(
         StatusCode::ACCEPTED,
         &serde_json::json!({ "message": "queued; the next dispatch run sends it" }),

@@ -415,16 +415,7 @@ async fn revoke_api_key(app: App, request: Request) -> Result<Response, ApiError
     {
         return Err(ApiError::not_found("key_id", "no such API key"));
     }
-    accounts::audit(
-        &app,
-        Some(caller.account.id),
-        "api_key.revoked",
-        Some(id),
-        Some(&caller.client),
-        None,
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    caller.audit(&app, "api_key.revoked", Some(id)).await?;
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(response)

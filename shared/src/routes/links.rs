@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Route, schema};
-use crate::accounts::audit;
 use crate::app::App;
 use crate::caller::{AFFILIATE, caller};
 use crate::domain::ids::{LinkCode, OfferId};
@@ -142,16 +141,9 @@ async fn create(app: App, request: Request) -> Result<Response, ApiError> {
         .create_link(&link)
         .await
         .map_err(ApiError::internal)?;
-    audit(
-        &app,
-        Some(caller.account.id),
-        "link.created",
-        Some(link.code.to_string()),
-        Some(&caller.client),
-        None,
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    caller
+        .audit(&app, "link.created", Some(link.code.to_string()))
+        .await?;
     Ok(json(StatusCode::CREATED, &LinkView::of(&app, &link)))
 }
 

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Route, schema};
-use crate::accounts::audit;
 use crate::app::App;
 use crate::caller::{ADVERTISER_OR_ADMIN, AFFILIATE, ANY_ROLE, Caller, caller};
 use crate::domain::accounts::{AccountId, AccountStatus, Role};
@@ -608,23 +607,20 @@ async fn create(app: App, request: Request) -> Result<Response, ApiError> {
         approval: input.approval.unwrap_or_default(),
         events: events(&input.events, currency)?,
         fallback_url: input.fallback_url.as_deref().map(fallback).transpose()?,
-        unique_window_hours: unique_window(input.unique_window_hours.unwrap_or(24))?,
+        unique_window_hours: unique_window(
+            input
+                .unique_window_hours
+                .unwrap_or(Offer::DEFAULT_UNIQUE_WINDOW_HOURS),
+        )?,
         min_conversion_seconds: input.min_conversion_seconds.unwrap_or(0),
     };
     app.store
         .create_offer(&offer)
         .await
         .map_err(ApiError::internal)?;
-    audit(
-        &app,
-        Some(caller.account.id),
-        "offer.created",
-        Some(offer.id.to_string()),
-        Some(&caller.client),
-        None,
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    caller
+        .audit(&app, "offer.created", Some(offer.id.to_string()))
+        .await?;
     Ok(json(StatusCode::CREATED, &OfferView::of(&offer)))
 }
 
@@ -801,16 +797,9 @@ async fn update(app: App, request: Request) -> Result<Response, ApiError> {
     } else {
         "offer.updated"
     };
-    audit(
-        &app,
-        Some(caller.account.id),
-        action,
-        Some(offer.id.to_string()),
-        Some(&caller.client),
-        None,
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    caller
+        .audit(&app, action, Some(offer.id.to_string()))
+        .await?;
     Ok(json(StatusCode::OK, &OfferView::of(&offer)))
 }
 
@@ -822,16 +811,9 @@ async fn rotate_secret(app: App, request: Request) -> Result<Response, ApiError>
         .save_offer(&offer)
         .await
         .map_err(ApiError::internal)?;
-    audit(
-        &app,
-        Some(caller.account.id),
-        "offer.secret_rotated",
-        Some(offer.id.to_string()),
-        Some(&caller.client),
-        None,
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    caller
+        .audit(&app, "offer.secret_rotated", Some(offer.id.to_string()))
+        .await?;
     Ok(json(StatusCode::OK, &OfferView::of(&offer)))
 }
 
@@ -871,16 +853,9 @@ async fn apply(app: App, request: Request) -> Result<Response, ApiError> {
         }
         other => other.map_err(ApiError::internal)?,
     }
-    audit(
-        &app,
-        Some(caller.account.id),
-        "application.created",
-        Some(offer.id.to_string()),
-        Some(&caller.client),
-        None,
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    caller
+        .audit(&app, "application.created", Some(offer.id.to_string()))
+        .await?;
     Ok(json(
         StatusCode::CREATED,
         &ApplicationView::of(&application),
@@ -937,16 +912,9 @@ async fn decide(app: App, request: Request) -> Result<Response, ApiError> {
             "rejected"
         }
     );
-    audit(
-        &app,
-        Some(caller.account.id),
-        &action,
-        Some(format!("{}/{}", offer.id, affiliate)),
-        Some(&caller.client),
-        None,
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    caller
+        .audit(&app, &action, Some(format!("{}/{}", offer.id, affiliate)))
+        .await?;
     Ok(json(StatusCode::OK, &ApplicationView::of(&application)))
 }
 

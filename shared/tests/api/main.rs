@@ -232,7 +232,7 @@ impl World {
             approval: Default::default(),
             events: Default::default(),
             fallback_url: None,
-            unique_window_hours: 24,
+            unique_window_hours: Offer::DEFAULT_UNIQUE_WINDOW_HOURS,
             min_conversion_seconds: 0,
         };
         self.app.store.create_offer(&offer).await.unwrap();
