@@ -415,10 +415,6 @@ impl Store {
         Ok((items, page.next))
     }
 
-    pub async fn ledger_transaction(&self, id: &str) -> Result<Option<Transaction>, TableError> {
-        self.get(&ledger_transaction_key(id)).await
-    }
-
     /// An account's balance as maintained with every posting (debits positive).
     pub async fn balance(&self, account: &Account, currency: Currency) -> Result<i64, TableError> {
         let item = self
