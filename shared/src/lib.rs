@@ -15,6 +15,7 @@ pub mod http;
 pub mod jobs;
 pub mod outbound;
 pub mod ports;
+pub mod reports;
 pub mod routes;
 pub mod runtime;
 pub mod secret;

@@ -21,7 +21,7 @@ use crate::domain::tracking::{
 };
 use crate::ports::TableError;
 use crate::ports::Write;
-use crate::store::{Flagged, Recorded};
+use crate::store::{Flagged, Recorded, stats};
 
 /// How far a signed postback's timestamp may be from now (Stripe's tolerance).
 pub const SIGNATURE_TOLERANCE: SignedDuration = SignedDuration::from_mins(5);
@@ -126,7 +126,7 @@ pub async fn record_click(
         unique,
         expires_at: tracking_expiry(now),
     };
-    app.store.create_click(&click).await?;
+    app.store.create_click(&click, offer.currency).await?;
     let macros = Macros {
         click_id: click.id,
         affiliate_id: click.affiliate_id,
@@ -236,9 +236,11 @@ pub async fn record_conversion(
             None => Ok(vec![]),
         }
     };
-    // The postback and, for a suspect conversion, its entry in the review index.
+    // The postback, the report counters and, for a suspect conversion, its entry in the
+    // review index.
     let also = |conversion: &Conversion| -> Result<Vec<Write>, TableError> {
         let mut writes = postback(conversion)?;
+        writes.extend(stats::count_conversion(conversion, &click)?);
         if !conversion.flags.is_empty() {
             let flagged = Flagged {
                 kind: "conversion".into(),

@@ -101,7 +101,7 @@ async fn fixtures(app: &App, clock: &ManualClock) {
         unique: true,
         expires_at: tracking_expiry(clock.now()),
     };
-    app.store.create_click(&click).await.unwrap();
+    app.store.create_click(&click, offer.currency).await.unwrap();
 }
 
 fn expected_status(function: &str) -> u16 {
@@ -109,7 +109,7 @@ fn expected_status(function: &str) -> u16 {
         "click" => 302,
         "postback" => 201,
         "pixel" => 200,
-        "auth" | "offers" | "links" | "conversions" | "admin" | "openapi" => 200,
+        "auth" | "offers" | "links" | "conversions" | "reports" | "admin" | "openapi" => 200,
         other => panic!("no expectation for the sample event of {other}: add one here"),
     }
 }

@@ -636,7 +636,7 @@ pub async fn capped_counters_never_pass_their_cap(table: Arc<dyn Table>, clock: 
 pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
     let pk = fresh("deferred");
     table
-        .put_deferred(item(&pk, "a", json!({"v": 1})), Cond::NotExists)
+        .transact_deferred(vec![Write::Put { item: item(&pk, "a", json!({"v": 1})), cond: Cond::NotExists }])
         .await
         .unwrap();
     assert_eq!(
@@ -645,7 +645,7 @@ pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
         "seen at once"
     );
     let again = table
-        .put_deferred(item(&pk, "a", json!({"v": 2})), Cond::NotExists)
+        .transact_deferred(vec![Write::Put { item: item(&pk, "a", json!({"v": 2})), cond: Cond::NotExists }])
         .await;
     assert!(
         again.unwrap_err().is_conflict(),
@@ -665,10 +665,47 @@ pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
         "writes build on it"
     );
     table
-        .put_deferred(item(&pk, "b", json!({})), Cond::Always)
+        .transact_deferred(vec![Write::Put { item: item(&pk, "b", json!({})), cond: Cond::Always }])
         .await
         .unwrap();
+    let counted = table
+        .update_deferred(
+            &Key::new(&pk, "c"),
+            Update::default().add("n", 2),
+            Cond::Always,
+        )
+        .await
+        .unwrap();
+    assert_eq!(counted["n"], 2, "a deferred update answers the item as it now is");
+    let counted = table
+        .update_deferred(
+            &Key::new(&pk, "c"),
+            Update::default().add("n", 3),
+            Cond::Below("n".into(), 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(counted["n"], 5, "and builds on the deferred version");
+    let refused = table
+        .transact_deferred(vec![
+            Write::Put {
+                item: item(&pk, "d", json!({})),
+                cond: Cond::Always,
+            },
+            Write::Update {
+                key: Key::new(&pk, "c"),
+                update: Update::default().add("n", 1),
+                cond: Cond::Below("n".into(), 5),
+            },
+        ])
+        .await;
+    assert!(matches!(refused, Err(TableError::Conflict { write: 1, .. })));
+    assert!(
+        table.get(&Key::new(&pk, "d")).await.unwrap().is_none(),
+        "a refused deferred group writes nothing"
+    );
     table.flush().await.unwrap();
     let page = table.query(Query::partition(&pk)).await.unwrap();
-    assert_eq!(page.items.len(), 2, "queries see it after a flush");
+    assert_eq!(page.items.len(), 3, "queries see it after a flush");
+    assert_eq!(page.items[2]["n"], 5);
 }

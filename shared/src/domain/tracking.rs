@@ -32,7 +32,7 @@ pub struct Link {
 }
 
 /// The affiliate's sub-ids `sub1`…`sub5`, each at most [`Subs::MAX_LEN`] characters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Subs([Option<String>; 5]);
 
 impl Subs {

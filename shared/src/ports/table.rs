@@ -322,12 +322,33 @@ pub trait Table: Send + Sync {
     /// Applies every write or none: up to [`MAX_TRANSACTION_WRITES`], one per key.
     async fn transact(&self, writes: Vec<Write>) -> Result<(), TableError>;
 
-    /// Writes a whole item if `cond` holds, made durable soon rather than before answering: an
-    /// adapter may batch such writes (the embedded store commits them together within a few
-    /// milliseconds). `get` and conditions see the item at once; `query` after the next
-    /// [`Table::flush`]. For what may be lost in a crash (clicks), never for money.
-    async fn put_deferred(&self, item: Item, cond: Cond) -> Result<(), TableError> {
-        self.put(item, cond).await
+    /// Applies every write or none (puts and updates only), made durable soon rather than
+    /// before answering: an adapter may batch such writes (the embedded store commits them
+    /// together within a few milliseconds). Conditions are checked now, and `get` and later
+    /// conditions see the writes at once; `query` after the next [`Table::flush`]. For what may
+    /// be lost in a crash (clicks and their counters), never for money. A key written this way
+    /// takes only deferred writes: a direct write to it commits the batch first, but deferred
+    /// and direct writes racing on one key are not ordered.
+    async fn transact_deferred(&self, writes: Vec<Write>) -> Result<(), TableError> {
+        match <[Write; 1]>::try_from(writes) {
+            Ok([Write::Put { item, cond }]) => self.put(item, cond).await,
+            Ok([Write::Update { key, update, cond }]) => {
+                self.update(&key, update, cond).await.map(drop)
+            }
+            Ok([write]) => self.transact(vec![write]).await,
+            Err(writes) => self.transact(writes).await,
+        }
+    }
+
+    /// Updates (or creates) an item if `cond` holds and returns it as it now is, made durable
+    /// soon, as [`Table::transact_deferred`].
+    async fn update_deferred(
+        &self,
+        key: &Key,
+        update: Update,
+        cond: Cond,
+    ) -> Result<Item, TableError> {
+        self.update(key, update, cond).await
     }
 
     /// Makes every deferred write durable now (a clean shutdown calls it).

@@ -24,6 +24,7 @@ pub mod offers;
 pub mod openapi;
 pub mod pixel;
 pub mod postback;
+pub mod reports;
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
 
@@ -129,6 +130,7 @@ pub const ROUTES: &[Route] = &[
     links::CREATE,
     links::LIST,
     conversions::LIST,
+    reports::GET,
     admin::LIST_ACCOUNTS,
     admin::SET_STATUS,
     admin::AUDIT,

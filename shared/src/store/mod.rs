@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 mod accounts;
 mod offers;
+pub mod stats;
 
 pub use accounts::{ApiKeyRecord, AuditEvent, SessionRecord, Throttle, TokenPurpose};
 pub use offers::{Application, ApplicationStatus};
@@ -228,25 +229,26 @@ impl Store {
 
     /// Click ids are fresh ULIDs, so the create-once guard only ever trips on a bug. A flagged
     /// click is indexed for review in the same write.
-    pub async fn create_click(&self, click: &Click) -> Result<(), TableError> {
-        let record = Write::Put {
+    /// Records a click with its report counters (and, if flagged, its review-index entry) as
+    /// one deferred write: on the embedded store it is committed with the next group commit.
+    pub async fn create_click(&self, click: &Click, currency: Currency) -> Result<(), TableError> {
+        let mut writes = vec![Write::Put {
             item: to_item(click, &click_key(click.id))?,
             cond: Cond::NotExists,
-        };
-        if click.flags.is_empty() {
-            return self.table.transact(vec![record]).await;
+        }];
+        writes.extend(stats::count_click(click, currency)?);
+        if !click.flags.is_empty() {
+            let flagged = Flagged {
+                kind: "click".into(),
+                id: click.id.to_string(),
+                at: click.at,
+                offer_id: click.offer_id.to_string(),
+                affiliate_id: click.affiliate_id.to_string(),
+                flags: click.flags.clone(),
+            };
+            writes.push(flagged.write(click.expires_at)?);
         }
-        let flagged = Flagged {
-            kind: "click".into(),
-            id: click.id.to_string(),
-            at: click.at,
-            offer_id: click.offer_id.to_string(),
-            affiliate_id: click.affiliate_id.to_string(),
-            flags: click.flags.clone(),
-        };
-        self.table
-            .transact(vec![record, flagged.write(click.expires_at)?])
-            .await
+        self.table.transact_deferred(writes).await
     }
 
     /// Flagged clicks and conversions of one UTC day (`YYYY-MM-DD`), oldest first.
@@ -265,13 +267,11 @@ impl Store {
     ) -> Result<bool, TableError> {
         let mut marker = Item::new();
         marker.insert(EXPIRES_AT.into(), Value::from(window_ends));
-        match self
-            .create(to_item(
-                &marker,
-                &Key::new(format!("SEEN#{link}#{visitor}"), "SEEN"),
-            )?)
-            .await
-        {
+        let marker = Write::Put {
+            item: to_item(&marker, &Key::new(format!("SEEN#{link}#{visitor}"), "SEEN"))?,
+            cond: Cond::NotExists,
+        };
+        match self.table.transact_deferred(vec![marker]).await {
             Ok(()) => Ok(true),
             Err(TableError::Conflict { .. }) => Ok(false),
             Err(e) => Err(e),

@@ -169,8 +169,8 @@ impl World {
             unique: true,
             expires_at: tracking_expiry(now),
         };
-        world.app.store.create_click(&click).await.unwrap();
         let offer = world.app.store.offer(world.offer).await.unwrap().unwrap();
+        world.app.store.create_click(&click, offer.currency).await.unwrap();
         let answer = world
             .send(
                 Who::Anonymous,

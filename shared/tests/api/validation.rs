@@ -10,7 +10,9 @@ use super::matrix::request;
 use super::{Who, World, body, field};
 
 /// Every stored item, in order: what "nothing written" is checked against.
-fn snapshot(world: &World) -> Vec<(String, String, String)> {
+/// Every item on disk, once the deferred batch (clicks and their counters) is committed.
+async fn snapshot(world: &World) -> Vec<(String, String, String)> {
+    world.app.table.flush().await.unwrap();
     let db = rusqlite::Connection::open(world.data.path().join("leadsrefer.sqlite3")).unwrap();
     let mut statement = db
         .prepare("SELECT pk, sk, attrs FROM items ORDER BY pk, sk")
@@ -199,7 +201,7 @@ async fn bad_input_on_every_write_route_is_refused_naming_the_field_and_changes_
                 .key(who)
                 .map(|k| ("authorization".to_string(), format!("Bearer {k}")));
             let headers: Vec<(String, String)> = key.into_iter().collect();
-            let before = snapshot(&world);
+            let before = snapshot(&world).await;
             let mut cases: Vec<(String, String)> = generic_cases(&valid);
             cases.extend(
                 semantic_cases(route, &valid)
@@ -238,7 +240,7 @@ async fn bad_input_on_every_write_route_is_refused_naming_the_field_and_changes_
                     .to_string();
                 assert!(message.starts_with(&format!("{named}: ")), "{message}");
                 assert_eq!(
-                    snapshot(&world),
+                    snapshot(&world).await,
                     before,
                     "{method} {path} with {shown} wrote something"
                 );

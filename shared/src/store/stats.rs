@@ -1,0 +1,227 @@
+//! Report counters, kept as traffic is recorded: one item per UTC hour and combination of
+//! report dimensions, written in the same all-or-nothing write as the click or conversion it
+//! counts, so that reports always equal the records.
+//!
+//! | record | pk | sk |
+//! | --- | --- | --- |
+//! | advertiser's counters | `STATS#ADV#{advertiser}#{shard}` | `{YYYY-MM-DDTHH}#{c\|v}#{dimensions digest}` |
+//! | affiliate's counters | `STATS#AFF#{affiliate}#{shard}` | the same |
+//!
+//! Each party's counters are its own partitions, so a report reads only what its caller may
+//! see. A busy advertiser's clicks would make one partition hot, so counters are spread over
+//! [`SHARDS`] partitions by the record's id and a report reads them all. Clicks (`c`, written
+//! deferred) and conversions (`v`, written in the conversion's transaction) keep separate
+//! items, so deferred and direct writes never meet on one key.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::Store;
+use crate::domain::ids::{AdvertiserId, AffiliateId, OfferId};
+use crate::domain::money::Currency;
+use crate::domain::offer::DeviceType;
+use crate::domain::tracking::{Click, Conversion, ConversionStatus, Subs, tracking_expiry};
+use crate::ports::table::{Cond, Key, Query, TableError, Update, Write};
+
+/// How many partitions one party's counters are spread over.
+pub const SHARDS: u32 = 4;
+
+/// What a report can group by, for one counted click or conversion.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Dimensions {
+    pub offer_id: OfferId,
+    pub affiliate_id: AffiliateId,
+    pub advertiser_id: AdvertiserId,
+    pub country: Option<String>,
+    pub device: Option<DeviceType>,
+    pub subs: Subs,
+    pub currency: Currency,
+}
+
+impl Dimensions {
+    pub fn of_click(click: &Click, currency: Currency) -> Self {
+        Self {
+            offer_id: click.offer_id,
+            affiliate_id: click.affiliate_id,
+            advertiser_id: click.advertiser_id,
+            country: click.visitor.country.clone(),
+            device: click.device,
+            subs: click.subs.clone(),
+            currency,
+        }
+    }
+
+    /// Names this combination in a sort key: equal dimensions, equal digest.
+    fn digest(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("dimensions serialise");
+        hex::encode(&Sha256::digest(&canonical)[..12])
+    }
+}
+
+/// One hour's counters for one combination of dimensions.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct HourCounters {
+    /// The start of the UTC hour.
+    pub hour: Timestamp,
+    #[serde(flatten)]
+    pub dimensions: Dimensions,
+    #[serde(default)]
+    pub clicks: i64,
+    #[serde(default)]
+    pub unique_clicks: i64,
+    /// Robots, link previews, HEAD requests: recorded, not counted as clicks.
+    #[serde(default)]
+    pub invalid_clicks: i64,
+    /// Pending and approved conversions.
+    #[serde(default)]
+    pub conversions: i64,
+    /// Rejected on arrival (a cap).
+    #[serde(default)]
+    pub rejected_conversions: i64,
+    /// Minor units of `dimensions.currency`.
+    #[serde(default)]
+    pub revenue: i64,
+    #[serde(default)]
+    pub payout: i64,
+}
+
+/// Whose counters a report reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Party {
+    Advertiser(AdvertiserId),
+    Affiliate(AffiliateId),
+}
+
+impl Party {
+    fn partition(self, shard: u32) -> String {
+        match self {
+            Party::Advertiser(id) => format!("STATS#ADV#{id}#{shard}"),
+            Party::Affiliate(id) => format!("STATS#AFF#{id}#{shard}"),
+        }
+    }
+}
+
+/// `2026-11-29T09`: the UTC hour, as sort keys order it.
+fn hour_label(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H").to_string()
+}
+
+fn hour_start(at: Timestamp) -> Timestamp {
+    let second = at.as_second();
+    Timestamp::from_second(second - second.rem_euclid(3600)).expect("an hour's start is in range")
+}
+
+/// The first hour starting at or after `at`.
+fn hour_ceil(at: Timestamp) -> Timestamp {
+    let start = hour_start(at);
+    if start == at {
+        start
+    } else {
+        start + jiff::SignedDuration::from_hours(1)
+    }
+}
+
+fn shard_of(id: &impl std::fmt::Display) -> u32 {
+    let digest = Sha256::digest(id.to_string().as_bytes());
+    u32::from(digest[0]) % SHARDS
+}
+
+/// The writes that add `counts` to both parties' counters for `dimensions` at `at`.
+fn count(
+    kind: &str,
+    id: &impl std::fmt::Display,
+    at: Timestamp,
+    dimensions: &Dimensions,
+    counts: &[(&str, i64)],
+) -> Result<Vec<Write>, TableError> {
+    let hour = hour_start(at);
+    let sort_key = format!("{}#{kind}#{}", hour_label(hour), dimensions.digest());
+    let shard = shard_of(id);
+    let Value::Object(fields) = serde_json::to_value(dimensions)
+        .map_err(|e| TableError::Invalid(format!("dimensions do not serialise: {e}")))?
+    else {
+        unreachable!("dimensions are a struct")
+    };
+    let mut update = Update::default()
+        .set("hour", hour.to_string())
+        .set("expires_at", tracking_expiry(hour));
+    for (name, value) in fields {
+        update = update.set(name, value);
+    }
+    for (name, delta) in counts {
+        update = update.add(*name, *delta);
+    }
+    Ok([
+        Party::Advertiser(dimensions.advertiser_id),
+        Party::Affiliate(dimensions.affiliate_id),
+    ]
+    .into_iter()
+    .map(|party| Write::Update {
+        key: Key::new(party.partition(shard), sort_key.clone()),
+        update: update.clone(),
+        cond: Cond::Always,
+    })
+    .collect())
+}
+
+/// Counts a click: as a click (and a unique one) or, for robots, as invalid.
+pub fn count_click(click: &Click, currency: Currency) -> Result<Vec<Write>, TableError> {
+    let counts: &[(&str, i64)] = match (click.counts(), click.unique) {
+        (true, true) => &[("clicks", 1), ("unique_clicks", 1)],
+        (true, false) => &[("clicks", 1)],
+        (false, _) => &[("invalid_clicks", 1)],
+    };
+    count(
+        "c",
+        &click.id,
+        click.at,
+        &Dimensions::of_click(click, currency),
+        counts,
+    )
+}
+
+/// Counts a conversion as it is recorded, under its click's dimensions.
+pub fn count_conversion(
+    conversion: &Conversion,
+    click: &Click,
+) -> Result<Vec<Write>, TableError> {
+    let counts: Vec<(&str, i64)> = match conversion.status {
+        ConversionStatus::Rejected | ConversionStatus::Reversed => {
+            vec![("rejected_conversions", 1)]
+        }
+        ConversionStatus::Pending | ConversionStatus::Approved => vec![
+            ("conversions", 1),
+            ("revenue", conversion.revenue.minor),
+            ("payout", conversion.payout.minor),
+        ],
+    };
+    count(
+        "v",
+        &conversion.id,
+        conversion.at,
+        &Dimensions::of_click(click, conversion.revenue.currency),
+        &counts,
+    )
+}
+
+impl Store {
+    /// A party's counters for the UTC hours starting in `[from, to)`.
+    pub async fn hour_counters(
+        &self,
+        party: Party,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourCounters>, TableError> {
+        // Sort keys start with the hour, so hour labels bound them: `…T10#…` sorts after
+        // `…T10` and before `…T11`, and `between` takes both ends.
+        let (first, end) = (hour_label(hour_ceil(from)), hour_label(hour_ceil(to)));
+        let mut counters = Vec::new();
+        for shard in 0..SHARDS {
+            let query = Query::partition(party.partition(shard)).between(&first, &end);
+            counters.extend(self.query_all::<HourCounters>(query).await?);
+        }
+        Ok(counters)
+    }
+}
