@@ -129,15 +129,15 @@ async fn open(data: &Path, backend: &str) -> Result<(App, String), String> {
                 "on AWS: table {}, bucket {}",
                 settings.table, settings.bucket
             );
-            Ok((
-                App::aws(&settings, Arc::new(SystemClock), sender).await,
-                place,
-            ))
+            let geo = shared::app::open_geo(Backend::Aws, data).map_err(|e| e.to_string())?;
+            let app = App::aws(&settings, Arc::new(SystemClock), sender).await;
+            Ok((app.with_geo(geo), place))
         }
         _ => {
+            let geo = shared::app::open_geo(Backend::Embedded, data).map_err(|e| e.to_string())?;
             let app =
                 App::embedded(data, Arc::new(SystemClock), sender).map_err(|e| e.to_string())?;
-            Ok((app, format!("data in {}", data.display())))
+            Ok((app.with_geo(geo), format!("data in {}", data.display())))
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::adapters::ses::SesMailer;
 use crate::adapters::sqlite::SqliteTable;
 use crate::domain::email::EmailAddress;
 use crate::domain::privacy::Pseudonymizer;
+use crate::geo::Geo;
 use crate::outbound::Outbound;
 use crate::ports::{Blobs, Clock, Keys, Mailer, SystemClock, Table};
 use crate::secret::Secret;
@@ -40,6 +41,8 @@ pub struct App {
     pub public_url: Arc<str>,
     /// Calls affiliates' postback URLs (and, later, payout providers).
     pub outbound: Outbound,
+    /// IP-to-country and ASN databases, when present.
+    pub geo: Arc<Geo>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,11 @@ impl DataLayout {
 
 impl App {
     /// The same application, answering with links under `url` (no trailing slash).
+    pub fn with_geo(mut self, geo: Geo) -> Self {
+        self.geo = Arc::new(geo);
+        self
+    }
+
     pub fn with_public_url(mut self, url: &str) -> Self {
         self.public_url = url.trim_end_matches('/').into();
         self
@@ -137,6 +145,7 @@ impl App {
             public_url: DEFAULT_PUBLIC_URL.into(),
             // On one machine, affiliates' test servers are often on this machine too.
             outbound: Outbound::new(allow_private_from_env(true)),
+            geo: Arc::new(Geo::none()),
         })
     }
 
@@ -170,6 +179,7 @@ impl App {
             pseudonymizer: Pseudonymizer::new(&settings.ip_hash_key),
             public_url: DEFAULT_PUBLIC_URL.into(),
             outbound: Outbound::new(allow_private_from_env(false)),
+            geo: Arc::new(Geo::none()),
         }
     }
 
@@ -185,19 +195,39 @@ impl App {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let public_url =
             std::env::var("LEADSREFER_PUBLIC_URL").unwrap_or_else(|_| DEFAULT_PUBLIC_URL.into());
-        let app = match Backend::from_env(default)? {
-            Backend::Embedded => {
-                let data = std::env::var_os("LEADSREFER_DATA")
-                    .map_or_else(|| PathBuf::from(".leadsrefer"), PathBuf::from);
-                Self::embedded(&data, clock, sender)?
-            }
+        let backend = Backend::from_env(default)?;
+        let app = match backend {
+            Backend::Embedded => Self::embedded(&data_folder(), clock, sender)?,
             Backend::Aws => Self::aws(&AwsSettings::from_env()?, clock, sender).await,
         };
-        Ok(app.with_public_url(&public_url))
+        let geo = open_geo(backend, &data_folder())?;
+        Ok(app.with_public_url(&public_url).with_geo(geo))
     }
 }
 
 /// Which adapter set a process runs on.
+/// The IP databases (see [`Geo`]) in `LEADSREFER_GEO_DIR`, else in `geo/` of the data folder
+/// (embedded) or a Lambda layer's `/opt/geo` (AWS); missing ones are said and done without.
+pub fn open_geo(backend: Backend, data: &Path) -> Result<Geo, SetupError> {
+    let folder = std::env::var_os("LEADSREFER_GEO_DIR").map_or_else(
+        || match backend {
+            Backend::Embedded => data.join("geo"),
+            Backend::Aws => PathBuf::from("/opt/geo"),
+        },
+        PathBuf::from,
+    );
+    Geo::open_folder(&folder).map_err(|e| SetupError::Adapter {
+        what: "the geo databases",
+        path: folder.clone(),
+        source: e.into(),
+    })
+}
+
+/// The embedded backend's data folder: `LEADSREFER_DATA`, else `.leadsrefer`.
+fn data_folder() -> PathBuf {
+    std::env::var_os("LEADSREFER_DATA").map_or_else(|| PathBuf::from(".leadsrefer"), PathBuf::from)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// SQLite, folders, a key file, an outbox folder.

@@ -11,6 +11,7 @@ pub mod caller;
 pub mod contract;
 pub mod dispatch;
 pub mod domain;
+pub mod geo;
 pub mod http;
 pub mod jobs;
 pub mod outbound;

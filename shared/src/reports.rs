@@ -135,13 +135,18 @@ impl Totals {
 
     /// Conversions per 100 clicks, to two decimals (half to even); none without clicks.
     pub fn conversion_rate(&self) -> Option<String> {
-        ratio(i128::from(self.conversions) * 100, i128::from(self.clicks), 2)
+        ratio(
+            i128::from(self.conversions) * 100,
+            i128::from(self.clicks),
+            2,
+        )
     }
 
     /// The affiliate's earnings per click, in `currency` to two more decimals than its minor
     /// unit (half to even); none without clicks.
     pub fn earnings_per_click(&self, currency: Currency) -> Option<String> {
-        ratio(i128::from(self.payout), i128::from(self.clicks), 2).map(|per_minor_unit| shift_decimal(&per_minor_unit, currency.exponent()))
+        ratio(i128::from(self.payout), i128::from(self.clicks), 2)
+            .map(|per_minor_unit| shift_decimal(&per_minor_unit, currency.exponent()))
     }
 }
 
@@ -152,7 +157,10 @@ fn ratio(numerator: i128, denominator: i128, digits: u32) -> Option<String> {
     }
     let scale = 10i128.pow(digits);
     let scaled = numerator * scale;
-    let (quotient, remainder) = (scaled.div_euclid(denominator), scaled.rem_euclid(denominator));
+    let (quotient, remainder) = (
+        scaled.div_euclid(denominator),
+        scaled.rem_euclid(denominator),
+    );
     let rounded = match (2 * remainder).cmp(&denominator) {
         std::cmp::Ordering::Less => quotient,
         std::cmp::Ordering::Greater => quotient + 1,

@@ -23,6 +23,10 @@ use crate::ports::TableError;
 use crate::ports::Write;
 use crate::store::{Flagged, Recorded, stats};
 
+/// Clicks one visitor may make in a minute (on any link) before the rest are a flood: kept,
+/// flagged `click_flood`, and not counted.
+pub const FLOOD_CLICKS_PER_MINUTE: i64 = 10;
+
 /// How far a signed postback's timestamp may be from now (Stripe's tolerance).
 pub const SIGNATURE_TOLERANCE: SignedDuration = SignedDuration::from_mins(5);
 
@@ -73,7 +77,9 @@ pub struct ClickOutcome {
 pub struct ClickRequest<'a> {
     pub subs: [Option<String>; 5],
     pub ip: IpAddr,
+    /// From CloudFront's viewer headers; the country otherwise from the IP database.
     pub country: Option<String>,
+    pub region: Option<String>,
     pub user_agent: Option<&'a str>,
     /// A HEAD request: something checking the link, not a person following it.
     pub head: bool,
@@ -102,14 +108,23 @@ pub async fn record_click(
     if request.head {
         flags.push("head_request".into());
     }
-    let excluded = offer.excludes(request.country.as_deref(), agent.device);
+    let network = app.geo.lookup(request.ip);
+    if network.hosting {
+        flags.push("datacenter".into());
+    }
+    let country = request.country.or(network.country);
+    let excluded = offer.excludes(country.as_deref(), agent.device);
     flags.extend(excluded.map(str::to_string));
-    let visitor = app.pseudonymizer.visitor(request.ip, request.country);
+    let visitor = app.pseudonymizer.visitor(request.ip, country);
     let window = SignedDuration::from_hours(i64::from(offer.unique_window_hours));
-    let unique = app
-        .store
-        .first_click_of(&link.code, &visitor.ip_hash, (now + window).as_second())
-        .await?;
+    let (unique, recent) = tokio::try_join!(
+        app.store
+            .first_click_of(&link.code, &visitor.ip_hash, (now + window).as_second()),
+        app.store.recent_clicks_of(&visitor.ip_hash, now),
+    )?;
+    if recent > FLOOD_CLICKS_PER_MINUTE {
+        flags.push("click_flood".into());
+    }
     let click = Click {
         id: ClickId(app.clock.new_id()),
         link: link.code.clone(),
@@ -119,6 +134,7 @@ pub async fn record_click(
         at: now,
         subs: Subs::new(request.subs).or(&link.subs),
         visitor,
+        region: request.region,
         device: agent.device,
         os: agent.os,
         browser: agent.browser,
@@ -288,6 +304,8 @@ fn conversion_flags(
     let mut flags = Vec::new();
     if !click.counts() {
         flags.push("robot_click".to_string());
+    } else if click.flags.iter().any(|f| f == "datacenter") {
+        flags.push("datacenter_click".to_string());
     }
     if now.duration_since(click.at)
         < SignedDuration::from_secs(i64::from(offer.min_conversion_seconds))

@@ -94,6 +94,7 @@ async fn fixtures(app: &App, clock: &ManualClock) {
         visitor: app
             .pseudonymizer
             .visitor("203.0.113.77".parse().unwrap(), None),
+        region: None,
         device: None,
         os: None,
         browser: None,
@@ -101,7 +102,10 @@ async fn fixtures(app: &App, clock: &ManualClock) {
         unique: true,
         expires_at: tracking_expiry(clock.now()),
     };
-    app.store.create_click(&click, offer.currency).await.unwrap();
+    app.store
+        .create_click(&click, offer.currency)
+        .await
+        .unwrap();
 }
 
 fn expected_status(function: &str) -> u16 {

@@ -122,7 +122,10 @@ async fn deferred_writes_reach_the_disk_within_milliseconds_and_on_drop() {
     };
     let table = SqliteTable::open(&path, clock.clone()).unwrap();
     table
-        .transact_deferred(vec![shared::ports::Write::Put { item: item("batched"), cond: shared::ports::Cond::Always }])
+        .transact_deferred(vec![shared::ports::Write::Put {
+            item: item("batched"),
+            cond: shared::ports::Cond::Always,
+        }])
         .await
         .unwrap();
     // The group committer commits it within a few milliseconds, with no flush asked for.
@@ -137,7 +140,10 @@ async fn deferred_writes_reach_the_disk_within_milliseconds_and_on_drop() {
     };
     assert_eq!(count("batched"), 1);
     table
-        .transact_deferred(vec![shared::ports::Write::Put { item: item("at-shutdown"), cond: shared::ports::Cond::Always }])
+        .transact_deferred(vec![shared::ports::Write::Put {
+            item: item("at-shutdown"),
+            cond: shared::ports::Cond::Always,
+        }])
         .await
         .unwrap();
     drop(table);

@@ -208,11 +208,21 @@ struct Expected {
 
 type Group = (String, String, String, String);
 
-fn expected(clicks: &[Click], conversions: &[Conversion], zone: &TimeZone) -> BTreeMap<Group, Expected> {
+fn expected(
+    clicks: &[Click],
+    conversions: &[Conversion],
+    zone: &TimeZone,
+) -> BTreeMap<Group, Expected> {
     let group = |at: Timestamp, click: &Click| -> Group {
         let device = click
             .device
-            .map(|d| serde_json::to_value(d).unwrap().as_str().unwrap().to_string())
+            .map(|d| {
+                serde_json::to_value(d)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .unwrap_or_default();
         (
             at.to_zoned_datetime(zone.clone()).date().to_string(),
@@ -279,7 +289,10 @@ async fn reports_of_generated_traffic_equal_the_records_in_every_time_zone() {
     let clicks = world.clicks().await;
     let conversions = world.conversions().await;
     assert_eq!(clicks.len(), sent, "every click is recorded");
-    assert!(conversions.len() > 500 && postbacks > conversions.len(), "duplicates were sent");
+    assert!(
+        conversions.len() > 500 && postbacks > conversions.len(),
+        "duplicates were sent"
+    );
     assert!(clicks.iter().any(|c| !c.unique) && clicks.iter().any(|c| !c.counts()));
 
     let admin = world.sign_in("admin").await;
@@ -307,7 +320,10 @@ async fn reports_of_generated_traffic_equal_the_records_in_every_time_zone() {
         let want = expected(&clicks, &conversions, &zone);
         assert_eq!(reported(&report), want, "{zone_name}");
         let totals = &report["totals"][0];
-        assert_eq!(totals["clicks"], clicks.iter().filter(|c| c.counts()).count());
+        assert_eq!(
+            totals["clicks"],
+            clicks.iter().filter(|c| c.counts()).count()
+        );
         assert_eq!(totals["conversions"], conversions.len());
         assert_eq!(
             minor(&totals["payout"]),
@@ -320,17 +336,32 @@ async fn reports_of_generated_traffic_equal_the_records_in_every_time_zone() {
     let (first, last) = days(&TimeZone::UTC);
     let range = format!("from={first}&to={last}");
     let affiliate = world.sign_in("affiliate").await;
-    let mine = body(&world.report(&affiliate, &format!("{range}&group_by=sub2")).await);
+    let mine = body(
+        &world
+            .report(&affiliate, &format!("{range}&group_by=sub2"))
+            .await,
+    );
     let total = &mine["totals"][0];
     assert!(total.get("revenue").is_none() && total.get("profit").is_none());
     assert!(total["payout"].is_string() && total["epc"].is_string());
     let advertiser = world.sign_in("advertiser").await;
-    let theirs = body(&world.report(&advertiser, &format!("{range}&group_by=offer")).await);
+    let theirs = body(
+        &world
+            .report(&advertiser, &format!("{range}&group_by=offer"))
+            .await,
+    );
     assert!(theirs["totals"][0].get("payout").is_none());
-    assert_eq!(theirs["totals"][0]["revenue"], json!(format!("{}.{:02}",
-        conversions.iter().map(|c| c.revenue.minor).sum::<i64>() / 100,
-        conversions.iter().map(|c| c.revenue.minor).sum::<i64>() % 100)));
-    let refused = world.report(&advertiser, &format!("{range}&group_by=sub2")).await;
+    assert_eq!(
+        theirs["totals"][0]["revenue"],
+        json!(format!(
+            "{}.{:02}",
+            conversions.iter().map(|c| c.revenue.minor).sum::<i64>() / 100,
+            conversions.iter().map(|c| c.revenue.minor).sum::<i64>() % 100
+        ))
+    );
+    let refused = world
+        .report(&advertiser, &format!("{range}&group_by=sub2"))
+        .await;
     assert_eq!(refused.status(), 403);
     assert_eq!(body(&refused)["error"]["field"], "group_by");
 }
@@ -346,9 +377,14 @@ async fn csv_exports_match_the_json_report_and_defuse_formulas() {
     let affiliate = world.sign_in("affiliate").await;
     let query = format!("from={first}&to={last}&group_by=sub2");
     let json_report = body(&world.report(&affiliate, &query).await);
-    let response = world.report(&affiliate, &format!("{query}&format=csv")).await;
+    let response = world
+        .report(&affiliate, &format!("{query}&format=csv"))
+        .await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
     assert!(
         response.headers()["content-disposition"]
             .to_str()
@@ -363,10 +399,15 @@ async fn csv_exports_match_the_json_report_and_defuse_formulas() {
         lines[0],
         "sub2,currency,clicks,unique_clicks,invalid_clicks,conversions,rejected_conversions,cr,payout,epc"
     );
-    assert_eq!(lines.len() - 1, json_report["rows"].as_array().unwrap().len());
+    assert_eq!(
+        lines.len() - 1,
+        json_report["rows"].as_array().unwrap().len()
+    );
     // The sub-id that would run as a spreadsheet formula is quoted text instead.
     assert!(
-        lines.iter().any(|l| l.starts_with("'=cmd|' /C calc'!A0,USD,")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("'=cmd|' /C calc'!A0,USD,")),
         "{lines:?}"
     );
     let clicks: i64 = lines[1..]

@@ -1079,3 +1079,105 @@ async fn suspect_conversions_are_flagged() {
         ]
     );
 }
+
+fn fixture_geo() -> shared::geo::Geo {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geo");
+    shared::geo::Geo::open_folder(&folder).unwrap()
+}
+
+async fn click_from(
+    t: &TestApp,
+    ip: &str,
+    country: Option<&str>,
+) -> shared::domain::tracking::Click {
+    let request = shared::tracking::ClickRequest {
+        subs: Default::default(),
+        ip: ip.parse().unwrap(),
+        country: country.map(str::to_string),
+        region: country.map(|_| "BY".to_string()),
+        user_agent: Some(DESKTOP),
+        head: false,
+    };
+    shared::tracking::record_click(&t.app, &t.demo.link, request)
+        .await
+        .unwrap()
+        .click
+}
+
+#[tokio::test]
+async fn the_country_comes_from_cloudfront_else_the_ip_database_and_datacenters_are_flagged() {
+    let mut t = TestApp::new().await;
+    t.app = t.app.clone().with_geo(fixture_geo());
+    let from_isp = click_from(&t, "203.0.113.5", None).await;
+    assert_eq!(
+        from_isp.visitor.country.as_deref(),
+        Some("US"),
+        "from the database"
+    );
+    assert!(from_isp.flags.is_empty() && from_isp.counts());
+    let edge = click_from(&t, "203.0.113.6", Some("DE")).await;
+    assert_eq!(
+        edge.visitor.country.as_deref(),
+        Some("DE"),
+        "CloudFront's header wins"
+    );
+    assert_eq!(edge.region.as_deref(), Some("BY"));
+    let cloud = click_from(&t, "198.51.100.7", None).await;
+    assert_eq!(cloud.visitor.country.as_deref(), Some("DE"));
+    assert_eq!(cloud.flags, vec!["datacenter".to_string()]);
+    assert!(
+        cloud.counts(),
+        "flagged, still a click: VPN users are people"
+    );
+    let nowhere = click_from(&t, "192.0.2.9", None).await;
+    assert_eq!(nowhere.visitor.country, None, "unknown, not guessed");
+
+    // A conversion of a datacenter click is held for review with the reason.
+    let response = t
+        .get(&format!(
+            "/postback?click_id={}&txn_id=DC1&token={}",
+            cloud.id,
+            t.token()
+        ))
+        .await;
+    assert_eq!(response.status(), 201);
+    let conversion = &body_json(&response);
+    assert_eq!(conversion["conversion"]["status"], "pending");
+    let flagged = t
+        .app
+        .store
+        .flagged(&t.app.clock.now().strftime("%Y-%m-%d").to_string())
+        .await
+        .unwrap();
+    assert!(
+        flagged
+            .iter()
+            .any(|f| f.kind == "conversion" && f.flags == vec!["datacenter_click".to_string()]),
+        "{flagged:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_click_flood_from_one_visitor_is_kept_flagged_and_not_counted() {
+    let t = TestApp::new().await;
+    let limit = shared::tracking::FLOOD_CLICKS_PER_MINUTE as usize;
+    let mut clicks = Vec::new();
+    for _ in 0..limit + 5 {
+        clicks.push(click_from(&t, "203.0.113.50", None).await);
+    }
+    assert!(
+        clicks[..limit].iter().all(|c| c.counts()),
+        "up to the limit: clicks"
+    );
+    assert!(
+        clicks[limit..]
+            .iter()
+            .all(|c| !c.counts() && c.flags.contains(&"click_flood".to_string())),
+        "past it: a flood"
+    );
+    let other = click_from(&t, "203.0.113.51", None).await;
+    assert!(other.counts(), "another visitor is not part of it");
+    t.clock.advance(SignedDuration::from_secs(60));
+    let later = click_from(&t, "203.0.113.50", None).await;
+    assert!(later.counts(), "a minute later the visitor clicks again");
+}

@@ -636,7 +636,10 @@ pub async fn capped_counters_never_pass_their_cap(table: Arc<dyn Table>, clock: 
 pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
     let pk = fresh("deferred");
     table
-        .transact_deferred(vec![Write::Put { item: item(&pk, "a", json!({"v": 1})), cond: Cond::NotExists }])
+        .transact_deferred(vec![Write::Put {
+            item: item(&pk, "a", json!({"v": 1})),
+            cond: Cond::NotExists,
+        }])
         .await
         .unwrap();
     assert_eq!(
@@ -645,7 +648,10 @@ pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
         "seen at once"
     );
     let again = table
-        .transact_deferred(vec![Write::Put { item: item(&pk, "a", json!({"v": 2})), cond: Cond::NotExists }])
+        .transact_deferred(vec![Write::Put {
+            item: item(&pk, "a", json!({"v": 2})),
+            cond: Cond::NotExists,
+        }])
         .await;
     assert!(
         again.unwrap_err().is_conflict(),
@@ -665,7 +671,10 @@ pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
         "writes build on it"
     );
     table
-        .transact_deferred(vec![Write::Put { item: item(&pk, "b", json!({})), cond: Cond::Always }])
+        .transact_deferred(vec![Write::Put {
+            item: item(&pk, "b", json!({})),
+            cond: Cond::Always,
+        }])
         .await
         .unwrap();
     let counted = table
@@ -676,7 +685,10 @@ pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
         )
         .await
         .unwrap();
-    assert_eq!(counted["n"], 2, "a deferred update answers the item as it now is");
+    assert_eq!(
+        counted["n"], 2,
+        "a deferred update answers the item as it now is"
+    );
     let counted = table
         .update_deferred(
             &Key::new(&pk, "c"),
@@ -699,7 +711,10 @@ pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
             },
         ])
         .await;
-    assert!(matches!(refused, Err(TableError::Conflict { write: 1, .. })));
+    assert!(matches!(
+        refused,
+        Err(TableError::Conflict { write: 1, .. })
+    ));
     assert!(
         table.get(&Key::new(&pk, "d")).await.unwrap().is_none(),
         "a refused deferred group writes nothing"

@@ -78,6 +78,9 @@ pub struct Click {
     pub at: Timestamp,
     pub subs: Subs,
     pub visitor: Visitor,
+    /// The ISO 3166-2 subdivision (state, province) CloudFront saw, when it says.
+    #[serde(default)]
+    pub region: Option<String>,
     /// From the user-agent, which itself is not kept.
     #[serde(default)]
     pub device: Option<DeviceType>,
@@ -86,7 +89,8 @@ pub struct Click {
     #[serde(default)]
     pub browser: Option<String>,
     /// Why this click is suspect or was not sent on, if it is: `bot`, `link_preview`,
-    /// `no_user_agent`, `head_request`, `country_excluded`, `device_excluded`.
+    /// `no_user_agent`, `head_request`, `click_flood`, `datacenter`, `country_excluded`,
+    /// `device_excluded`.
     #[serde(default)]
     pub flags: Vec<String>,
     /// The first click of this visitor on this link within the offer's unique-click window.
@@ -100,9 +104,15 @@ fn yes() -> bool {
 }
 
 impl Click {
-    /// Flags that mean no person clicked: such clicks are kept, but not counted as clicks.
-    pub const ROBOT_FLAGS: [&'static str; 4] =
-        ["bot", "link_preview", "no_user_agent", "head_request"];
+    /// Flags that mean no person clicked (or one clicked far too often): such clicks are
+    /// kept, but not counted as clicks.
+    pub const ROBOT_FLAGS: [&'static str; 5] = [
+        "bot",
+        "link_preview",
+        "no_user_agent",
+        "head_request",
+        "click_flood",
+    ];
 
     /// Whether it counts as a click (a person's), unique or not.
     pub fn counts(&self) -> bool {

@@ -42,7 +42,8 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
     let click = ClickRequest {
         subs,
         ip: client_ip(&request).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
-        country: viewer_country(&request),
+        country: viewer_header(&request, "cloudfront-viewer-country", 2),
+        region: viewer_header(&request, "cloudfront-viewer-country-region", 3),
         user_agent: request
             .headers()
             .get(header::USER_AGENT)
@@ -95,12 +96,14 @@ fn unavailable() -> Response {
     )
 }
 
-/// The visitor's country from CloudFront's viewer header, when the edge sends it.
-fn viewer_country(request: &Request) -> Option<String> {
-    let value = request
-        .headers()
-        .get("cloudfront-viewer-country")?
-        .to_str()
-        .ok()?;
-    (value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())).then(|| value.to_string())
+/// The visitor's country (ISO 3166-1 alpha-2) or region (the ISO 3166-2 subdivision code,
+/// 1 to 3 characters) from CloudFront's viewer headers, when the edge sends them.
+fn viewer_header(request: &Request, name: &str, max_len: usize) -> Option<String> {
+    let value = request.headers().get(name)?.to_str().ok()?;
+    (!value.is_empty()
+        && value.len() <= max_len
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+    .then(|| value.to_string())
 }

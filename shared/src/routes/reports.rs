@@ -18,12 +18,17 @@ use crate::http::{ApiError, Params, Request, Response, json, uncached};
 use crate::reports::{self, Dimension, MAX_DAYS, Report, ReportRequest, ReportRow};
 use crate::store::stats::Party;
 
-pub const GET: Route = Route::new("reports", &["GET"], "/api/reports", ANY_ROLE,
+pub const GET: Route = Route::new(
+    "reports",
+    &["GET"],
+    "/api/reports",
+    ANY_ROLE,
     "Performance report: `?from=&to=` (local dates, at most 366 days; default the last 7), \
      `?timezone=` (IANA, default UTC), `?group_by=` (comma-separated: day, hour, offer, \
      affiliate, country, device, sub1…sub5; default day), `?offer_id=`, `?format=csv`; admins \
      add `?advertiser_id=` or `?affiliate_id=`",
-    |app, request| Box::pin(get(app, request)))
+    |app, request| Box::pin(get(app, request)),
+)
 .answers(schema::<ReportView>);
 
 /// What each party may see of the money.
@@ -141,8 +146,12 @@ async fn get(app: App, request: Request) -> Result<Response, ApiError> {
     };
 
     let zone_name = params.text("timezone", 64)?.unwrap_or("UTC");
-    let zone = jiff::tz::TimeZone::get(zone_name)
-        .map_err(|_| ApiError::invalid("timezone", "must be an IANA time zone name, such as Europe/Paris"))?;
+    let zone = jiff::tz::TimeZone::get(zone_name).map_err(|_| {
+        ApiError::invalid(
+            "timezone",
+            "must be an IANA time zone name, such as Europe/Paris",
+        )
+    })?;
     let now_local = app.clock.now().to_zoned_datetime(zone.clone()).date();
     let date = |name: &'static str| -> Result<Option<jiff::civil::Date>, ApiError> {
         params
@@ -163,7 +172,10 @@ async fn get(app: App, request: Request) -> Result<Response, ApiError> {
     if from > to {
         return Err(ApiError::invalid("from", "must not be after `to`"));
     }
-    let days = to.since(from).map(|span| span.get_days()).unwrap_or(i32::MAX);
+    let days = to
+        .since(from)
+        .map(|span| span.get_days())
+        .unwrap_or(i32::MAX);
     if days >= MAX_DAYS {
         return Err(ApiError::invalid(
             "from",
@@ -174,10 +186,7 @@ async fn get(app: App, request: Request) -> Result<Response, ApiError> {
     let mut group_by = Vec::new();
     for name in params.text("group_by", 100)?.unwrap_or("day").split(',') {
         let dimension = Dimension::parse(name.trim()).ok_or_else(|| {
-            ApiError::invalid(
-                "group_by",
-                format!("takes {}", Dimension::NAMES.join(", ")),
-            )
+            ApiError::invalid("group_by", format!("takes {}", Dimension::NAMES.join(", ")))
         })?;
         if group_by.contains(&dimension) {
             return Err(ApiError::invalid("group_by", "names a dimension twice"));
@@ -192,7 +201,9 @@ async fn get(app: App, request: Request) -> Result<Response, ApiError> {
     }
     let offer = params
         .text("offer_id", 26)?
-        .map(|text| OfferId::parse(text).ok_or_else(|| ApiError::invalid("offer_id", "is not an offer id")))
+        .map(|text| {
+            OfferId::parse(text).ok_or_else(|| ApiError::invalid("offer_id", "is not an offer id"))
+        })
         .transpose()?;
     let csv = match params.text("format", 4)? {
         None | Some("json") => false,
@@ -222,7 +233,11 @@ async fn get(app: App, request: Request) -> Result<Response, ApiError> {
             to: to.to_string(),
             timezone: zone_name.to_string(),
             group_by: group_by.iter().map(|d| d.column().to_string()).collect(),
-            rows: report.rows.iter().map(|row| row_view(row, group_by, sides)).collect(),
+            rows: report
+                .rows
+                .iter()
+                .map(|row| row_view(row, group_by, sides))
+                .collect(),
             totals: report
                 .totals
                 .iter()

@@ -14,6 +14,10 @@
 //! | offer | `OFFER#{id}` | `OFFER` | `OFFERS` / `{advertiser}#{id}` |
 //! | link | `LINK#{code}` | `LINK` | `AFF#{affiliate}#LINKS` / `{code}` |
 //! | click | `CLICK#{id}` | `CLICK` | |
+//! | unique-click marker | `SEEN#{link}#{visitor}` | `SEEN` | |
+//! | clicks of a visitor in a minute | `FLOOD#{visitor}#{minute}` | `FLOOD` | |
+//! | flagged click or conversion | `FLAGGED#{day}` | `{kind}#{id}` | |
+//! | report counters | see [`stats`] | | |
 //! | conversion | `CONV#{id}` | `CONV` | `ADV#{advertiser}#CONVS` / `{id}` |
 //! | conversion, affiliate's copy | `AFF#{affiliate}#CONVS` | `{id}` | |
 //! | conversion dedupe key | `CONVKEY#{offer}\|{event}\|…` | `CONVKEY` | |
@@ -276,6 +280,27 @@ impl Store {
             Err(TableError::Conflict { .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// How many clicks (this one included) the visitor has made in the current minute, on any
+    /// link: a deferred counter that expires with the minute.
+    pub async fn recent_clicks_of(
+        &self,
+        visitor: &str,
+        now: jiff::Timestamp,
+    ) -> Result<i64, TableError> {
+        let minute = now.as_second().div_euclid(60);
+        let counter = self
+            .table
+            .update_deferred(
+                &Key::new(format!("FLOOD#{visitor}#{minute}"), "FLOOD"),
+                Update::default()
+                    .add("clicks", 1)
+                    .set(EXPIRES_AT, (minute + 2) * 60),
+                Cond::Always,
+            )
+            .await?;
+        Ok(counter.get("clicks").and_then(Value::as_i64).unwrap_or(1))
     }
 
     pub async fn click(&self, id: ClickId) -> Result<Option<Click>, TableError> {

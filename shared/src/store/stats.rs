@@ -183,10 +183,7 @@ pub fn count_click(click: &Click, currency: Currency) -> Result<Vec<Write>, Tabl
 }
 
 /// Counts a conversion as it is recorded, under its click's dimensions.
-pub fn count_conversion(
-    conversion: &Conversion,
-    click: &Click,
-) -> Result<Vec<Write>, TableError> {
+pub fn count_conversion(conversion: &Conversion, click: &Click) -> Result<Vec<Write>, TableError> {
     let counts: Vec<(&str, i64)> = match conversion.status {
         ConversionStatus::Rejected | ConversionStatus::Reversed => {
             vec![("rejected_conversions", 1)]

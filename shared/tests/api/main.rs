@@ -162,6 +162,7 @@ impl World {
                 .app
                 .pseudonymizer
                 .visitor("203.0.113.9".parse().unwrap(), None),
+            region: None,
             device: None,
             os: None,
             browser: None,
@@ -170,7 +171,12 @@ impl World {
             expires_at: tracking_expiry(now),
         };
         let offer = world.app.store.offer(world.offer).await.unwrap().unwrap();
-        world.app.store.create_click(&click, offer.currency).await.unwrap();
+        world
+            .app
+            .store
+            .create_click(&click, offer.currency)
+            .await
+            .unwrap();
         let answer = world
             .send(
                 Who::Anonymous,
