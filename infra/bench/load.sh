@@ -54,13 +54,13 @@ PY
 }
 
 start baseline "$bin" baseline-302 --addr 127.0.0.1:0
-read -r b_requests b_rps b_p50 b_p99 b_errors < <(load "$url/c/anything")
+read -r b_requests b_rps b_p50 b_p99 b_errors < <(load -s infra/bench/click.lua "$url/c/anything")
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
-start runner "$bin" serve --addr 127.0.0.1:0 --data "$work/data"
+start runner "$bin" serve --addr 127.0.0.1:0 --data "$work/data" --trust-proxy
 tracking=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/c/[A-Za-z0-9]+\?sub1=demo' "$work/runner.out" | head -1)
 template=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/postback\?[^ ]+' "$work/runner.out" | head -1)
-read -r c_requests c_rps c_p50 c_p99 c_errors < <(load "$tracking")
+read -r c_requests c_rps c_p50 c_p99 c_errors < <(load -s infra/bench/click.lua "$tracking")
 click=$(curl -s -o /dev/null -w '%{redirect_url}' -A 'Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0' "$tracking" | sed -E 's/.*clickid=([A-Z0-9]+).*/\1/')
 postback=$(echo "$template" | sed -E "s/\{click_id\}/$click/; s/&txn_id=[^&]*//")
 read -r p_requests p_rps p_p50 p_p99 p_errors < <(load -s infra/bench/postback.lua "$postback")

@@ -4,6 +4,10 @@
 
 mod server;
 
+/// mimalloc: the click path allocates small short-lived objects from every worker thread,
+/// where glibc's allocator spent a fifth of the CPU (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +53,11 @@ enum Command {
         /// and the usual AWS_* variables; see the README).
         #[arg(long, env = "LEADSREFER_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
         backend: String,
+        /// Behind a reverse proxy (nginx, a load balancer): take the visitor's address from the
+        /// last `X-Forwarded-For` entry, the one the proxy added. Never set it when visitors
+        /// reach this server directly: they could then claim any address.
+        #[arg(long, env = "LEADSREFER_TRUST_PROXY")]
+        trust_proxy: bool,
     },
     /// Create an admin account (admins never self-register). The password is read from
     /// standard input (one line), so it stays out of the shell history and process list.
@@ -100,7 +109,8 @@ async fn main() -> ExitCode {
             addr,
             data,
             backend,
-        } => serve(addr, &data, &backend).await,
+            trust_proxy,
+        } => serve(addr, &data, &backend, trust_proxy).await,
         Command::Run { job, data, backend } => run_job(&job, &data, &backend).await,
         Command::Baseline302 { addr } => baseline(addr).await,
         Command::CreateAdmin {
@@ -142,7 +152,12 @@ async fn open(data: &Path, backend: &str) -> Result<(App, String), String> {
     }
 }
 
-async fn serve(addr: SocketAddr, data: &Path, backend: &str) -> Result<(), String> {
+async fn serve(
+    addr: SocketAddr,
+    data: &Path,
+    backend: &str,
+    trust_proxy: bool,
+) -> Result<(), String> {
     let (app, place) = open(data, backend).await?;
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         format!(
@@ -172,7 +187,7 @@ async fn serve(addr: SocketAddr, data: &Path, backend: &str) -> Result<(), Strin
     println!("Press Ctrl-C to stop.");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let jobs = tokio::spawn(run_jobs(app.clone(), stopped));
-    server::serve(listener, app.clone(), shutdown_signal()).await;
+    server::serve(listener, app.clone(), trust_proxy, shutdown_signal()).await;
     // Let a job run in progress finish, then commit every buffered write.
     let _ = stop.send(true);
     let _ = jobs.await;
@@ -180,6 +195,10 @@ async fn serve(addr: SocketAddr, data: &Path, backend: &str) -> Result<(), Strin
         .flush()
         .await
         .map_err(|e| format!("buffered writes could not be committed: {e}"))?;
+    app.visits
+        .save()
+        .await
+        .map_err(|e| format!("recent visits could not be saved: {e}"))?;
     println!("LeadsRefer stopped cleanly.");
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! (the caller's address in the request context), so one handler serves both worlds.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +23,13 @@ use tokio::net::TcpListener;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves, then stops accepting and drains open connections.
-pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {
+/// With `trust_proxy`, the visitor's address is the last `X-Forwarded-For` entry.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    trust_proxy: bool,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let http = hyper::server::conn::http1::Builder::new();
     tokio::pin!(shutdown);
@@ -41,7 +47,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
-                let service = hyper::service::service_fn(move |request| answer(app.clone(), peer, request));
+                let service = hyper::service::service_fn(move |request| answer(app.clone(), peer, trust_proxy, request));
                 let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {
                     if let Err(error) = connection.await {
@@ -91,6 +97,7 @@ pub async fn serve_baseline(listener: TcpListener, shutdown: impl Future<Output 
 async fn answer(
     app: App,
     peer: SocketAddr,
+    trust_proxy: bool,
     request: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
@@ -100,11 +107,22 @@ async fn answer(
     let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Err(_) => ApiError::too_large("body", MAX_BODY_BYTES).into_response("-"),
         Ok(collected) => {
-            routes::respond(app, lambda_request(parts, collected.to_bytes(), peer), None).await
+            let client = if trust_proxy {
+                forwarded_for(&parts.headers).unwrap_or(peer.ip())
+            } else {
+                peer.ip()
+            };
+            routes::respond(
+                app,
+                lambda_request(parts, collected.to_bytes(), client),
+                None,
+            )
+            .await
         }
     };
-    // The path only: query strings carry postback tokens and must stay out of logs.
-    tracing::info!(%method, %path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    // The path only: query strings carry postback tokens and must stay out of logs. Debug
+    // level: a line per request would cost the click path a write to the terminal.
+    tracing::debug!(%method, %path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
     let (parts, body) = response.into_parts();
     let bytes = match body {
         Body::Empty => Bytes::new(),
@@ -115,16 +133,29 @@ async fn answer(
     Ok(hyper::Response::from_parts(parts, Full::new(bytes)))
 }
 
+/// The last address of `X-Forwarded-For`: the one the trusted proxy appended.
+fn forwarded_for(headers: &hyper::HeaderMap) -> Option<IpAddr> {
+    let last = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()?
+        .to_str()
+        .ok()?
+        .rsplit(',')
+        .next()?;
+    last.trim().parse().ok()
+}
+
 /// The request as API Gateway (HTTP API, payload v2) would have delivered it.
 fn lambda_request(
     parts: hyper::http::request::Parts,
     body: Bytes,
-    peer: SocketAddr,
+    client: IpAddr,
 ) -> lambda_http::Request {
     let mut context = ApiGatewayV2httpRequestContext::default();
     context.http.method = parts.method.clone();
     context.http.path = Some(parts.uri.path().to_string());
-    context.http.source_ip = Some(peer.ip().to_string());
+    context.http.source_ip = Some(client.to_string());
     let body = if body.is_empty() {
         Body::Empty
     } else {

@@ -19,8 +19,13 @@ use shared::ports::SystemClock;
 use shared::routes::respond;
 
 fn request(uri: &str) -> lambda_http::Request {
+    request_from(uri, "203.0.113.7".into())
+}
+
+/// A request from `ip`: clicks come from many visitors, as real traffic does.
+fn request_from(uri: &str, ip: String) -> lambda_http::Request {
     let mut context = ApiGatewayV2httpRequestContext::default();
-    context.http.source_ip = Some("203.0.113.7".into());
+    context.http.source_ip = Some(ip);
     lambda_http::http::Request::builder()
         .uri(uri)
         .header("user-agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
@@ -50,9 +55,24 @@ fn hot_path(c: &mut Criterion) {
     });
     let token = demo.postback_token.expose().clone();
 
+    let agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+    let visitors = AtomicU64::new(0);
+    c.bench_function("enrich", |b| {
+        b.iter(|| {
+            let n = visitors.fetch_add(1, Ordering::Relaxed);
+            let ip = std::net::Ipv4Addr::from(0x0A00_0000 | (n as u32 & 0x00FF_FFFF)).into();
+            let agent = shared::domain::agent::classify(Some(agent));
+            let network = app.geo.lookup(ip);
+            (agent, app.pseudonymizer.visitor(ip, network.country))
+        })
+    });
+
     c.bench_function("click", |b| {
         b.to_async(&runtime).iter(|| async {
-            let response = respond(app.clone(), request(&click_uri), None).await;
+            let n = visitors.fetch_add(1, Ordering::Relaxed);
+            let ip = std::net::Ipv4Addr::from(0x0A00_0000 | (n as u32 & 0x00FF_FFFF));
+            let response =
+                respond(app.clone(), request_from(&click_uri, ip.to_string()), None).await;
             assert_eq!(response.status(), 302);
         })
     });

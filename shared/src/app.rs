@@ -9,6 +9,7 @@ use crate::adapters::dynamodb::DynamoTable;
 use crate::adapters::fs::FolderBlobs;
 use crate::adapters::kms::KmsKeys;
 use crate::adapters::local_key::{LocalKeys, read_or_create_key_file};
+use crate::adapters::memory_visits::MemoryVisits;
 use crate::adapters::outbox::OutboxMailer;
 use crate::adapters::s3::S3Blobs;
 use crate::adapters::ses::SesMailer;
@@ -17,9 +18,10 @@ use crate::domain::email::EmailAddress;
 use crate::domain::privacy::Pseudonymizer;
 use crate::geo::Geo;
 use crate::outbound::Outbound;
-use crate::ports::{Blobs, Clock, Keys, Mailer, SystemClock, Table};
+use crate::ports::{Blobs, Clock, Keys, Mailer, SystemClock, Table, Visits};
 use crate::secret::Secret;
 use crate::store::Store;
+use crate::store::TableVisits;
 
 /// The public base URL unless `LEADSREFER_PUBLIC_URL` (or the local runner) says otherwise.
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:3000";
@@ -43,6 +45,8 @@ pub struct App {
     pub outbound: Outbound,
     /// IP-to-country and ASN databases, when present.
     pub geo: Arc<Geo>,
+    /// Visitors' recent clicks, for unique clicks and floods.
+    pub visits: Arc<dyn Visits>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,8 @@ pub struct DataLayout {
     pub outbox: PathBuf,
     pub master_key: PathBuf,
     pub ip_hash_key: PathBuf,
+    /// Visitors' recent clicks, saved by a clean shutdown.
+    pub visits: PathBuf,
 }
 
 impl DataLayout {
@@ -86,6 +92,7 @@ impl DataLayout {
             // Keys live in their own folder, apart from the data they protect.
             master_key: data.join("keys").join("master.key"),
             ip_hash_key: data.join("keys").join("ip-hash.key"),
+            visits: data.join("visits.json"),
         }
     }
 }
@@ -133,6 +140,8 @@ impl App {
             .map_err(|e| adapter("the outbox", &layout.outbox)(e.into()))?;
         let ip_key = read_or_create_key_file(&layout.ip_hash_key)
             .map_err(|e| adapter("the IP-hash key", &layout.ip_hash_key)(e.into()))?;
+        let visits = MemoryVisits::open(&layout.visits, clock.now())
+            .map_err(|e| adapter("the saved visits", &layout.visits)(e.into()))?;
         let table: Arc<dyn Table> = Arc::new(table);
         Ok(Self {
             store: Store::new(table.clone()),
@@ -146,6 +155,7 @@ impl App {
             // On one machine, affiliates' test servers are often on this machine too.
             outbound: Outbound::new(allow_private_from_env(true)),
             geo: Arc::new(Geo::none()),
+            visits: Arc::new(visits),
         })
     }
 
@@ -159,6 +169,7 @@ impl App {
         ));
         Self {
             store: Store::new(table.clone()),
+            visits: Arc::new(TableVisits::new(table.clone())),
             table,
             blobs: Arc::new(S3Blobs::new(
                 s3_client(&config, settings.s3_path_style),

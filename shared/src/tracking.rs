@@ -117,12 +117,12 @@ pub async fn record_click(
     flags.extend(excluded.map(str::to_string));
     let visitor = app.pseudonymizer.visitor(request.ip, country);
     let window = SignedDuration::from_hours(i64::from(offer.unique_window_hours));
-    let (unique, recent) = tokio::try_join!(
-        app.store
-            .first_click_of(&link.code, &visitor.ip_hash, (now + window).as_second()),
-        app.store.recent_clicks_of(&visitor.ip_hash, now),
-    )?;
-    if recent > FLOOD_CLICKS_PER_MINUTE {
+    let visit = app
+        .visits
+        .record(link.code.as_str(), &visitor.ip_hash, now, window)
+        .await?;
+    let unique = visit.first_on_link;
+    if visit.clicks_this_minute > FLOOD_CLICKS_PER_MINUTE {
         flags.push("click_flood".into());
     }
     let click = Click {

@@ -27,7 +27,8 @@ async fn dynamodb_table_meets_the_table_contract() {
         &settings.table,
         clock.clone(),
     ));
-    contract::table::run_all(table, clock).await;
+    contract::table::run_all(table.clone(), clock.clone()).await;
+    contract::visits::run_all(&shared::store::TableVisits::new(table), &clock).await;
 }
 
 #[tokio::test]

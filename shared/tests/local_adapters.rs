@@ -153,3 +153,51 @@ async fn deferred_writes_reach_the_disk_within_milliseconds_and_on_drop() {
         "the last handle going away commits the batch"
     );
 }
+
+#[tokio::test]
+async fn memory_visits_meet_the_visits_contract_and_survive_a_clean_restart() {
+    use shared::adapters::memory_visits::MemoryVisits;
+    use shared::ports::Visits;
+    contract::visits::run_all(&MemoryVisits::new(), &clock()).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("visits.json");
+    let now = Timestamp::from_second(1_767_225_600).unwrap();
+    let window = jiff::SignedDuration::from_hours(24);
+    let visits = MemoryVisits::open(&file, now).unwrap();
+    assert!(
+        visits
+            .record("L", "v", now, window)
+            .await
+            .unwrap()
+            .first_on_link
+    );
+    visits.save().await.unwrap();
+    let reopened = MemoryVisits::open(&file, now).unwrap();
+    assert!(
+        !reopened
+            .record("L", "v", now, window)
+            .await
+            .unwrap()
+            .first_on_link,
+        "a clean restart remembers the visitor"
+    );
+    let much_later = now + jiff::SignedDuration::from_hours(25);
+    let expired = MemoryVisits::open(&file, much_later).unwrap();
+    assert!(
+        expired
+            .record("L", "v", much_later, window)
+            .await
+            .unwrap()
+            .first_on_link
+    );
+}
+
+#[tokio::test]
+async fn table_visits_on_sqlite_meet_the_visits_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let table: Arc<dyn Table> =
+        Arc::new(SqliteTable::open(&dir.path().join("t.sqlite3"), clock.clone()).unwrap());
+    contract::visits::run_all(&shared::store::TableVisits::new(table), &clock).await;
+}

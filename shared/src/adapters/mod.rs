@@ -6,6 +6,7 @@ pub mod dynamodb;
 pub mod fs;
 pub mod kms;
 pub mod local_key;
+pub mod memory_visits;
 pub mod outbox;
 pub mod s3;
 pub mod ses;

@@ -8,3 +8,4 @@ pub mod emulator;
 pub mod keys;
 pub mod mailer;
 pub mod table;
+pub mod visits;

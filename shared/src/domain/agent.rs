@@ -47,7 +47,35 @@ fn known(value: &str) -> Option<String> {
     (!value.is_empty() && value != "UNKNOWN").then(|| value.to_string())
 }
 
+/// How many user-agents each thread remembers the classification of; past that it starts
+/// again empty. Real traffic repeats a few hundred browsers' strings, so nearly every click is
+/// answered from memory instead of woothee's regular expressions.
+const REMEMBERED: usize = 4096;
+
+thread_local! {
+    static CLASSIFIED: std::cell::RefCell<std::collections::HashMap<Box<str>, Agent>> =
+        std::cell::RefCell::default();
+}
+
+/// [`classify_uncached`], remembered per thread.
 pub fn classify(user_agent: Option<&str>) -> Agent {
+    let Some(ua) = user_agent else {
+        return classify_uncached(None);
+    };
+    CLASSIFIED.with_borrow_mut(|remembered| {
+        if let Some(agent) = remembered.get(ua) {
+            return agent.clone();
+        }
+        let agent = classify_uncached(Some(ua));
+        if remembered.len() >= REMEMBERED {
+            remembered.clear();
+        }
+        remembered.insert(ua.into(), agent.clone());
+        agent
+    })
+}
+
+pub fn classify_uncached(user_agent: Option<&str>) -> Agent {
     let Some(ua) = user_agent.map(str::trim).filter(|ua| !ua.is_empty()) else {
         return Agent {
             device: None,
@@ -142,5 +170,35 @@ mod tests {
             Some("bot")
         );
         assert_eq!(classify(Some("curl/8.5.0")).robot, Some("bot"));
+    }
+}
+
+#[cfg(test)]
+mod remembered {
+    use super::*;
+
+    #[test]
+    fn remembered_classifications_equal_fresh_ones() {
+        let agents = [
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "facebookexternalhit/1.1",
+            "",
+        ];
+        for _ in 0..2 {
+            for agent in agents {
+                assert_eq!(
+                    classify(Some(agent)),
+                    classify_uncached(Some(agent)),
+                    "{agent}"
+                );
+            }
+        }
+        assert_eq!(classify(None), classify_uncached(None));
+        for n in 0..REMEMBERED + 10 {
+            let agent = format!("curl/{n}");
+            assert_eq!(classify(Some(&agent)), classify_uncached(Some(&agent)));
+        }
+        CLASSIFIED.with_borrow(|remembered| assert!(remembered.len() <= REMEMBERED));
     }
 }

@@ -97,29 +97,51 @@ impl Update {
         self
     }
 
+    /// Whether the update can apply to `item` (or to a new item): what [`Update::apply`]
+    /// would refuse, found without changing anything.
+    pub fn check(&self, item: Option<&Item>) -> Result<(), TableError> {
+        let mut names = std::collections::HashSet::new();
+        for name in self
+            .set
+            .iter()
+            .map(|(n, _)| n)
+            .chain(self.add.iter().map(|(n, _)| n))
+        {
+            refuse_key_attribute(name)?;
+            if !names.insert(name) {
+                return Err(TableError::Invalid(format!("`{name}` is updated twice")));
+            }
+        }
+        for (name, delta) in &self.add {
+            counter(name, item.and_then(|item| item.get(name)))?
+                .checked_add(*delta)
+                .ok_or_else(|| TableError::Invalid(format!("`{name}` would overflow")))?;
+        }
+        Ok(())
+    }
+
     /// Applies the update to an item's attributes, as every adapter that computes it must.
     pub fn apply(&self, item: &mut Item) -> Result<(), TableError> {
+        self.check(Some(item))?;
         for (name, value) in &self.set {
-            refuse_key_attribute(name)?;
             item.insert(name.clone(), value.clone());
         }
         for (name, delta) in &self.add {
-            refuse_key_attribute(name)?;
-            let current = match item.get(name) {
-                None | Some(Value::Null) => 0,
-                Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
-                    TableError::Invalid(format!("`{name}` is not an integer counter"))
-                })?,
-                Some(_) => {
-                    return Err(TableError::Invalid(format!("`{name}` is not a number")));
-                }
-            };
-            let sum = current
-                .checked_add(*delta)
-                .ok_or_else(|| TableError::Invalid(format!("`{name}` would overflow")))?;
+            let sum = counter(name, item.get(name))? + delta;
             item.insert(name.clone(), Value::from(sum));
         }
         Ok(())
+    }
+}
+
+/// A counter's value: absent or null is 0; anything but an integer is refused.
+fn counter(name: &str, value: Option<&Value>) -> Result<i64, TableError> {
+    match value {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| TableError::Invalid(format!("`{name}` is not an integer counter"))),
+        Some(_) => Err(TableError::Invalid(format!("`{name}` is not a number"))),
     }
 }
 

@@ -31,6 +31,9 @@ use std::sync::Arc;
 mod accounts;
 mod offers;
 pub mod stats;
+mod visits;
+
+pub use visits::TableVisits;
 
 pub use accounts::{ApiKeyRecord, AuditEvent, SessionRecord, Throttle, TokenPurpose};
 pub use offers::{Application, ApplicationStatus};
@@ -236,9 +239,10 @@ impl Store {
     /// Records a click with its report counters (and, if flagged, its review-index entry) as
     /// one deferred write: on the embedded store it is committed with the next group commit.
     pub async fn create_click(&self, click: &Click, currency: Currency) -> Result<(), TableError> {
+        // `Always`: the id is a fresh ULID (80 random bits), so the click path reads nothing.
         let mut writes = vec![Write::Put {
             item: to_item(click, &click_key(click.id))?,
-            cond: Cond::NotExists,
+            cond: Cond::Always,
         }];
         writes.extend(stats::count_click(click, currency)?);
         if !click.flags.is_empty() {
@@ -259,48 +263,6 @@ impl Store {
     pub async fn flagged(&self, day: &str) -> Result<Vec<Flagged>, TableError> {
         self.query_all(Query::partition(format!("FLAGGED#{day}")))
             .await
-    }
-
-    /// Whether this is the visitor's first click on the link within its unique window: a
-    /// create-once marker that expires when the window ends.
-    pub async fn first_click_of(
-        &self,
-        link: &LinkCode,
-        visitor: &str,
-        window_ends: i64,
-    ) -> Result<bool, TableError> {
-        let mut marker = Item::new();
-        marker.insert(EXPIRES_AT.into(), Value::from(window_ends));
-        let marker = Write::Put {
-            item: to_item(&marker, &Key::new(format!("SEEN#{link}#{visitor}"), "SEEN"))?,
-            cond: Cond::NotExists,
-        };
-        match self.table.transact_deferred(vec![marker]).await {
-            Ok(()) => Ok(true),
-            Err(TableError::Conflict { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// How many clicks (this one included) the visitor has made in the current minute, on any
-    /// link: a deferred counter that expires with the minute.
-    pub async fn recent_clicks_of(
-        &self,
-        visitor: &str,
-        now: jiff::Timestamp,
-    ) -> Result<i64, TableError> {
-        let minute = now.as_second().div_euclid(60);
-        let counter = self
-            .table
-            .update_deferred(
-                &Key::new(format!("FLOOD#{visitor}#{minute}"), "FLOOD"),
-                Update::default()
-                    .add("clicks", 1)
-                    .set(EXPIRES_AT, (minute + 2) * 60),
-                Cond::Always,
-            )
-            .await?;
-        Ok(counter.get("clicks").and_then(Value::as_i64).unwrap_or(1))
     }
 
     pub async fn click(&self, id: ClickId) -> Result<Option<Click>, TableError> {
