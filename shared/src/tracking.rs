@@ -291,6 +291,34 @@ pub async fn record_conversion(
     ))
 }
 
+/// How long a conversion without a click stays in the review index: anyone can fire a pixel,
+/// so these are kept for review, not as records.
+pub const UNATTRIBUTED_RETENTION: SignedDuration = SignedDuration::from_hours(24 * 90);
+
+/// Keeps a conversion the pixel reported for a live offer without any click to attribute it
+/// to (`no_click`), for review. Answers whether it was kept.
+pub async fn record_unattributed(app: &App, offer_id: OfferId) -> Result<bool, TrackingError> {
+    let Some(offer) = app.store.offer(offer_id).await? else {
+        return Ok(false);
+    };
+    if offer.status != OfferStatus::Active {
+        return Ok(false);
+    }
+    let now = app.clock.now();
+    let flagged = Flagged {
+        kind: "conversion".into(),
+        id: app.clock.new_id().to_string(),
+        at: now,
+        offer_id: offer.id.to_string(),
+        affiliate_id: String::new(),
+        flags: vec!["no_click".into()],
+    };
+    app.store
+        .flag(&flagged, (now + UNATTRIBUTED_RETENTION).as_second())
+        .await?;
+    Ok(true)
+}
+
 /// Why a conversion is suspect: its click was a robot's, it came sooner after the click than
 /// the offer allows, or (for the pixel, which the shopper's browser loads) from another network
 /// than the click.

@@ -842,10 +842,20 @@ async fn the_pixel_without_a_usable_cookie_or_with_bad_input_records_nothing() {
     let click = t.click().await;
     let other_offer_cookie = format!("lr_{}={click}", OfferId(t.clock.new_id()));
     let cookie = format!("lr_{}={click}", t.demo.offer_id);
+    // No cookie of this offer: a conversion without a click, kept for review.
     for (cookie, query) in [
         (None, "txn_id=P2"),
         (Some(other_offer_cookie.as_str()), "txn_id=P2"),
         (Some("lr_nonsense=1"), "txn_id=P2"),
+    ] {
+        assert_eq!(
+            pixel(&t, cookie, query).await.1,
+            "unattributed",
+            "{cookie:?} {query}"
+        );
+    }
+    // Bad input with a good cookie: nothing.
+    for (cookie, query) in [
         (Some(cookie.as_str()), "txn_id=P2&amount=-1"),
         (Some(cookie.as_str()), "txn_id=P2&currency=XYZ"),
         (Some(cookie.as_str()), "txn_id=%FF"),
@@ -857,6 +867,21 @@ async fn the_pixel_without_a_usable_cookie_or_with_bad_input_records_nothing() {
         );
     }
     assert_eq!(t.conversions().await, 0);
+    let today = t.clock.now().strftime("%Y-%m-%d").to_string();
+    let flagged = t.app.store.flagged(&today).await.unwrap();
+    let no_click: Vec<_> = flagged.iter().filter(|f| f.flags == ["no_click"]).collect();
+    assert_eq!(no_click.len(), 3, "{flagged:?}");
+    assert!(
+        no_click
+            .iter()
+            .all(|f| f.offer_id == t.demo.offer_id.to_string())
+    );
+
+    // A paused offer's pixel is not one to review.
+    let mut offer = t.app.store.offer(t.demo.offer_id).await.unwrap().unwrap();
+    offer.status = shared::domain::offer::OfferStatus::Paused;
+    t.app.store.save_offer(&offer).await.unwrap();
+    assert_eq!(pixel(&t, None, "txn_id=P3").await.1, "ignored");
 }
 
 #[tokio::test]

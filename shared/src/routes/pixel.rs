@@ -36,7 +36,14 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
     let result = match pixel(&app, &request).await {
         Ok(Some(Recorded::New(_))) => "recorded",
         Ok(Some(Recorded::Duplicate(_))) => "duplicate",
-        Ok(None) => "ignored",
+        Ok(None) => match unattributed(&app, &request).await {
+            Ok(true) => "unattributed",
+            Ok(false) => "ignored",
+            Err(error) => {
+                tracing::warn!(error = %ErrorChain(&error), "unattributed pixel not recorded");
+                "ignored"
+            }
+        },
         Err(error) => {
             tracing::warn!(error = %ErrorChain(&error), "pixel conversion not recorded");
             "ignored"
@@ -96,4 +103,22 @@ async fn pixel(
         client_prefix: client_ip(request).map(crate::domain::privacy::truncated_prefix),
     };
     tracking::record_conversion(app, postback).await.map(Some)
+}
+
+/// A pixel of a live offer that no click of that offer's can explain (no cookie, or one of no
+/// click of it): kept in the review index as a conversion without a click, never dropped.
+async fn unattributed(app: &App, request: &Request) -> Result<bool, TrackingError> {
+    let Some(offer) = path_param(request, "offer")
+        .as_deref()
+        .and_then(OfferId::parse)
+    else {
+        return Ok(false);
+    };
+    let attributed = crate::caller::cookie(request, &cookie_name(offer))
+        .and_then(ClickId::parse)
+        .is_some();
+    if attributed {
+        return Ok(false);
+    }
+    tracking::record_unattributed(app, offer).await
 }

@@ -259,6 +259,11 @@ impl Store {
         self.table.transact_deferred(writes).await
     }
 
+    /// Puts something suspect in the review index on its own.
+    pub async fn flag(&self, flagged: &Flagged, expires_at: i64) -> Result<(), TableError> {
+        self.table.transact(vec![flagged.write(expires_at)?]).await
+    }
+
     /// Flagged clicks and conversions of one UTC day (`YYYY-MM-DD`), oldest first.
     pub async fn flagged(&self, day: &str) -> Result<Vec<Flagged>, TableError> {
         self.query_all(Query::partition(format!("FLAGGED#{day}")))
