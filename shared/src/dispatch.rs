@@ -92,10 +92,7 @@ pub fn postback_url(template: &str, conversion: &Conversion, click: &Click) -> S
             "click_id" => conversion.click_id.to_string(),
             "conversion_id" => conversion.id.to_string(),
             "offer_id" => conversion.offer_id.to_string(),
-            "status" => serde_json::to_value(conversion.status)
-                .ok()?
-                .as_str()?
-                .to_string(),
+            "status" => conversion.status.as_str().to_string(),
             "payout" => conversion.payout.to_decimal(),
             "currency" => conversion.payout.currency.code().to_string(),
             "event" => conversion.event.as_str().to_string(),
@@ -118,10 +115,7 @@ pub fn enqueue(delivery: &Delivery) -> Result<Write, TableError> {
 
 /// A new postback for a conversion in its current status, due now.
 pub fn delivery(app: &App, template: &str, conversion: &Conversion, click: &Click) -> Delivery {
-    let status = serde_json::to_value(conversion.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let status = conversion.status.as_str();
     let now = app.clock.now();
     Delivery {
         id: format!("{}:{status}", conversion.id),
@@ -292,6 +286,21 @@ async fn deliver(
         }
     };
     app.table.transact(vec![release, next]).await
+}
+
+/// Every postback waiting in the queue (at most 1000 a shard), soonest due first in each.
+pub async fn queued(app: &App) -> Result<Vec<Delivery>, TableError> {
+    let mut queued = Vec::new();
+    for shard in 0..SHARDS {
+        let page = app
+            .table
+            .query(Query::partition(format!("OUTBOX#{shard}")).limit(1000))
+            .await?;
+        for item in page.items {
+            queued.push(from_item(item)?);
+        }
+    }
+    Ok(queued)
 }
 
 /// The dead letters, oldest first.

@@ -27,12 +27,20 @@ pub struct Job {
 pub struct JobError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// Every scheduled job.
-pub const JOBS: &[Job] = &[Job {
-    name: "dispatch",
-    schedule: "rate(1 minute)",
-    every: Duration::from_secs(10),
-    run: |app| Box::pin(crate::dispatch::job(app)),
-}];
+pub const JOBS: &[Job] = &[
+    Job {
+        name: "dispatch",
+        schedule: "rate(1 minute)",
+        every: Duration::from_secs(10),
+        run: |app| Box::pin(crate::dispatch::job(app)),
+    },
+    Job {
+        name: "maturation",
+        schedule: "rate(15 minutes)",
+        every: Duration::from_secs(60),
+        run: |app| Box::pin(crate::lifecycle::maturation_job(app)),
+    },
+];
 
 pub fn find(name: &str) -> Option<&'static Job> {
     JOBS.iter().find(|job| job.name == name)

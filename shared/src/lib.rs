@@ -14,6 +14,7 @@ pub mod domain;
 pub mod geo;
 pub mod http;
 pub mod jobs;
+pub mod lifecycle;
 pub mod outbound;
 pub mod ports;
 pub mod reports;

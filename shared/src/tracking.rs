@@ -235,6 +235,9 @@ pub async fn record_conversion(
             &postback.auth,
             postback.client_prefix.as_deref(),
         ),
+        payable_at: None,
+        matured: false,
+        decided_at: None,
         at: now,
         expires_at: tracking_expiry(now),
     };

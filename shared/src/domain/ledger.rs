@@ -25,6 +25,17 @@ impl Account {
         Self(format!("affiliate:{id}:pending"))
     }
 
+    /// An affiliate's approved earnings still in the offer's hold period (a credit balance).
+    pub fn affiliate_held(id: AffiliateId) -> Self {
+        Self(format!("affiliate:{id}:held"))
+    }
+
+    /// What an affiliate can be paid now (a credit balance; a debit balance after a reversal of
+    /// earnings already paid, recovered from later earnings).
+    pub fn affiliate_payable(id: AffiliateId) -> Self {
+        Self(format!("affiliate:{id}:payable"))
+    }
+
     /// The platform's margin: revenue less payouts (a credit balance).
     pub fn platform_margin() -> Self {
         Self("platform:margin".into())
@@ -116,6 +127,138 @@ impl Transaction {
                 },
             ],
         )
+    }
+}
+
+/// Where an approved conversion's earnings are when it is reversed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Earnings {
+    Held,
+    Payable,
+}
+
+impl Transaction {
+    fn conversion_step(
+        conversion: &Conversion,
+        step: &str,
+        at: Timestamp,
+        entries: Vec<Entry>,
+    ) -> Result<Self, LedgerError> {
+        Self::new(
+            format!("conversion:{}:{step}", conversion.id),
+            at,
+            format!("conversion {} {step}", conversion.id),
+            entries,
+        )
+    }
+
+    /// Approval: the affiliate's pending earnings move into the hold period, or straight to
+    /// payable when the offer holds nothing.
+    pub fn conversion_approved(
+        conversion: &Conversion,
+        into: Earnings,
+        at: Timestamp,
+    ) -> Result<Self, LedgerError> {
+        let payout = conversion.payout;
+        let into = match into {
+            Earnings::Held => Account::affiliate_held(conversion.affiliate_id),
+            Earnings::Payable => Account::affiliate_payable(conversion.affiliate_id),
+        };
+        Self::conversion_step(
+            conversion,
+            "approved",
+            at,
+            vec![
+                Entry {
+                    account: Account::affiliate_pending(conversion.affiliate_id),
+                    amount: payout,
+                },
+                Entry {
+                    account: into,
+                    amount: Money::new(-payout.minor, payout.currency),
+                },
+            ],
+        )
+    }
+
+    /// The hold is over: the earnings become payable.
+    pub fn conversion_matured(conversion: &Conversion, at: Timestamp) -> Result<Self, LedgerError> {
+        let payout = conversion.payout;
+        Self::conversion_step(
+            conversion,
+            "matured",
+            at,
+            vec![
+                Entry {
+                    account: Account::affiliate_held(conversion.affiliate_id),
+                    amount: payout,
+                },
+                Entry {
+                    account: Account::affiliate_payable(conversion.affiliate_id),
+                    amount: Money::new(-payout.minor, payout.currency),
+                },
+            ],
+        )
+    }
+
+    /// Undoes a recorded commission: the advertiser no longer owes the revenue, the affiliate
+    /// no longer earns the payout (from wherever it is), the platform no longer keeps the
+    /// margin. `step` is `rejected` (from pending) or `reversed` (after approval).
+    fn conversion_undone(
+        conversion: &Conversion,
+        step: &str,
+        from: Account,
+        at: Timestamp,
+    ) -> Result<Self, LedgerError> {
+        let currency = conversion.revenue.currency;
+        let margin = conversion.revenue.minor - conversion.payout.minor;
+        Self::conversion_step(
+            conversion,
+            step,
+            at,
+            vec![
+                Entry {
+                    account: Account::advertiser_receivable(conversion.advertiser_id),
+                    amount: Money::new(-conversion.revenue.minor, currency),
+                },
+                Entry {
+                    account: from,
+                    amount: conversion.payout,
+                },
+                Entry {
+                    account: Account::platform_margin(),
+                    amount: Money::new(margin, currency),
+                },
+            ],
+        )
+    }
+
+    /// Rejection of a pending conversion: the commission as if it never was.
+    pub fn conversion_rejected(
+        conversion: &Conversion,
+        at: Timestamp,
+    ) -> Result<Self, LedgerError> {
+        Self::conversion_undone(
+            conversion,
+            "rejected",
+            Account::affiliate_pending(conversion.affiliate_id),
+            at,
+        )
+    }
+
+    /// Reversal of an approved conversion (a chargeback, a refund): compensating entries, taken
+    /// from the held or payable earnings. Earnings already paid leave the payable balance in
+    /// debit, recovered from the affiliate's next earnings.
+    pub fn conversion_reversed(
+        conversion: &Conversion,
+        from: Earnings,
+        at: Timestamp,
+    ) -> Result<Self, LedgerError> {
+        let account = match from {
+            Earnings::Held => Account::affiliate_held(conversion.affiliate_id),
+            Earnings::Payable => Account::affiliate_payable(conversion.affiliate_id),
+        };
+        Self::conversion_undone(conversion, "reversed", account, at)
     }
 }
 

@@ -133,6 +133,18 @@ pub enum ConversionStatus {
 }
 
 /// A conversion event's name: `conversion` by default; lower-case letters, digits, `_`, `-`.
+impl ConversionStatus {
+    /// Its name, as the API and postback macros spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Reversed => "reversed",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct EventName(String);
@@ -201,6 +213,15 @@ pub struct Conversion {
     /// is held for review, never approved automatically.
     #[serde(default)]
     pub flags: Vec<String>,
+    /// When an approved conversion's earnings become payable (approval + the offer's hold).
+    #[serde(default)]
+    pub payable_at: Option<Timestamp>,
+    /// Whether the hold is over and the earnings moved to payable.
+    #[serde(default)]
+    pub matured: bool,
+    /// When it was last approved, rejected or reversed, and why.
+    #[serde(default)]
+    pub decided_at: Option<Timestamp>,
     pub at: Timestamp,
     pub expires_at: i64,
 }
@@ -208,6 +229,19 @@ pub struct Conversion {
 impl Conversion {
     /// What makes two postbacks the same conversion: the offer, the event, and the advertiser's
     /// transaction id — or, when the advertiser sends none, the click (one event per click).
+    /// Where it is in its lifecycle, as one word: `pending`, `held` (approved, in the hold
+    /// period), `payable`, `rejected` or `reversed`. Changes are conditioned on it, so that two
+    /// decisions racing cannot both apply.
+    pub fn state(&self) -> &'static str {
+        match (self.status, self.matured) {
+            (ConversionStatus::Pending, _) => "pending",
+            (ConversionStatus::Approved, false) => "held",
+            (ConversionStatus::Approved, true) => "payable",
+            (ConversionStatus::Rejected, _) => "rejected",
+            (ConversionStatus::Reversed, _) => "reversed",
+        }
+    }
+
     pub fn dedupe_key(&self) -> String {
         match &self.txn_id {
             Some(txn) => format!("{}|{}|txn|{txn}", self.offer_id, self.event.as_str()),

@@ -3,22 +3,76 @@
 //! names (the `conversions` function).
 
 use lambda_http::http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Route, schema};
 use crate::app::App;
-use crate::caller::{ANY_ROLE, caller};
-use crate::domain::ids::{AdvertiserId, AffiliateId};
+use crate::caller::{ADVERTISER_OR_ADMIN, ANY_ROLE, Caller, caller};
+use crate::domain::ids::{AdvertiserId, AffiliateId, ConversionId};
 use crate::domain::money::Money;
 use crate::domain::tracking::{Conversion, ConversionStatus};
-use crate::http::{ApiError, Params, Request, Response, json};
+use crate::http::{ApiError, Params, Request, Response, json, json_body, path_param};
+use crate::lifecycle::{self, Decider, Decision, LifecycleError, MAX_REASON};
 use crate::ports::table::Cursor;
 
 pub const LIST: Route = Route::new("conversions", &["GET"], "/api/conversions", ANY_ROLE,
     "Conversions, newest first (`?limit=`, `?cursor=`; admins add `?advertiser_id=` or `?affiliate_id=`)",
     |app, request| Box::pin(list(app, request)))
 .answers(schema::<ConversionList>);
+
+pub const DECIDE: Route = Route::new("conversions", &["PUT"], "/api/conversions/{id}/status", ADVERTISER_OR_ADMIN,
+    "Approve or reject a pending conversion, or reverse an approved one (a chargeback, a refund), with a reason",
+    |app, request| Box::pin(decide_one(app, request)))
+.takes(schema::<DecisionInput>)
+.answers(schema::<ConversionView>);
+
+pub const DECIDE_MANY: Route = Route::new(
+    "conversions",
+    &["POST"],
+    "/api/conversions/status",
+    ADVERTISER_OR_ADMIN,
+    "The same decision for up to 100 conversions; each answered on its own",
+    |app, request| Box::pin(decide_many(app, request)),
+)
+.takes(schema::<BulkDecisionInput>)
+.answers(schema::<BulkDecisionResult>);
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionInput {
+    /// `approved`, `rejected` or `reversed`.
+    pub status: ConversionStatus,
+    /// Why; shown to the affiliate. At most 500 characters.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkDecisionInput {
+    /// 1 to 100 conversion ids.
+    pub ids: Vec<String>,
+    pub status: ConversionStatus,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkOutcome {
+    pub id: String,
+    /// The conversion's status after the decision, when it applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ConversionStatus>,
+    /// Why it did not apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkDecisionResult {
+    pub results: Vec<BulkOutcome>,
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct ConversionView {
@@ -135,4 +189,124 @@ fn storage(error: crate::ports::TableError) -> ApiError {
         }
         other => ApiError::internal(other),
     }
+}
+
+/// The decision a request asks for, with its reason checked.
+fn decision_of(
+    status: ConversionStatus,
+    reason: Option<String>,
+) -> Result<(Decision, Option<String>), ApiError> {
+    let decision = match status {
+        ConversionStatus::Approved => Decision::Approve,
+        ConversionStatus::Rejected => Decision::Reject,
+        ConversionStatus::Reversed => Decision::Reverse,
+        ConversionStatus::Pending => {
+            return Err(ApiError::invalid(
+                "status",
+                "must be approved, rejected or reversed",
+            ));
+        }
+    };
+    let reason = reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
+    if let Some(reason) = &reason {
+        if reason.chars().count() > MAX_REASON {
+            return Err(ApiError::invalid(
+                "reason",
+                format!("longer than {MAX_REASON} characters"),
+            ));
+        }
+        if reason.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "reason",
+                "must not contain control characters",
+            ));
+        }
+    }
+    Ok((decision, reason))
+}
+
+fn decider(caller: &Caller) -> Result<Decider, ApiError> {
+    match caller.account.advertiser_id() {
+        Some(advertiser) => {
+            caller.require_active()?;
+            Ok(Decider::Advertiser(advertiser))
+        }
+        None => Ok(Decider::Admin),
+    }
+}
+
+fn lifecycle_error(error: LifecycleError) -> ApiError {
+    match error {
+        LifecycleError::NotFound => ApiError::not_found("id", "no such conversion"),
+        error @ (LifecycleError::NotAllowed { .. } | LifecycleError::Changed) => {
+            ApiError::conflict("status", error)
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+async fn decide_one(app: App, request: Request) -> Result<Response, ApiError> {
+    let input: DecisionInput = json_body(&request)?;
+    let (decision, reason) = decision_of(input.status, input.reason)?;
+    let caller = caller(&request);
+    let decider = decider(caller)?;
+    let id = path_param(&request, "id")
+        .as_deref()
+        .and_then(ConversionId::parse)
+        .ok_or_else(|| ApiError::not_found("id", "no such conversion"))?;
+    let conversion = lifecycle::decide(&app, id, decision, reason, decider)
+        .await
+        .map_err(lifecycle_error)?;
+    caller
+        .audit(
+            &app,
+            &format!("conversion.{}", input.status.as_str()),
+            Some(id.to_string()),
+        )
+        .await?;
+    let admin = matches!(decider, Decider::Admin);
+    Ok(json(StatusCode::OK, &view(&conversion, true, admin)))
+}
+
+async fn decide_many(app: App, request: Request) -> Result<Response, ApiError> {
+    let input: BulkDecisionInput = json_body(&request)?;
+    let (decision, reason) = decision_of(input.status, input.reason)?;
+    if input.ids.is_empty() || input.ids.len() > 100 {
+        return Err(ApiError::invalid("ids", "takes 1 to 100 conversion ids"));
+    }
+    let ids = input
+        .ids
+        .iter()
+        .map(|id| ConversionId::parse(id))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::invalid("ids", "holds something that is not a conversion id"))?;
+    let caller = caller(&request);
+    let decider = decider(caller)?;
+    let mut results = Vec::with_capacity(ids.len());
+    for id in ids {
+        let outcome = match lifecycle::decide(&app, id, decision, reason.clone(), decider).await {
+            Ok(conversion) => BulkOutcome {
+                id: id.to_string(),
+                status: Some(conversion.status),
+                error: None,
+            },
+            Err(LifecycleError::Storage(error)) => return Err(ApiError::internal(error)),
+            Err(error) => BulkOutcome {
+                id: id.to_string(),
+                status: None,
+                error: Some(error.to_string()),
+            },
+        };
+        results.push(outcome);
+    }
+    caller
+        .audit(
+            &app,
+            &format!("conversions.{}", input.status.as_str()),
+            Some(format!("{} conversions", results.len())),
+        )
+        .await?;
+    Ok(json(StatusCode::OK, &BulkDecisionResult { results }))
 }

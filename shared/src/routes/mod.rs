@@ -130,6 +130,8 @@ pub const ROUTES: &[Route] = &[
     links::CREATE,
     links::LIST,
     conversions::LIST,
+    conversions::DECIDE,
+    conversions::DECIDE_MANY,
     reports::GET,
     admin::LIST_ACCOUNTS,
     admin::SET_STATUS,

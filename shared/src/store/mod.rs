@@ -20,6 +20,7 @@
 //! | report counters | see [`stats`] | | |
 //! | conversion | `CONV#{id}` | `CONV` | `ADV#{advertiser}#CONVS` / `{id}` |
 //! | conversion, affiliate's copy | `AFF#{affiliate}#CONVS` | `{id}` | |
+//! | conversion due to mature | `DUE` | `{payable_at, epoch seconds}#{conversion}` | |
 //! | conversion dedupe key | `CONVKEY#{offer}\|{event}\|…` | `CONVKEY` | |
 //! | ledger transaction | `LTXN#{id}` | `LTXN` | |
 //! | ledger entry | `LACCT#{account}#{currency}` | `{transaction id}` | |
@@ -259,6 +260,77 @@ impl Store {
         self.table.transact_deferred(writes).await
     }
 
+    /// Moves a conversion from `before` to `after` with its ledger transactions and `also`, all
+    /// or nothing, if it is still in `before`'s state: `Ok(false)` when another change came
+    /// first. Schedules (or clears) its maturation.
+    pub async fn change_conversion(
+        &self,
+        before: &Conversion,
+        after: &Conversion,
+        ledger: &[Transaction],
+        also: Vec<Write>,
+    ) -> Result<bool, TableError> {
+        let (record, copy) = conversion_items(after)?;
+        let mut writes = vec![
+            Write::Put {
+                item: record,
+                cond: Cond::Equals("state".into(), Value::from(before.state())),
+            },
+            Write::Put {
+                item: copy,
+                cond: Cond::Always,
+            },
+        ];
+        for transaction in ledger {
+            writes.extend(ledger_writes(transaction)?);
+        }
+        // Held earnings are due to mature at `payable_at`; any other state is due nothing.
+        if let (Some(at), "held") = (after.payable_at, after.state()) {
+            let mut due = Item::new();
+            due.insert("conversion_id".into(), Value::from(after.id.to_string()));
+            writes.push(Write::Put {
+                item: to_item(&due, &due_key(at, after.id))?,
+                cond: Cond::Always,
+            });
+        }
+        if let (Some(at), "held") = (before.payable_at, before.state())
+            && after.state() != "held"
+        {
+            writes.push(Write::Delete {
+                key: due_key(at, before.id),
+                cond: Cond::Always,
+            });
+        }
+        writes.extend(also);
+        match self.table.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(TableError::Conflict { write: 0, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Conversions whose hold ends at or before `now`, soonest first.
+    pub async fn conversions_due(
+        &self,
+        now: jiff::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ConversionId>, TableError> {
+        let page = self
+            .table
+            .query(
+                Query::partition("DUE")
+                    .between("", format!("{:012}#~", now.as_second()))
+                    .limit(limit),
+            )
+            .await?;
+        Ok(page
+            .items
+            .iter()
+            .filter_map(|item| item.get("conversion_id")?.as_str())
+            .filter_map(ConversionId::parse)
+            .collect())
+    }
+
     /// Puts something suspect in the review index on its own.
     pub async fn flag(&self, flagged: &Flagged, expires_at: i64) -> Result<(), TableError> {
         self.table.transact(vec![flagged.write(expires_at)?]).await
@@ -296,19 +368,7 @@ impl Store {
         );
         dedupe.insert(EXPIRES_AT.into(), Value::from(conversion.expires_at));
         let dedupe = to_item(&dedupe, &conversion_dedupe_key(&conversion.dedupe_key()))?;
-        let record = with_index(
-            to_item(conversion, &conversion_key(conversion.id))?,
-            format!("ADV#{}#CONVS", conversion.advertiser_id),
-            conversion.id.to_string(),
-        );
-        // The affiliate's copy: their listing reads one partition, without a second index.
-        let copy = to_item(
-            conversion,
-            &Key::new(
-                format!("AFF#{}#CONVS", conversion.affiliate_id),
-                conversion.id.to_string(),
-            ),
-        )?;
+        let (record, copy) = conversion_items(conversion)?;
         let mut writes = vec![
             Write::Put {
                 item: dedupe,
@@ -490,6 +550,30 @@ impl Store {
 
 /// The writes that post a ledger transaction: the transaction (once only), one entry per
 /// account, and each account's running balance.
+/// A conversion's record (with its lifecycle state, which changes are conditioned on) and
+/// the affiliate's copy: their listing reads one partition, without a second index.
+fn conversion_items(conversion: &Conversion) -> Result<(Item, Item), TableError> {
+    let mut record = with_index(
+        to_item(conversion, &conversion_key(conversion.id))?,
+        format!("ADV#{}#CONVS", conversion.advertiser_id),
+        conversion.id.to_string(),
+    );
+    record.insert("state".into(), Value::from(conversion.state()));
+    let copy = to_item(
+        conversion,
+        &Key::new(
+            format!("AFF#{}#CONVS", conversion.affiliate_id),
+            conversion.id.to_string(),
+        ),
+    )?;
+    Ok((record, copy))
+}
+
+/// Sorted by the second it is due (zero-padded epoch seconds sort as numbers).
+fn due_key(at: jiff::Timestamp, conversion: ConversionId) -> Key {
+    Key::new("DUE", format!("{:012}#{conversion}", at.as_second()))
+}
+
 fn ledger_writes(ledger: &Transaction) -> Result<Vec<Write>, TableError> {
     let mut writes = vec![Write::Put {
         item: to_item(ledger, &ledger_transaction_key(&ledger.id))?,

@@ -182,18 +182,32 @@ pub fn count_click(click: &Click, currency: Currency) -> Result<Vec<Write>, Tabl
     )
 }
 
-/// Counts a conversion as it is recorded, under its click's dimensions.
-pub fn count_conversion(conversion: &Conversion, click: &Click) -> Result<Vec<Write>, TableError> {
-    let counts: Vec<(&str, i64)> = match conversion.status {
-        ConversionStatus::Rejected | ConversionStatus::Reversed => {
-            vec![("rejected_conversions", 1)]
-        }
-        ConversionStatus::Pending | ConversionStatus::Approved => vec![
-            ("conversions", 1),
-            ("revenue", conversion.revenue.minor),
-            ("payout", conversion.payout.minor),
-        ],
-    };
+/// What a conversion in its status adds to the counters.
+fn conversion_counts(conversion: &Conversion) -> [(&'static str, i64); 4] {
+    let counted = matches!(
+        conversion.status,
+        ConversionStatus::Pending | ConversionStatus::Approved
+    );
+    let (revenue, payout) = (conversion.revenue.minor, conversion.payout.minor);
+    [
+        ("conversions", i64::from(counted)),
+        ("rejected_conversions", i64::from(!counted)),
+        ("revenue", if counted { revenue } else { 0 }),
+        ("payout", if counted { payout } else { 0 }),
+    ]
+}
+
+fn count_conversion_change(
+    conversion: &Conversion,
+    click: &Click,
+    counts: Vec<(&str, i64)>,
+) -> Result<Vec<Write>, TableError> {
+    let counts: Vec<(&str, i64)> = counts.into_iter().filter(|(_, n)| *n != 0).collect();
+    if counts.is_empty() {
+        return Ok(vec![]);
+    }
+    // Counted in the conversion's own hour, whenever its status changes: reports by day say
+    // what the conversions of that day became.
     count(
         "v",
         &conversion.id,
@@ -201,6 +215,25 @@ pub fn count_conversion(conversion: &Conversion, click: &Click) -> Result<Vec<Wr
         &Dimensions::of_click(click, conversion.revenue.currency),
         &counts,
     )
+}
+
+/// Counts a conversion as it is recorded, under its click's dimensions.
+pub fn count_conversion(conversion: &Conversion, click: &Click) -> Result<Vec<Write>, TableError> {
+    count_conversion_change(conversion, click, conversion_counts(conversion).to_vec())
+}
+
+/// Moves a conversion's counts from its old status to its new one.
+pub fn recount_conversion(
+    before: &Conversion,
+    after: &Conversion,
+    click: &Click,
+) -> Result<Vec<Write>, TableError> {
+    let counts = conversion_counts(after)
+        .iter()
+        .zip(conversion_counts(before))
+        .map(|((name, new), (_, old))| (*name, new - old))
+        .collect();
+    count_conversion_change(after, click, counts)
 }
 
 impl Store {

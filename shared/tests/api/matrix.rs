@@ -63,6 +63,9 @@ fn expectation(world: &World, route: &Route, method: &str, who: Who) -> Expect {
         {
             Expect::Ok(vec![])
         }
+        // Answered per id: an id the caller sent comes back with "no such conversion", nothing
+        // of the conversion itself.
+        ("POST", "/api/conversions/status") if !owner => Expect::Reachable,
         // A link for an offer the other affiliate is not approved for.
         ("POST", "/api/links") if !owner => Expect::Hidden,
         (_, path) if path.contains('{') && !owner => Expect::Hidden,
@@ -95,6 +98,7 @@ pub async fn request(
     );
     path = path.replace("{link}", world.link.as_str());
     path = path.replace("{delivery_id}", &world.dead_letter);
+    path = path.replace("{id}", &world.conversion);
     if path.contains("{key_id}") {
         // The caller's own spare key (anonymous callers name a made-up one).
         let id = match world.key(who) {
@@ -161,6 +165,12 @@ pub async fn request(
             Some(json!({ "offer_id": world.offer.to_string(), "sub1": "spring" }))
         }
         ("PUT", "/api/admin/accounts/{account_id}/status") => Some(json!({ "status": "active" })),
+        ("PUT", "/api/conversions/{id}/status") => {
+            Some(json!({ "status": "approved", "reason": "matches an order" }))
+        }
+        ("POST", "/api/conversions/status") => {
+            Some(json!({ "ids": [world.conversion], "status": "approved" }))
+        }
         (_, "/postback") if method == "POST" => None,
         _ => None,
     };

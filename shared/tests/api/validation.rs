@@ -58,6 +58,7 @@ fn generic_cases(valid: &Value) -> Vec<(String, String)> {
                 "advertiser_id",
                 "payout_overrides",
                 "events",
+                "reason",
             ];
             if !optional.contains(&name.as_str()) && object.len() > 1 {
                 cases.push((Value::Object(missing).to_string(), name.clone()));
@@ -179,6 +180,16 @@ fn semantic_cases(route: &Route, valid: &Value) -> Vec<(Value, &'static str)> {
             (with(json!({ "sub1": "x".repeat(256) })), "sub1"),
         ],
         "/api/admin/accounts/{account_id}/status" => vec![(json!({ "status": "god" }), "status")],
+        "/api/conversions/{id}/status" => vec![
+            (json!({ "status": "pending" }), "status"),
+            (with(json!({ "reason": "x".repeat(501) })), "reason"),
+            (with(json!({ "reason": "a\u{0}b" })), "reason"),
+        ],
+        "/api/conversions/status" => vec![
+            (with(json!({ "ids": [] })), "ids"),
+            (with(json!({ "ids": ["not-an-id"] })), "ids"),
+            (with(json!({ "status": "pending" })), "status"),
+        ],
         _ => vec![],
     }
 }
