@@ -140,7 +140,9 @@ async fn open(data: &Path, backend: &str) -> Result<(App, String), String> {
                 settings.table, settings.bucket
             );
             let geo = shared::app::open_geo(Backend::Aws, data).map_err(|e| e.to_string())?;
-            let app = App::aws(&settings, Arc::new(SystemClock), sender).await;
+            let app = App::aws(&settings, Arc::new(SystemClock), sender)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok((app.with_geo(geo), place))
         }
         _ => {

@@ -18,6 +18,7 @@ use crate::domain::email::EmailAddress;
 use crate::domain::privacy::Pseudonymizer;
 use crate::geo::Geo;
 use crate::outbound::Outbound;
+use crate::payouts::PayoutSettings;
 use crate::ports::{Blobs, Clock, Keys, Mailer, SystemClock, Table, Visits};
 use crate::secret::Secret;
 use crate::store::Store;
@@ -47,6 +48,8 @@ pub struct App {
     pub geo: Arc<Geo>,
     /// Visitors' recent clicks, for unique clicks and floods.
     pub visits: Arc<dyn Visits>,
+    /// How payouts are made.
+    pub payouts: Arc<PayoutSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,18 +159,23 @@ impl App {
             outbound: Outbound::new(allow_private_from_env(true)),
             geo: Arc::new(Geo::none()),
             visits: Arc::new(visits),
+            payouts: Arc::new(payout_settings()?),
         })
     }
 
     /// Every port on AWS: DynamoDB, S3, KMS and SES, with clients built once, here.
-    pub async fn aws(settings: &AwsSettings, clock: Arc<dyn Clock>, sender: EmailAddress) -> Self {
+    pub async fn aws(
+        settings: &AwsSettings,
+        clock: Arc<dyn Clock>,
+        sender: EmailAddress,
+    ) -> Result<Self, SetupError> {
         let config = sdk_config().await;
         let table: Arc<dyn Table> = Arc::new(DynamoTable::new(
             aws_sdk_dynamodb::Client::new(&config),
             &settings.table,
             clock.clone(),
         ));
-        Self {
+        Ok(Self {
             store: Store::new(table.clone()),
             visits: Arc::new(TableVisits::new(table.clone())),
             table,
@@ -191,7 +199,8 @@ impl App {
             public_url: DEFAULT_PUBLIC_URL.into(),
             outbound: Outbound::new(allow_private_from_env(false)),
             geo: Arc::new(Geo::none()),
-        }
+            payouts: Arc::new(payout_settings()?),
+        })
     }
 
     /// The state a process configured by its environment runs on: Lambda functions default to
@@ -209,7 +218,7 @@ impl App {
         let backend = Backend::from_env(default)?;
         let app = match backend {
             Backend::Embedded => Self::embedded(&data_folder(), clock, sender)?,
-            Backend::Aws => Self::aws(&AwsSettings::from_env()?, clock, sender).await,
+            Backend::Aws => Self::aws(&AwsSettings::from_env()?, clock, sender).await?,
         };
         let geo = open_geo(backend, &data_folder())?;
         Ok(app.with_public_url(&public_url).with_geo(geo))
@@ -231,6 +240,15 @@ pub fn open_geo(backend: Backend, data: &Path) -> Result<Geo, SetupError> {
         what: "the geo databases",
         path: folder.clone(),
         source: e.into(),
+    })
+}
+
+/// The payout configuration from the environment (see [`PayoutSettings::from_env`]).
+fn payout_settings() -> Result<PayoutSettings, SetupError> {
+    PayoutSettings::from_env().map_err(|problem| SetupError::Adapter {
+        what: "the payout settings",
+        path: PathBuf::from("(environment)"),
+        source: problem.into(),
     })
 }
 

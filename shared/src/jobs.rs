@@ -40,6 +40,13 @@ pub const JOBS: &[Job] = &[
         every: Duration::from_secs(60),
         run: |app| Box::pin(crate::lifecycle::maturation_job(app)),
     },
+    Job {
+        name: "payout-run",
+        // Daily at 06:00 UTC; the run is keyed by its UTC date, so a repeat pays nothing.
+        schedule: "cron(0 6 * * ? *)",
+        every: Duration::from_secs(3600),
+        run: |app| Box::pin(crate::payouts::job(app)),
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Job> {

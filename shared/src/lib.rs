@@ -16,6 +16,7 @@ pub mod http;
 pub mod jobs;
 pub mod lifecycle;
 pub mod outbound;
+pub mod payouts;
 pub mod ports;
 pub mod reports;
 pub mod routes;

@@ -64,7 +64,9 @@ impl Backend {
             Self::Embedded(data) => {
                 App::embedded(data.path(), Arc::new(SystemClock), sender).unwrap()
             }
-            Self::Aws(settings) => App::aws(settings, Arc::new(SystemClock), sender).await,
+            Self::Aws(settings) => App::aws(settings, Arc::new(SystemClock), sender)
+                .await
+                .unwrap(),
         }
     }
 }

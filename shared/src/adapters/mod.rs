@@ -8,6 +8,7 @@ pub mod kms;
 pub mod local_key;
 pub mod memory_visits;
 pub mod outbox;
+pub mod paypal;
 pub mod s3;
 pub mod ses;
 pub mod sqlite;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{AdvertiserId, AffiliateId};
 use super::money::{Currency, Money};
+use super::payout::Payout;
 use super::tracking::Conversion;
 
 /// A ledger account's name, such as `advertiser:01J…:receivable`.
@@ -34,6 +35,16 @@ impl Account {
     /// earnings already paid, recovered from later earnings).
     pub fn affiliate_payable(id: AffiliateId) -> Self {
         Self(format!("affiliate:{id}:payable"))
+    }
+
+    /// Payouts made and not yet settled by their rail (a credit balance while in flight).
+    pub fn payouts_clearing() -> Self {
+        Self("platform:payouts-clearing".into())
+    }
+
+    /// Money that left the platform's bank or PayPal account (a credit balance).
+    pub fn platform_cash() -> Self {
+        Self("platform:cash".into())
     }
 
     /// The platform's margin: revenue less payouts (a credit balance).
@@ -259,6 +270,78 @@ impl Transaction {
             Earnings::Payable => Account::affiliate_payable(conversion.affiliate_id),
         };
         Self::conversion_undone(conversion, "reversed", account, at)
+    }
+}
+
+impl Transaction {
+    fn payout_step(
+        payout: &Payout,
+        step: &str,
+        at: Timestamp,
+        debit: Account,
+        credit: Account,
+    ) -> Result<Self, LedgerError> {
+        let amount = payout.amount;
+        Self::new(
+            format!("payout:{}:{step}", payout.id),
+            at,
+            format!("payout {} {step}", payout.id),
+            vec![
+                Entry {
+                    account: debit,
+                    amount,
+                },
+                Entry {
+                    account: credit,
+                    amount: Money::new(-amount.minor, amount.currency),
+                },
+            ],
+        )
+    }
+
+    /// A payout is made: the affiliate's payable balance moves into clearing.
+    pub fn payout_created(payout: &Payout, at: Timestamp) -> Result<Self, LedgerError> {
+        Self::payout_step(
+            payout,
+            "created",
+            at,
+            Account::affiliate_payable(payout.affiliate_id),
+            Account::payouts_clearing(),
+        )
+    }
+
+    /// The rail took the money out: clearing settles against cash.
+    pub fn payout_sent(payout: &Payout, at: Timestamp) -> Result<Self, LedgerError> {
+        Self::payout_step(
+            payout,
+            "sent",
+            at,
+            Account::payouts_clearing(),
+            Account::platform_cash(),
+        )
+    }
+
+    /// The rail refused it before any money moved: back to the affiliate's payable balance.
+    pub fn payout_failed(payout: &Payout, at: Timestamp) -> Result<Self, LedgerError> {
+        Self::payout_step(
+            payout,
+            "failed",
+            at,
+            Account::payouts_clearing(),
+            Account::affiliate_payable(payout.affiliate_id),
+        )
+    }
+
+    /// The money came back after it was sent (returned, unclaimed, reversed): cash returns and
+    /// the affiliate is owed it again.
+    pub fn payout_returned(payout: &Payout, at: Timestamp) -> Result<Self, LedgerError> {
+        Self::payout_step(
+            payout,
+            "returned",
+            at,
+            Account::platform_cash(),
+            Account::affiliate_payable(payout.affiliate_id),
+        )
     }
 }
 

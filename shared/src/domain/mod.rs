@@ -7,6 +7,8 @@ pub mod email;
 pub mod ids;
 pub mod ledger;
 pub mod money;
+pub mod nacha;
 pub mod offer;
+pub mod payout;
 pub mod privacy;
 pub mod tracking;

@@ -22,6 +22,7 @@ pub mod conversions;
 pub mod links;
 pub mod offers;
 pub mod openapi;
+pub mod payouts;
 pub mod pixel;
 pub mod postback;
 pub mod reports;
@@ -133,6 +134,12 @@ pub const ROUTES: &[Route] = &[
     conversions::DECIDE,
     conversions::DECIDE_MANY,
     reports::GET,
+    payouts::GET_METHOD,
+    payouts::SET_METHOD,
+    payouts::BALANCE,
+    payouts::LIST,
+    payouts::RUNS,
+    payouts::RUN_NOW,
     admin::LIST_ACCOUNTS,
     admin::SET_STATUS,
     admin::AUDIT,

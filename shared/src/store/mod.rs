@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 mod accounts;
 mod offers;
+mod payouts;
 pub mod stats;
 mod visits;
 
@@ -38,6 +39,7 @@ pub use visits::TableVisits;
 
 pub use accounts::{ApiKeyRecord, AuditEvent, SessionRecord, Throttle, TokenPurpose};
 pub use offers::{Application, ApplicationStatus};
+pub use payouts::PayoutRun;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -122,6 +122,10 @@ pub async fn request(
     }
     match (method, route.path) {
         ("GET", "/api/auth/verify-email") => path.push_str("?token=not-a-token"),
+        ("GET", "/api/payouts") if who == Who::Admin => path.push_str(&format!(
+            "?affiliate_id={}",
+            world.affiliate_id(Who::Affiliate)
+        )),
         ("GET", "/api/conversions") if who == Who::Admin => path.push_str(&format!(
             "?advertiser_id={}",
             world.advertiser_id(Who::Advertiser)
@@ -168,6 +172,10 @@ pub async fn request(
         ("PUT", "/api/conversions/{id}/status") => {
             Some(json!({ "status": "approved", "reason": "matches an order" }))
         }
+        ("PUT", "/api/payouts/method") => Some(json!({
+            "type": "ach", "routing_number": "021000021", "account_number": "000123456789",
+            "account_type": "checking", "name_on_account": "Pat Publisher"
+        })),
         ("POST", "/api/conversions/status") => {
             Some(json!({ "ids": [world.conversion], "status": "approved" }))
         }

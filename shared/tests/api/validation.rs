@@ -185,6 +185,16 @@ fn semantic_cases(route: &Route, valid: &Value) -> Vec<(Value, &'static str)> {
             (with(json!({ "reason": "x".repeat(501) })), "reason"),
             (with(json!({ "reason": "a\u{0}b" })), "reason"),
         ],
+        "/api/payouts/method" => vec![
+            (
+                with(json!({ "routing_number": "123456789" })),
+                "routing_number",
+            ),
+            (with(json!({ "account_number": "12ab" })), "account_number"),
+            (with(json!({ "account_type": "brokerage" })), "account_type"),
+            (with(json!({ "name_on_account": "" })), "name_on_account"),
+            (json!({ "type": "paypal", "email": "nope" }), "email"),
+        ],
         "/api/conversions/status" => vec![
             (with(json!({ "ids": [] })), "ids"),
             (with(json!({ "ids": ["not-an-id"] })), "ids"),

@@ -1,0 +1,656 @@
+//! Paying affiliates: their payout methods, and the payout run.
+//!
+//! A run is keyed by its period (the UTC date it was scheduled for) and is exactly-once in
+//! effect (DOMAIN.md's recipe): the run record is claimed with a create-once write; every payout
+//! has a deterministic id (`{run}:{affiliate}:{currency}`) and is written with its ledger
+//! transaction in one conditional write that never lets a payable balance go into debit; each
+//! step after that (the ACH file, the PayPal batch, statuses) is conditioned on the payout's
+//! status and is safe to repeat; PayPal gets the run's id as its idempotency key. A crashed or
+//! repeated run resumes where it stopped, and a run never pays anyone twice.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::adapters::paypal::{self, Paypal, PaypalSettings};
+use crate::app::App;
+use crate::domain::accounts::Role;
+use crate::domain::email::EmailAddress;
+use crate::domain::ids::AffiliateId;
+use crate::domain::ledger::{Account, Transaction};
+use crate::domain::money::{Currency, Money};
+use crate::domain::nacha::{self, Credit, Originator};
+use crate::domain::payout::{
+    AccountType, Payout, PayoutAccount, PayoutMethod, PayoutStatus, Rail, RoutingNumber,
+    check_account_number,
+};
+use crate::ports::keys::{self, EncryptionContext};
+use crate::ports::{BlobKey, Email, TableError};
+use crate::secret::Secret;
+use crate::store::PayoutRun;
+
+/// How payouts are made: configuration, read once per cold start.
+pub struct PayoutSettings {
+    /// The least a payout may be, in minor units of its currency; smaller balances carry over.
+    pub minimum: i64,
+    /// How long payouts wait after a payout method changes.
+    pub cooling_off: SignedDuration,
+    /// Without it, PayPal payouts wait (and the run says so).
+    pub paypal: Option<Arc<Paypal>>,
+    pub ach: Originator,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PayoutError {
+    #[error("{field}: {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("the account number could not be sealed or opened")]
+    Keys(#[from] crate::ports::KeyError),
+    #[error("storage failed")]
+    Storage(#[from] TableError),
+    #[error(transparent)]
+    Ledger(#[from] crate::domain::ledger::LedgerError),
+    #[error("the ACH file could not be written")]
+    Blobs(#[from] crate::ports::BlobError),
+}
+
+impl PayoutSettings {
+    /// From `LEADSREFER_PAYOUT_MINIMUM` (a decimal, default 50.00),
+    /// `LEADSREFER_PAYOUT_COOLING_OFF_HOURS` (default 72), `LEADSREFER_PAYPAL_BASE_URL` /
+    /// `_CLIENT_ID` / `_SECRET` (PayPal is off without a client id), and `LEADSREFER_ACH_*`
+    /// (the bank file's originator; a demo originator by default, for the local runner).
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let minimum = match var("LEADSREFER_PAYOUT_MINIMUM") {
+            None => 5_000,
+            Some(text) => {
+                Money::parse_decimal(&text, Currency::parse("USD").expect("USD exists"))
+                    .map_err(|e| format!("LEADSREFER_PAYOUT_MINIMUM is {text:?}: {e}"))?
+                    .minor
+            }
+        };
+        let cooling_off = match var("LEADSREFER_PAYOUT_COOLING_OFF_HOURS") {
+            None => SignedDuration::from_hours(72),
+            Some(text) => SignedDuration::from_hours(text.parse().map_err(|_| {
+                format!("LEADSREFER_PAYOUT_COOLING_OFF_HOURS is {text:?}: give whole hours")
+            })?),
+        };
+        let paypal = var("LEADSREFER_PAYPAL_CLIENT_ID").map(|client_id| {
+            Arc::new(Paypal::new(PaypalSettings {
+                base_url: var("LEADSREFER_PAYPAL_BASE_URL")
+                    .unwrap_or_else(|| "https://api-m.sandbox.paypal.com".into()),
+                client_id,
+                secret: Secret::new(var("LEADSREFER_PAYPAL_SECRET").unwrap_or_default()),
+            }))
+        });
+        let routing = |name: &str, default: &str| {
+            let text = var(name).unwrap_or_else(|| default.into());
+            RoutingNumber::parse(&text).map_err(|e| format!("{name} is {text:?}: {e}"))
+        };
+        let ach = Originator {
+            destination_routing: routing("LEADSREFER_ACH_DESTINATION_ROUTING", "021000021")?,
+            destination_name: var("LEADSREFER_ACH_DESTINATION_NAME")
+                .unwrap_or_else(|| "DEMO BANK".into()),
+            company_id: var("LEADSREFER_ACH_COMPANY_ID").unwrap_or_else(|| "1000000000".into()),
+            company_name: var("LEADSREFER_ACH_COMPANY_NAME").unwrap_or_else(|| "LEADSREFER".into()),
+            origin_routing: routing("LEADSREFER_ACH_ORIGIN_ROUTING", "021000021")?,
+        };
+        Ok(Self {
+            minimum,
+            cooling_off,
+            paypal,
+            ach,
+        })
+    }
+}
+
+/// A payout method as the affiliate gives it.
+pub enum MethodInput {
+    Paypal {
+        email: String,
+    },
+    Ach {
+        routing_number: String,
+        account_number: Secret<String>,
+        account_type: AccountType,
+        name_on_account: String,
+    },
+}
+
+fn invalid(field: &'static str, problem: impl Into<String>) -> PayoutError {
+    PayoutError::Invalid {
+        field,
+        problem: problem.into(),
+    }
+}
+
+fn account_context(affiliate: AffiliateId) -> EncryptionContext {
+    EncryptionContext::new(&[
+        ("purpose", "ach-account-number"),
+        ("affiliate", &affiliate.to_string()),
+    ])
+}
+
+/// Sets an affiliate's payout method: checked, the account number sealed, and (for a change of
+/// an existing method) payouts held for the cooling-off period and the affiliate told by mail.
+pub async fn set_method(
+    app: &App,
+    affiliate: AffiliateId,
+    email: &EmailAddress,
+    input: MethodInput,
+) -> Result<PayoutAccount, PayoutError> {
+    let method = match input {
+        MethodInput::Paypal { email } => PayoutMethod::Paypal {
+            email: EmailAddress::parse(&email)
+                .map_err(|_| invalid("email", "is not an email address PayPal can pay"))?,
+        },
+        MethodInput::Ach {
+            routing_number,
+            account_number,
+            account_type,
+            name_on_account,
+        } => {
+            let routing_number = RoutingNumber::parse(&routing_number)
+                .map_err(|problem| invalid("routing_number", problem))?;
+            let number = account_number.expose();
+            check_account_number(number).map_err(|problem| invalid("account_number", problem))?;
+            let name = name_on_account.trim().to_string();
+            if name.is_empty() || name.chars().count() > 22 || name.chars().any(char::is_control) {
+                return Err(invalid(
+                    "name_on_account",
+                    "must be 1 to 22 characters, as the bank has it",
+                ));
+            }
+            PayoutMethod::Ach {
+                routing_number,
+                account_sealed: keys::seal(
+                    app.keys.as_ref(),
+                    number.as_bytes(),
+                    &account_context(affiliate),
+                )
+                .await?,
+                account_last4: number[number.len() - 4..].to_string(),
+                account_type,
+                name_on_account: name,
+            }
+        }
+    };
+    let now = app.clock.now();
+    let previous = app.store.payout_account(affiliate).await?;
+    let hold_until = if previous.is_some() {
+        now + app.payouts.cooling_off
+    } else {
+        now
+    };
+    let account = PayoutAccount {
+        affiliate_id: affiliate,
+        method,
+        changed_at: now,
+        hold_until,
+    };
+    app.store.save_payout_account(&account).await?;
+    if previous.is_some() {
+        let notice = Email {
+            to: email.clone(),
+            subject: "Your LeadsRefer payout method was changed".into(),
+            text: format!(
+                "Your payout method is now {}.\n\nFor your safety, payouts wait until {} UTC. If you did not make this change, sign in, change your password and contact us at once.\n",
+                describe(&account.method),
+                hold_until.strftime("%Y-%m-%d %H:%M"),
+            ),
+        };
+        if let Err(error) = app.mailer.send(&notice).await {
+            tracing::error!(%error, "the payout method change notice could not be sent");
+        }
+    }
+    Ok(account)
+}
+
+/// A method in words, as the affiliate may see it: never more than the last four digits.
+pub fn describe(method: &PayoutMethod) -> String {
+    match method {
+        PayoutMethod::Paypal { email } => format!("PayPal ({})", email.as_str()),
+        PayoutMethod::Ach {
+            account_last4,
+            account_type,
+            ..
+        } => format!(
+            "bank account ({}) ending {account_last4}",
+            match account_type {
+                AccountType::Checking => "checking",
+                AccountType::Savings => "savings",
+            }
+        ),
+    }
+}
+
+/// The run of `period`, carried out or resumed; a finished run answers as it was.
+pub async fn run(app: &App, period: &str) -> Result<PayoutRun, PayoutError> {
+    let now = app.clock.now();
+    let mut run = app.store.claim_run(period, now).await?;
+    if run.finished_at.is_some() {
+        return Ok(run);
+    }
+    let mut report = make_payouts(app, &run).await?;
+    report.extend(send_ach(app, &run).await?);
+    let (paypal_lines, batch) = send_paypal(app, &run).await?;
+    report.extend(paypal_lines);
+    if batch.is_some() {
+        run.paypal_batch_id = batch;
+    }
+    let waiting = app
+        .store
+        .payouts_of_run(&run.id)
+        .await?
+        .iter()
+        .any(|payout| payout.status == PayoutStatus::Created);
+    run.report.extend(report);
+    // A run with payouts still to hand to their rail stays open, and the next run resumes it.
+    if !waiting {
+        run.finished_at = Some(app.clock.now());
+        notify_admins(app, &run).await?;
+    }
+    app.store.save_run(&run).await?;
+    Ok(run)
+}
+
+/// Step 1: a payout for each affiliate and currency whose payable balance reaches the minimum.
+async fn make_payouts(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError> {
+    let mut affiliates = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (accounts, next) = app.store.accounts(cursor, 500).await?;
+        affiliates.extend(
+            accounts
+                .into_iter()
+                .filter(|account| account.role == Role::Affiliate)
+                .filter_map(|account| account.affiliate_id()),
+        );
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let currencies: BTreeSet<&'static str> = app
+        .store
+        .all_offers()
+        .await?
+        .iter()
+        .map(|offer| offer.currency.code())
+        .collect();
+    let mut report = Vec::new();
+    for affiliate in affiliates {
+        let method = app.store.payout_account(affiliate).await?;
+        for code in &currencies {
+            let currency = Currency::parse(code).expect("a stored currency parses");
+            let balance = app
+                .store
+                .balance(&Account::affiliate_payable(affiliate), currency)
+                .await?;
+            let owed = Money::new(-balance, currency);
+            let line = |what: String| format!("affiliate {affiliate} {code}: {what}");
+            if owed.minor < 0 {
+                report.push(line(format!(
+                    "owes {} (reversed after payment), recovered from later earnings",
+                    Money::new(-owed.minor, currency).to_decimal()
+                )));
+                continue;
+            }
+            if owed.minor == 0 {
+                continue;
+            }
+            if owed.minor < app.payouts.minimum {
+                report.push(line(format!(
+                    "{} is below the minimum, carried over",
+                    owed.to_decimal()
+                )));
+                continue;
+            }
+            let Some(account) = &method else {
+                report.push(line(format!(
+                    "{} waits: no payout method",
+                    owed.to_decimal()
+                )));
+                continue;
+            };
+            if account.hold_until > run.started_at {
+                report.push(line(format!(
+                    "{} waits: payout method changed, held until {}",
+                    owed.to_decimal(),
+                    account.hold_until.strftime("%Y-%m-%d %H:%M UTC")
+                )));
+                continue;
+            }
+            let payout = Payout {
+                id: Payout::id_for(&run.id, affiliate, owed),
+                run: run.id.clone(),
+                affiliate_id: affiliate,
+                amount: owed,
+                method: account.method.clone(),
+                status: PayoutStatus::Created,
+                created_at: run.started_at,
+                reference: None,
+                failure: None,
+            };
+            let ledger = Transaction::payout_created(&payout, run.started_at)?;
+            match app.store.create_payout(&payout, &ledger).await {
+                Ok(true) => report.push(line(format!(
+                    "pays {} by {}",
+                    owed.to_decimal(),
+                    describe(&payout.method)
+                ))),
+                // Made by an earlier attempt of this run: its steps continue below.
+                Ok(false) => {}
+                // The balance changed since it was read (a reversal): the next run pays it.
+                Err(TableError::Conflict { .. }) => report.push(line(
+                    "balance changed while the run read it; the next run pays it".into(),
+                )),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Step 2: the run's ACH payouts in one NACHA file in `Blobs`
+/// (`payouts/{run}/ach.txt`), for the operator to upload to the bank; they are then sent.
+async fn send_ach(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError> {
+    let mut payouts: Vec<Payout> = app
+        .store
+        .payouts_of_run(&run.id)
+        .await?
+        .into_iter()
+        .filter(|payout| payout.method.rail() == Rail::Ach)
+        .filter(|payout| payout.amount.currency.code() == "USD")
+        .collect();
+    payouts.sort_by(|a, b| a.id.cmp(&b.id));
+    if payouts
+        .iter()
+        .all(|payout| payout.status != PayoutStatus::Created)
+    {
+        return Ok(vec![]);
+    }
+    let mut credits = Vec::with_capacity(payouts.len());
+    for payout in &payouts {
+        let PayoutMethod::Ach {
+            routing_number,
+            account_sealed,
+            account_type,
+            name_on_account,
+            ..
+        } = &payout.method
+        else {
+            continue;
+        };
+        let number = keys::open(
+            app.keys.as_ref(),
+            account_sealed,
+            &account_context(payout.affiliate_id),
+        )
+        .await?;
+        credits.push(Credit {
+            routing: routing_number.clone(),
+            account_number: String::from_utf8_lossy(number.expose()).into_owned(),
+            account_type: *account_type,
+            amount: payout.amount.minor,
+            individual_id: payout.affiliate_id.to_string()[..15].to_string(),
+            name: name_on_account.clone(),
+        });
+    }
+    // The same payouts and the run's own start time give the same file, byte for byte, however
+    // often an interrupted run writes it.
+    let created = run.started_at.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let effective = created
+        .date()
+        .checked_add(jiff::ToSpan::days(1))
+        .expect("tomorrow exists");
+    let (file, traces) = nacha::credits_file(
+        &app.payouts.ach,
+        &credits,
+        created.datetime(),
+        effective,
+        'A',
+    );
+    let key = BlobKey::parse(format!("payouts/{}/ach.txt", run.id))?;
+    app.blobs.put(&key, file.into_bytes(), "text/plain").await?;
+    let mut report = Vec::new();
+    for (payout, trace) in payouts.iter().zip(traces) {
+        if payout.status != PayoutStatus::Created {
+            continue;
+        }
+        let mut sent = payout.clone();
+        sent.status = PayoutStatus::Sent;
+        sent.reference = Some(trace);
+        let ledger = Transaction::payout_sent(&sent, run.started_at)?;
+        if app
+            .store
+            .change_payout(payout, &sent, Some(&ledger))
+            .await?
+        {
+            confirm(app, &sent).await;
+        }
+    }
+    report.push(format!(
+        "ACH file payouts/{}/ach.txt: {} credits, {} in all",
+        run.id,
+        payouts.len(),
+        Money::new(
+            payouts.iter().map(|p| p.amount.minor).sum(),
+            Currency::parse("USD").expect("USD exists")
+        )
+        .to_decimal()
+    ));
+    Ok(report)
+}
+
+/// Step 3: the run's PayPal payouts in one batch, then every open batch's item statuses.
+async fn send_paypal(
+    app: &App,
+    run: &PayoutRun,
+) -> Result<(Vec<String>, Option<String>), PayoutError> {
+    let payouts: Vec<Payout> = app
+        .store
+        .payouts_of_run(&run.id)
+        .await?
+        .into_iter()
+        .filter(|payout| payout.method.rail() == Rail::Paypal)
+        .collect();
+    let created: Vec<&Payout> = payouts
+        .iter()
+        .filter(|payout| payout.status == PayoutStatus::Created)
+        .collect();
+    let mut report = Vec::new();
+    let Some(paypal) = &app.payouts.paypal else {
+        if !created.is_empty() {
+            report.push(format!(
+                "{} PayPal payouts wait: PayPal is not configured (LEADSREFER_PAYPAL_CLIENT_ID)",
+                created.len()
+            ));
+        }
+        return Ok((report, None));
+    };
+    let mut batch = run.paypal_batch_id.clone();
+    if !created.is_empty() {
+        let items: Vec<paypal::Item> = created
+            .iter()
+            .filter_map(|payout| match &payout.method {
+                PayoutMethod::Paypal { email } => Some(paypal::Item {
+                    id: &payout.id,
+                    receiver: email.as_str(),
+                    amount: payout.amount,
+                }),
+                PayoutMethod::Ach { .. } => None,
+            })
+            .collect();
+        match paypal
+            .create_batch(&format!("leadsrefer-{}", run.id), &items)
+            .await
+        {
+            Ok(batch_id) => {
+                for payout in &created {
+                    let mut sent = (*payout).clone();
+                    sent.status = PayoutStatus::Sent;
+                    let ledger = Transaction::payout_sent(&sent, run.started_at)?;
+                    if app
+                        .store
+                        .change_payout(payout, &sent, Some(&ledger))
+                        .await?
+                    {
+                        confirm(app, &sent).await;
+                    }
+                }
+                report.push(format!(
+                    "PayPal batch {batch_id}: {} payouts",
+                    created.len()
+                ));
+                batch = Some(batch_id);
+            }
+            Err(error) => {
+                tracing::error!(%error, run = %run.id, "the PayPal batch was not accepted");
+                report.push(format!(
+                    "{} PayPal payouts wait: {error}; the next run retries them",
+                    created.len()
+                ));
+            }
+        }
+    }
+    if let Some(batch_id) = &batch {
+        report.extend(sync_paypal(app, paypal, batch_id, &payouts).await?);
+    }
+    Ok((report, batch))
+}
+
+/// Applies PayPal's item statuses: SUCCESS is paid; FAILED, RETURNED, UNCLAIMED (after its 30
+/// days), BLOCKED, REFUNDED and REVERSED put the amount back in the affiliate's payable
+/// balance; PENDING and ONHOLD wait.
+async fn sync_paypal(
+    app: &App,
+    paypal: &Paypal,
+    batch_id: &str,
+    payouts: &[Payout],
+) -> Result<Vec<String>, PayoutError> {
+    let items = match paypal.batch_items(batch_id).await {
+        Ok(items) => items,
+        Err(error) => return Ok(vec![format!("PayPal batch {batch_id} unread: {error}")]),
+    };
+    let mut report = Vec::new();
+    for item in items {
+        let Some(payout) = payouts.iter().find(|p| p.id == item.sender_item_id) else {
+            continue;
+        };
+        let current = app.store.payouts_of_run(&payout.run).await?;
+        let Some(payout) = current.into_iter().find(|p| p.id == payout.id) else {
+            continue;
+        };
+        if payout.status != PayoutStatus::Sent {
+            continue;
+        }
+        let mut after = payout.clone();
+        after.reference = Some(item.payout_item_id.clone());
+        let ledger = match item.transaction_status.as_str() {
+            "SUCCESS" => {
+                after.status = PayoutStatus::Paid;
+                None
+            }
+            "FAILED" | "RETURNED" | "UNCLAIMED" | "BLOCKED" | "REFUNDED" | "REVERSED" => {
+                after.status = PayoutStatus::Failed;
+                after.failure = Some(
+                    item.error
+                        .clone()
+                        .unwrap_or(item.transaction_status.clone()),
+                );
+                Some(Transaction::payout_returned(&after, app.clock.now())?)
+            }
+            _ => continue,
+        };
+        if app
+            .store
+            .change_payout(&payout, &after, ledger.as_ref())
+            .await?
+        {
+            report.push(format!(
+                "payout {}: PayPal says {}",
+                payout.id, item.transaction_status
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Tells the affiliate their payout is on its way. Sent after the payout is marked sent: a
+/// crash in between loses the mail, never sends it twice.
+async fn confirm(app: &App, payout: &Payout) {
+    let account_id = crate::domain::accounts::AccountId(payout.affiliate_id.0);
+    let Ok(Some(account)) = app.store.account(account_id).await else {
+        return;
+    };
+    let mail = Email {
+        to: account.email.clone(),
+        subject: format!(
+            "Your LeadsRefer payout of {} {} is on its way",
+            payout.amount.to_decimal(),
+            payout.amount.currency.code()
+        ),
+        text: format!(
+            "We sent {} {} to your {} (payout {}).\n",
+            payout.amount.to_decimal(),
+            payout.amount.currency.code(),
+            describe(&payout.method),
+            payout.id
+        ),
+    };
+    if let Err(error) = app.mailer.send(&mail).await {
+        tracing::error!(%error, payout = %payout.id, "the payout confirmation could not be sent");
+    }
+}
+
+/// The run's report, to every admin.
+async fn notify_admins(app: &App, run: &PayoutRun) -> Result<(), PayoutError> {
+    let (accounts, _) = app.store.accounts(None, 1000).await?;
+    for admin in accounts.iter().filter(|a| a.role == Role::Admin) {
+        let mail = Email {
+            to: admin.email.clone(),
+            subject: format!("Payout run {}", run.id),
+            text: format!(
+                "Payout run {} finished.\n\n{}\n",
+                run.id,
+                run.report.join("\n")
+            ),
+        };
+        if let Err(error) = app.mailer.send(&mail).await {
+            tracing::error!(%error, run = %run.id, "the run summary could not be sent");
+        }
+    }
+    Ok(())
+}
+
+/// The period a run started at `at` pays for: its UTC date.
+pub fn period_of(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d").to_string()
+}
+
+/// The `payout-run` job: today's run (a repeat does nothing), after resuming any earlier run
+/// that did not finish.
+pub async fn job(app: App) -> Result<String, crate::jobs::JobError> {
+    let failed = |e: PayoutError| crate::jobs::JobError(e.into());
+    let today = period_of(app.clock.now());
+    for earlier in app.store.runs(30).await.map_err(|e| failed(e.into()))? {
+        if earlier.finished_at.is_none() && earlier.id != today {
+            run(&app, &earlier.id).await.map_err(failed)?;
+        }
+    }
+    let run = run(&app, &today).await.map_err(failed)?;
+    Ok(format!(
+        "payout run {}: {}",
+        run.id,
+        if run.report.is_empty() {
+            "nothing to pay".to_string()
+        } else {
+            run.report.join("; ")
+        }
+    ))
+}

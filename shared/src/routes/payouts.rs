@@ -1,0 +1,388 @@
+//! Payouts (the `payouts` function): an affiliate's payout method, balance and payout history;
+//! admins' payout runs, their reports, and a run on demand. Bank account numbers are taken in
+//! and never given back: answers show the last four digits.
+
+use lambda_http::http::StatusCode;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::{Route, schema};
+use crate::app::App;
+use crate::caller::{ADMIN, AFFILIATE, Access, caller};
+use crate::domain::accounts::Role;
+
+const AFFILIATE_OR_ADMIN: Access = Access::Roles(&[Role::Admin, Role::Affiliate]);
+use crate::domain::ids::AffiliateId;
+use crate::domain::ledger::Account;
+use crate::domain::money::{Currency, Money};
+use crate::domain::payout::{AccountType, Payout, PayoutMethod, PayoutStatus, Rail};
+use crate::http::{ApiError, Params, Request, Response, json, json_body};
+use crate::payouts::{self, MethodInput, PayoutError};
+use crate::secret::Secret;
+use crate::store::PayoutRun;
+
+pub const GET_METHOD: Route = Route::new(
+    "payouts",
+    &["GET"],
+    "/api/payouts/method",
+    AFFILIATE,
+    "The affiliate's payout method, if any (bank accounts by their last four digits)",
+    |app, request| Box::pin(get_method(app, request)),
+)
+.answers(schema::<MethodAnswer>);
+
+pub const SET_METHOD: Route = Route::new("payouts", &["PUT"], "/api/payouts/method", AFFILIATE,
+    "Set the payout method: `{\"type\":\"paypal\",\"email\":…}` or `{\"type\":\"ach\",\"routing_number\":…,\"account_number\":…,\"account_type\":\"checking\"|\"savings\",\"name_on_account\":…}`; a change holds payouts for the cooling-off period and is mailed to the affiliate",
+    |app, request| Box::pin(set_method(app, request)))
+.takes(schema::<MethodInputDoc>)
+.answers(schema::<MethodAnswer>);
+
+pub const BALANCE: Route = Route::new(
+    "payouts",
+    &["GET"],
+    "/api/payouts/balance",
+    AFFILIATE,
+    "The affiliate's earnings by currency: pending approval, approved but on hold, payable",
+    |app, request| Box::pin(balance(app, request)),
+)
+.answers(schema::<BalanceView>);
+
+pub const LIST: Route = Route::new(
+    "payouts",
+    &["GET"],
+    "/api/payouts",
+    AFFILIATE_OR_ADMIN,
+    "Payouts, newest first: an affiliate's own (admins add `?affiliate_id=`)",
+    |app, request| Box::pin(list(app, request)),
+)
+.answers(schema::<PayoutList>);
+
+pub const RUNS: Route = Route::new(
+    "payouts",
+    &["GET"],
+    "/api/admin/payout-runs",
+    ADMIN,
+    "Payout runs, newest first, with their reports",
+    |app, request| Box::pin(runs(app, request)),
+)
+.answers(schema::<RunList>);
+
+pub const RUN_NOW: Route = Route::new(
+    "payouts",
+    &["POST"],
+    "/api/admin/payout-runs",
+    ADMIN,
+    "Run (or resume) today's payout run now; a finished run answers as it was",
+    |app, request| Box::pin(run_now(app, request)),
+)
+.answers(schema::<PayoutRun>);
+
+/// The body of `PUT /api/payouts/method` (documentation; read field by field so that no
+/// account number can echo back in an error).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MethodInputDoc {
+    /// `paypal` or `ach`.
+    r#type: String,
+    /// PayPal: the account's email.
+    email: Option<String>,
+    /// ACH: 9 digits passing the ABA checksum.
+    routing_number: Option<String>,
+    /// ACH: 4 to 17 digits; stored encrypted, shown by its last four.
+    account_number: Option<String>,
+    account_type: Option<AccountType>,
+    /// ACH: 1 to 22 characters, as the bank has it.
+    name_on_account: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MethodView {
+    pub r#type: Rail,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_last4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_type: Option<AccountType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_on_account: Option<String>,
+    /// Payouts wait until then after a change (the cooling-off period).
+    pub payouts_held_until: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MethodAnswer {
+    /// Absent until the affiliate sets one.
+    pub method: Option<MethodView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CurrencyBalance {
+    pub currency: String,
+    /// Earned on conversions not yet approved.
+    pub pending: String,
+    /// Approved, in the offer's hold period.
+    pub on_hold: String,
+    /// Paid at the next run if it reaches the minimum; negative after a reversal of earnings
+    /// already paid (recovered from later earnings).
+    pub payable: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BalanceView {
+    pub balances: Vec<CurrencyBalance>,
+    /// The least a payout may be.
+    pub minimum_payout: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PayoutView {
+    pub id: String,
+    pub run: String,
+    pub affiliate_id: String,
+    pub amount: String,
+    pub currency: String,
+    pub status: PayoutStatus,
+    /// PayPal's email, or the bank account by its last four digits.
+    pub destination: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PayoutList {
+    pub payouts: Vec<PayoutView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunList {
+    pub runs: Vec<PayoutRun>,
+}
+
+fn method_view(account: &crate::domain::payout::PayoutAccount) -> MethodView {
+    let held = account.hold_until.to_string();
+    match &account.method {
+        PayoutMethod::Paypal { email } => MethodView {
+            r#type: Rail::Paypal,
+            email: Some(email.as_str().to_string()),
+            routing_number: None,
+            account_last4: None,
+            account_type: None,
+            name_on_account: None,
+            payouts_held_until: held,
+        },
+        PayoutMethod::Ach {
+            routing_number,
+            account_last4,
+            account_type,
+            name_on_account,
+            ..
+        } => MethodView {
+            r#type: Rail::Ach,
+            email: None,
+            routing_number: Some(routing_number.as_str().to_string()),
+            account_last4: Some(account_last4.clone()),
+            account_type: Some(*account_type),
+            name_on_account: Some(name_on_account.clone()),
+            payouts_held_until: held,
+        },
+    }
+}
+
+fn payout_view(payout: &Payout) -> PayoutView {
+    PayoutView {
+        id: payout.id.clone(),
+        run: payout.run.clone(),
+        affiliate_id: payout.affiliate_id.to_string(),
+        amount: payout.amount.to_decimal(),
+        currency: payout.amount.currency.code().to_string(),
+        status: payout.status,
+        destination: payouts::describe(&payout.method),
+        created_at: payout.created_at.to_string(),
+        reference: payout.reference.clone(),
+        failure: payout.failure.clone(),
+    }
+}
+
+fn affiliate_of(request: &Request) -> Result<AffiliateId, ApiError> {
+    let caller = caller(request);
+    caller.require_active()?;
+    caller
+        .account
+        .affiliate_id()
+        .ok_or_else(|| ApiError::forbidden("role", "affiliates only"))
+}
+
+async fn get_method(app: App, request: Request) -> Result<Response, ApiError> {
+    let affiliate = affiliate_of(&request)?;
+    let account = app
+        .store
+        .payout_account(affiliate)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json(
+        StatusCode::OK,
+        &MethodAnswer {
+            method: account.as_ref().map(method_view),
+        },
+    ))
+}
+
+async fn set_method(app: App, request: Request) -> Result<Response, ApiError> {
+    let affiliate = affiliate_of(&request)?;
+    let body: Value = json_body(&request)?;
+    let Value::Object(fields) = body else {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    };
+    const KNOWN: [&str; 6] = [
+        "type",
+        "email",
+        "routing_number",
+        "account_number",
+        "account_type",
+        "name_on_account",
+    ];
+    if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::invalid_at(
+            unknown.clone(),
+            "is not a field of a payout method",
+        ));
+    }
+    let text = |name: &'static str| -> Result<String, ApiError> {
+        match fields.get(name) {
+            Some(Value::String(text)) => Ok(text.clone()),
+            Some(_) => Err(ApiError::invalid(name, "must be a string")),
+            None => Err(ApiError::invalid(name, "is required")),
+        }
+    };
+    let input = match text("type")?.as_str() {
+        "paypal" => MethodInput::Paypal {
+            email: text("email")?,
+        },
+        "ach" => MethodInput::Ach {
+            routing_number: text("routing_number")?,
+            account_number: Secret::new(text("account_number")?),
+            account_type: match text("account_type")?.as_str() {
+                "checking" => AccountType::Checking,
+                "savings" => AccountType::Savings,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "account_type",
+                        "must be checking or savings",
+                    ));
+                }
+            },
+            name_on_account: text("name_on_account")?,
+        },
+        _ => return Err(ApiError::invalid("type", "must be paypal or ach")),
+    };
+    let caller = caller(&request);
+    let account = payouts::set_method(&app, affiliate, &caller.account.email, input)
+        .await
+        .map_err(|error| match error {
+            PayoutError::Invalid { field, problem } => ApiError::invalid(field, problem),
+            other => ApiError::internal(other),
+        })?;
+    caller.audit(&app, "payout_method.changed", None).await?;
+    Ok(json(
+        StatusCode::OK,
+        &MethodAnswer {
+            method: Some(method_view(&account)),
+        },
+    ))
+}
+
+async fn balance(app: App, request: Request) -> Result<Response, ApiError> {
+    let affiliate = affiliate_of(&request)?;
+    let currencies: std::collections::BTreeSet<&'static str> = app
+        .store
+        .all_offers()
+        .await
+        .map_err(ApiError::internal)?
+        .iter()
+        .map(|offer| offer.currency.code())
+        .collect();
+    let mut balances = Vec::new();
+    for code in currencies {
+        let currency = Currency::parse(code).map_err(ApiError::internal)?;
+        let mut amounts = Vec::new();
+        for account in [
+            Account::affiliate_pending(affiliate),
+            Account::affiliate_held(affiliate),
+            Account::affiliate_payable(affiliate),
+        ] {
+            let balance = app
+                .store
+                .balance(&account, currency)
+                .await
+                .map_err(ApiError::internal)?;
+            // Credits are what the affiliate is owed: shown positive.
+            amounts.push(Money::new(-balance, currency).to_decimal());
+        }
+        let [pending, on_hold, payable] =
+            <[String; 3]>::try_from(amounts).map_err(|_| ApiError::internal("three balances"))?;
+        balances.push(CurrencyBalance {
+            currency: code.to_string(),
+            pending,
+            on_hold,
+            payable,
+        });
+    }
+    Ok(json(
+        StatusCode::OK,
+        &BalanceView {
+            balances,
+            minimum_payout: Money::new(
+                app.payouts.minimum,
+                Currency::parse("USD").map_err(ApiError::internal)?,
+            )
+            .to_decimal(),
+        },
+    ))
+}
+
+async fn list(app: App, request: Request) -> Result<Response, ApiError> {
+    let caller = caller(&request);
+    let affiliate = if let Some(affiliate) = caller.account.affiliate_id() {
+        affiliate
+    } else {
+        let params = Params::from_query(&request)?;
+        params
+            .text("affiliate_id", 26)?
+            .and_then(AffiliateId::parse)
+            .ok_or_else(|| ApiError::invalid("affiliate_id", "admins name one affiliate"))?
+    };
+    let payouts = app
+        .store
+        .payouts_of_affiliate(affiliate)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json(
+        StatusCode::OK,
+        &PayoutList {
+            payouts: payouts.iter().map(payout_view).collect(),
+        },
+    ))
+}
+
+async fn runs(app: App, _request: Request) -> Result<Response, ApiError> {
+    let runs = app.store.runs(100).await.map_err(ApiError::internal)?;
+    Ok(json(StatusCode::OK, &RunList { runs }))
+}
+
+async fn run_now(app: App, request: Request) -> Result<Response, ApiError> {
+    let period = payouts::period_of(app.clock.now());
+    let run = payouts::run(&app, &period)
+        .await
+        .map_err(ApiError::internal)?;
+    caller(&request)
+        .audit(&app, "payout_run.started", Some(period))
+        .await?;
+    Ok(json(StatusCode::OK, &run))
+}

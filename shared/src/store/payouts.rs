@@ -1,0 +1,202 @@
+//! Payout methods, payout runs and payouts.
+//!
+//! | record | pk | sk | gsi1pk / gsi1sk |
+//! | --- | --- | --- | --- |
+//! | payout method | `PAYMETHOD#{affiliate}` | `PAYMETHOD` | |
+//! | payout run | `RUN#{run}` | `RUN` | `RUNS` / `{run}` |
+//! | payout | `RUN#{run}#PAYOUTS` | `{payout id}` | `AFF#{affiliate}#PAYOUTS` / `{payout id}` |
+//!
+//! Financial records: kept (no `expires_at`), as the privacy policy's seven years require.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, ledger_balance_key, ledger_writes, with_index};
+use crate::domain::ids::AffiliateId;
+use crate::domain::ledger::{Account, Transaction};
+use crate::domain::payout::{Payout, PayoutAccount, PayoutStatus};
+use crate::ports::table::{Cond, Key, Query, TableError, Write, to_item};
+
+/// A payout run: keyed by its period, claimed once, and marked done with its report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PayoutRun {
+    /// The period it pays for: the UTC date of its schedule, `2026-11-30`.
+    pub id: String,
+    #[schema(value_type = String)]
+    pub started_at: Timestamp,
+    #[schema(value_type = Option<String>)]
+    pub finished_at: Option<Timestamp>,
+    /// PayPal's id of the run's batch, once PayPal accepted it.
+    pub paypal_batch_id: Option<String>,
+    /// One line per affiliate and currency: paid, carried over, or why not.
+    pub report: Vec<String>,
+}
+
+fn method_key(affiliate: AffiliateId) -> Key {
+    Key::new(format!("PAYMETHOD#{affiliate}"), "PAYMETHOD")
+}
+
+fn run_key(run: &str) -> Key {
+    Key::new(format!("RUN#{run}"), "RUN")
+}
+
+fn payout_key(payout: &Payout) -> Key {
+    Key::new(format!("RUN#{}#PAYOUTS", payout.run), payout.id.clone())
+}
+
+fn payout_item(payout: &Payout) -> Result<crate::ports::Item, TableError> {
+    Ok(with_index(
+        to_item(payout, &payout_key(payout))?,
+        format!("AFF#{}#PAYOUTS", payout.affiliate_id),
+        payout.id.clone(),
+    ))
+}
+
+impl Store {
+    pub async fn payout_account(
+        &self,
+        affiliate: AffiliateId,
+    ) -> Result<Option<PayoutAccount>, TableError> {
+        self.get(&method_key(affiliate)).await
+    }
+
+    pub async fn save_payout_account(&self, account: &PayoutAccount) -> Result<(), TableError> {
+        self.table
+            .put(
+                to_item(account, &method_key(account.affiliate_id))?,
+                Cond::Always,
+            )
+            .await
+    }
+
+    /// Claims the run for its period: `Ok(run)` for the caller to carry out, whether it is new
+    /// or an earlier attempt that did not finish (its steps are safe to repeat).
+    pub async fn claim_run(&self, id: &str, now: Timestamp) -> Result<PayoutRun, TableError> {
+        let run = PayoutRun {
+            id: id.to_string(),
+            started_at: now,
+            finished_at: None,
+            paypal_batch_id: None,
+            report: vec![],
+        };
+        let item = with_index(to_item(&run, &run_key(id))?, "RUNS".into(), id.to_string());
+        match self.table.put(item, Cond::NotExists).await {
+            Ok(()) => Ok(run),
+            Err(TableError::Conflict {
+                existing: Some(existing),
+                ..
+            }) => crate::ports::table::from_item(*existing),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn save_run(&self, run: &PayoutRun) -> Result<(), TableError> {
+        let item = with_index(
+            to_item(run, &run_key(&run.id))?,
+            "RUNS".into(),
+            run.id.clone(),
+        );
+        self.table.put(item, Cond::Exists).await
+    }
+
+    pub async fn run(&self, id: &str) -> Result<Option<PayoutRun>, TableError> {
+        self.get(&run_key(id)).await
+    }
+
+    /// The latest runs first.
+    pub async fn runs(&self, limit: usize) -> Result<Vec<PayoutRun>, TableError> {
+        let page = self
+            .table
+            .query(Query::gsi1("RUNS").descending().limit(limit))
+            .await?;
+        page.items
+            .into_iter()
+            .map(crate::ports::table::from_item)
+            .collect()
+    }
+
+    /// Makes a payout with its ledger transaction, once: `Ok(false)` if the run made it
+    /// before. The affiliate's payable balance may not go into debit by it (a payout never
+    /// pays more than is owed, however runs race).
+    pub async fn create_payout(
+        &self,
+        payout: &Payout,
+        ledger: &Transaction,
+    ) -> Result<bool, TableError> {
+        let mut writes = vec![Write::Put {
+            item: payout_item(payout)?,
+            cond: Cond::NotExists,
+        }];
+        let payable = ledger_balance_key(
+            &Account::affiliate_payable(payout.affiliate_id),
+            payout.amount.currency,
+        );
+        for write in ledger_writes(ledger)? {
+            match write {
+                // Payable balances are credits (negative): after this debit it must stay ≤ 0.
+                Write::Update { key, update, .. } if key == payable => writes.push(Write::Update {
+                    key,
+                    update,
+                    cond: Cond::Below("balance".into(), -payout.amount.minor + 1),
+                }),
+                other => writes.push(other),
+            }
+        }
+        match self.table.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(TableError::Conflict { write: 0, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves a payout from `before`'s status to `after`'s with its ledger transaction, if no
+    /// one moved it first (`Ok(false)`).
+    pub async fn change_payout(
+        &self,
+        before: &Payout,
+        after: &Payout,
+        ledger: Option<&Transaction>,
+    ) -> Result<bool, TableError> {
+        let status =
+            serde_json::to_value(before.status).map_err(|e| TableError::Invalid(e.to_string()))?;
+        let mut writes = vec![Write::Put {
+            item: payout_item(after)?,
+            cond: Cond::Equals("status".into(), status),
+        }];
+        if let Some(ledger) = ledger {
+            writes.extend(ledger_writes(ledger)?);
+        }
+        match self.table.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(TableError::Conflict { write: 0, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn payouts_of_run(&self, run: &str) -> Result<Vec<Payout>, TableError> {
+        self.query_all(Query::partition(format!("RUN#{run}#PAYOUTS")))
+            .await
+    }
+
+    /// An affiliate's payouts, newest first.
+    pub async fn payouts_of_affiliate(
+        &self,
+        affiliate: AffiliateId,
+    ) -> Result<Vec<Payout>, TableError> {
+        self.query_all(Query::gsi1(format!("AFF#{affiliate}#PAYOUTS")).descending())
+            .await
+    }
+
+    /// The payouts of every run still waiting for their rail's final word.
+    pub async fn payouts_in_flight(&self, runs: &[PayoutRun]) -> Result<Vec<Payout>, TableError> {
+        let mut open = Vec::new();
+        for run in runs {
+            for payout in self.payouts_of_run(&run.id).await? {
+                if payout.status == PayoutStatus::Sent {
+                    open.push(payout);
+                }
+            }
+        }
+        Ok(open)
+    }
+}

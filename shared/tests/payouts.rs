@@ -1,0 +1,639 @@
+//! Payout methods and payout runs against the real store, the ledger, a fake PayPal server on
+//! loopback that behaves like PayPal's REST API (OAuth, batches idempotent by
+//! `PayPal-Request-Id`, item statuses, failures) and an independent NACHA reader (achkit, from
+//! the virtual environment `infra/test` installs).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use jiff::{SignedDuration, Timestamp};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+use serde_json::{Value, json};
+use shared::App;
+use shared::adapters::paypal::{Paypal, PaypalSettings};
+use shared::domain::email::EmailAddress;
+use shared::domain::ledger::Account;
+use shared::domain::money::Currency;
+use shared::domain::payout::PayoutStatus;
+use shared::http::Response;
+use shared::ports::{BlobKey, ManualClock};
+use shared::routes;
+use shared::secret::Secret;
+use shared::seed::{Demo, seed_demo};
+
+/// An item of a batch: (sender_item_id, receiver, amount value).
+type FakeItem = (String, String, String);
+
+/// PayPal's REST API as the payout run uses it, remembering what it was asked.
+#[derive(Clone, Default)]
+struct FakePaypal {
+    /// `PayPal-Request-Id` → the batch it created (a repeat answers the same).
+    requests: Arc<Mutex<HashMap<String, String>>>,
+    /// batch id → its items.
+    batches: Arc<Mutex<HashMap<String, Vec<FakeItem>>>>,
+    /// How many create calls to hold past the client's timeout (PayPal still creates the
+    /// batch: only the answer is lost).
+    slow_creates: Arc<Mutex<u32>>,
+    create_calls: Arc<Mutex<u32>>,
+}
+
+impl FakePaypal {
+    async fn start(slow_creates: u32) -> (Self, String) {
+        let fake = Self::default();
+        *fake.slow_creates.lock().unwrap() = slow_creates;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = fake.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(server.answer(request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (fake, base)
+    }
+
+    async fn answer(
+        &self,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        let reply = |status: u16, json: Value| {
+            hyper::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(json.to_string())))
+                .unwrap()
+        };
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let path = parts.uri.path().to_string();
+        if path == "/v1/oauth2/token" {
+            // Basic base64("client:secret").
+            if header("authorization") != "Basic Y2xpZW50OnNlY3JldA=="
+                || body.as_ref() != b"grant_type=client_credentials"
+            {
+                return reply(401, json!({"error": "invalid_client"}));
+            }
+            return reply(
+                200,
+                json!({"access_token": "T0KEN", "token_type": "Bearer", "expires_in": 32400}),
+            );
+        }
+        if header("authorization") != "Bearer T0KEN" {
+            return reply(401, json!({"name": "AUTHENTICATION_FAILURE"}));
+        }
+        if path == "/v1/payments/payouts" && parts.method == hyper::Method::POST {
+            *self.create_calls.lock().unwrap() += 1;
+            let request_id = header("paypal-request-id");
+            let payload: Value = serde_json::from_slice(&body).unwrap();
+            let sender_batch_id = payload["sender_batch_header"]["sender_batch_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let existing = self.requests.lock().unwrap().get(&request_id).cloned();
+            let batch_id = match existing {
+                Some(batch) => batch,
+                None => {
+                    let used = self.batches.lock().unwrap().contains_key(&sender_batch_id);
+                    if used {
+                        return reply(400, json!({"name": "SENDER_BATCH_ID_ALREADY_USED"}));
+                    }
+                    let items = payload["items"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|item| {
+                            (
+                                item["sender_item_id"].as_str().unwrap().to_string(),
+                                item["receiver"].as_str().unwrap().to_string(),
+                                item["amount"]["value"].as_str().unwrap().to_string(),
+                            )
+                        })
+                        .collect();
+                    self.batches
+                        .lock()
+                        .unwrap()
+                        .insert(sender_batch_id.clone(), items);
+                    self.requests
+                        .lock()
+                        .unwrap()
+                        .insert(request_id.clone(), sender_batch_id.clone());
+                    sender_batch_id
+                }
+            };
+            let slow = {
+                let mut slow = self.slow_creates.lock().unwrap();
+                let was = *slow;
+                *slow = was.saturating_sub(1);
+                was > 0
+            };
+            if slow {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            return reply(
+                201,
+                json!({"batch_header": {"payout_batch_id": batch_id, "batch_status": "PENDING"}}),
+            );
+        }
+        if let Some(batch_id) = path.strip_prefix("/v1/payments/payouts/") {
+            let batches = self.batches.lock().unwrap();
+            let Some(items) = batches.get(batch_id) else {
+                return reply(404, json!({"name": "RESOURCE_NOT_FOUND"}));
+            };
+            let items: Vec<Value> = items
+                .iter()
+                .enumerate()
+                .map(|(n, (id, receiver, _))| {
+                    let failed = receiver.starts_with("fail");
+                    json!({
+                        "payout_item_id": format!("ITEM{n}"),
+                        "transaction_status": if failed { "FAILED" } else { "SUCCESS" },
+                        "payout_item": {"sender_item_id": id, "receiver": receiver},
+                        "errors": if failed { json!({"name": "RECEIVER_UNREGISTERED"}) } else { json!(null) },
+                    })
+                })
+                .collect();
+            return reply(
+                200,
+                json!({"batch_header": {"payout_batch_id": batch_id, "batch_status": "SUCCESS"}, "items": items}),
+            );
+        }
+        reply(404, json!({"name": "RESOURCE_NOT_FOUND"}))
+    }
+}
+
+struct World {
+    app: App,
+    clock: Arc<ManualClock>,
+    demo: Demo,
+    data: tempfile::TempDir,
+}
+
+const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+const ACCOUNT_NUMBER: &str = "000123456789";
+
+impl World {
+    async fn new(paypal: Option<(String, Duration)>) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at(
+            Timestamp::from_second(1_795_935_600).unwrap(),
+        ));
+        let sender = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
+        let mut app = App::embedded(data.path(), clock.clone(), sender).unwrap();
+        if let Some((base_url, timeout)) = paypal {
+            let mut settings = shared::payouts::PayoutSettings::from_env().unwrap();
+            settings.paypal = Some(Arc::new(Paypal::with_timeout(
+                PaypalSettings {
+                    base_url,
+                    client_id: "client".into(),
+                    secret: Secret::new("secret".into()),
+                },
+                timeout,
+            )));
+            app.payouts = Arc::new(settings);
+        }
+        let (demo, _) = seed_demo(&app).await.unwrap();
+        Self {
+            app,
+            clock,
+            demo,
+            data,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Response {
+        let mut builder = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("user-agent", BROWSER);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.http.source_ip = Some("203.0.113.9".into());
+        let body = match body {
+            Some(json) => {
+                builder = builder.header("content-type", "application/json");
+                Body::Text(json.to_string())
+            }
+            None => Body::Empty,
+        };
+        let request = builder
+            .body(body)
+            .unwrap()
+            .with_request_context(RequestContext::ApiGatewayV2(context));
+        routes::respond(self.app.clone(), request, None).await
+    }
+
+    async fn sign_in(&self, role: &str) -> (String, String) {
+        let (_, email, password) = self
+            .demo
+            .credentials
+            .iter()
+            .find(|(r, _, _)| serde_json::to_value(r).unwrap() == role)
+            .unwrap();
+        let response = self
+            .send(
+                "POST",
+                "/api/auth/sign-in",
+                &[],
+                Some(json!({"email": email.as_str(), "password": password.expose()})),
+            )
+            .await;
+        let cookie = response.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        (
+            cookie,
+            body(&response)["csrf_token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    async fn set_method(&self, who: &(String, String), method: Value) -> Response {
+        self.send(
+            "PUT",
+            "/api/payouts/method",
+            &[("cookie", &who.0), ("x-csrf-token", &who.1)],
+            Some(method),
+        )
+        .await
+    }
+
+    /// `n` approved conversions of $18.00 payout each (the offer holds nothing).
+    async fn earn(&self, n: usize) {
+        let advertiser = self.sign_in("advertiser").await;
+        for _ in 0..n {
+            let click = self
+                .send("GET", &format!("/c/{}", self.demo.link), &[], None)
+                .await;
+            let location = click.headers()["location"].to_str().unwrap();
+            let click_id = location
+                .split("clickid=")
+                .nth(1)
+                .unwrap()
+                .split('&')
+                .next()
+                .unwrap();
+            let txn = self.app.clock.new_id();
+            let posted = self
+                .send(
+                    "GET",
+                    &format!(
+                        "/postback?click_id={click_id}&txn_id={txn}&token={}",
+                        self.demo.postback_token.expose()
+                    ),
+                    &[],
+                    None,
+                )
+                .await;
+            let id = body(&posted)["conversion"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let approved = self
+                .send(
+                    "PUT",
+                    &format!("/api/conversions/{id}/status"),
+                    &[("cookie", &advertiser.0), ("x-csrf-token", &advertiser.1)],
+                    Some(json!({"status": "approved"})),
+                )
+                .await;
+            assert_eq!(approved.status(), 200);
+        }
+    }
+
+    async fn balance(&self, account: Account) -> i64 {
+        let usd = Currency::parse("USD").unwrap();
+        let balance = self.app.store.balance(&account, usd).await.unwrap();
+        assert_eq!(
+            balance,
+            self.app
+                .store
+                .balance_from_entries(&account, usd)
+                .await
+                .unwrap()
+        );
+        balance
+    }
+
+    fn mail(&self) -> Vec<String> {
+        let outbox = self.data.path().join("outbox");
+        std::fs::read_dir(&outbox)
+            .map(|entries| {
+                entries
+                    .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn body(response: &Response) -> Value {
+    match response.body() {
+        Body::Text(text) => serde_json::from_str(text).unwrap(),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+fn ach() -> Value {
+    json!({"type": "ach", "routing_number": "021000021", "account_number": ACCOUNT_NUMBER, "account_type": "checking", "name_on_account": "Pat Publisher"})
+}
+
+#[tokio::test]
+async fn a_run_pays_each_eligible_affiliate_once_by_an_ach_file_a_bank_reads() {
+    let w = World::new(None).await;
+    let affiliate = w.sign_in("affiliate").await;
+    let set = w.set_method(&affiliate, ach()).await;
+    assert_eq!(set.status(), 200, "{:?}", set.body());
+    let shown = String::from_utf8_lossy(set.body().as_ref()).into_owned();
+    assert!(
+        !shown.contains(ACCOUNT_NUMBER) && shown.contains("\"6789\""),
+        "{shown}"
+    );
+
+    // $36.00 is below the $50.00 minimum: carried over.
+    w.earn(2).await;
+    let first = shared::payouts::run(&w.app, "2026-11-29").await.unwrap();
+    assert!(
+        first
+            .report
+            .iter()
+            .any(|l| l.contains("36.00 is below the minimum")),
+        "{:?}",
+        first.report
+    );
+    assert!(
+        w.app
+            .store
+            .payouts_of_run("2026-11-29")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The next day $54.00 is owed: one payout, whatever races or repeats.
+    w.earn(1).await;
+    let (a, b) = tokio::join!(
+        shared::payouts::run(&w.app, "2026-11-30"),
+        shared::payouts::run(&w.app, "2026-11-30"),
+    );
+    a.unwrap();
+    b.unwrap();
+    let again = shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
+    assert!(again.finished_at.is_some());
+    let payouts = w.app.store.payouts_of_run("2026-11-30").await.unwrap();
+    assert_eq!(payouts.len(), 1);
+    assert_eq!(
+        (payouts[0].amount.minor, payouts[0].status),
+        (5_400, PayoutStatus::Sent)
+    );
+    assert_eq!(
+        w.balance(Account::affiliate_payable(w.demo.affiliate_id))
+            .await,
+        0
+    );
+    assert_eq!(w.balance(Account::payouts_clearing()).await, 0);
+    assert_eq!(w.balance(Account::platform_cash()).await, -5_400);
+
+    // The ACH file, read back by an independent NACHA reader with every control total checked.
+    let file = w
+        .app
+        .blobs
+        .get(&BlobKey::parse("payouts/2026-11-30/ach.txt").unwrap())
+        .await
+        .unwrap()
+        .expect("the run wrote its ACH file");
+    let text = String::from_utf8(file).unwrap();
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        python.exists(),
+        "run the tests through infra/test, which installs achkit"
+    );
+    let checked = std::process::Command::new(python)
+        .args(["-c", "import sys, json, achkit; t = sys.stdin.read(); v = achkit.validate(t); f = achkit.parse(t); print(json.dumps({'ok': v['ok'], 'errors': v['errors'], 'entries': [(e['routing'], e['account'].strip() if 'account' in e else None, e['amount_cents'], e['txn_code']) for b in f['batches'] for e in b['entries']]}))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let verdict: Value = serde_json::from_slice(&checked.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&checked.stderr)));
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["entries"][0][0], "021000021");
+    assert_eq!(verdict["entries"][0][2], 5_400);
+    assert_eq!(verdict["entries"][0][3], 22);
+
+    // Mail: the affiliate's confirmation and the admins' summary.
+    let mail = w.mail();
+    assert!(
+        mail.iter()
+            .any(|m| m.contains("payout of 54.00 USD is on its way"))
+    );
+    assert!(
+        mail.iter()
+            .any(|m| m.contains("Subject: Payout run 2026-11-30"))
+    );
+    assert!(
+        mail.iter().all(|m| !m.contains(ACCOUNT_NUMBER)),
+        "no account number in mail"
+    );
+
+    // The affiliate sees the payout and a zero balance; a later run pays nothing.
+    let history = body(
+        &w.send("GET", "/api/payouts", &[("cookie", &affiliate.0)], None)
+            .await,
+    );
+    assert_eq!(history["payouts"][0]["amount"], "54.00");
+    assert_eq!(
+        history["payouts"][0]["destination"],
+        "bank account (checking) ending 6789"
+    );
+    let balance = body(
+        &w.send(
+            "GET",
+            "/api/payouts/balance",
+            &[("cookie", &affiliate.0)],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(balance["balances"][0]["payable"], "0.00");
+    let next = shared::payouts::run(&w.app, "2026-12-01").await.unwrap();
+    assert!(
+        w.app
+            .store
+            .payouts_of_run(&next.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn paypal_batches_survive_a_lost_answer_and_failed_items_are_owed_again() {
+    let (fake, base) = FakePaypal::start(1).await;
+    // The client gives up on a call after 500 ms; the fake holds the first answer for 2 s.
+    let w = World::new(Some((base, Duration::from_millis(500)))).await;
+    let affiliate = w.sign_in("affiliate").await;
+    let set = w
+        .set_method(
+            &affiliate,
+            json!({"type": "paypal", "email": "pat@publisher.example"}),
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    w.earn(3).await;
+    let run = shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
+    assert!(run.paypal_batch_id.is_some(), "{:?}", run.report);
+    assert_eq!(
+        fake.batches.lock().unwrap().len(),
+        1,
+        "one batch, though the first answer was lost"
+    );
+    assert!(
+        *fake.create_calls.lock().unwrap() >= 2,
+        "the create call was retried"
+    );
+    let payouts = w.app.store.payouts_of_run("2026-11-30").await.unwrap();
+    assert_eq!(payouts[0].status, PayoutStatus::Paid, "PayPal said SUCCESS");
+    assert_eq!(w.balance(Account::platform_cash()).await, -5_400);
+
+    // A receiver PayPal cannot pay: the item fails and the affiliate is owed the money again.
+    let (fake, base) = FakePaypal::start(0).await;
+    let w = World::new(Some((base, Duration::from_secs(5)))).await;
+    let affiliate = w.sign_in("affiliate").await;
+    w.set_method(
+        &affiliate,
+        json!({"type": "paypal", "email": "fail@publisher.example"}),
+    )
+    .await;
+    w.earn(3).await;
+    shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
+    let payouts = w.app.store.payouts_of_run("2026-11-30").await.unwrap();
+    assert_eq!(payouts[0].status, PayoutStatus::Failed);
+    assert_eq!(payouts[0].failure.as_deref(), Some("RECEIVER_UNREGISTERED"));
+    assert_eq!(
+        w.balance(Account::affiliate_payable(w.demo.affiliate_id))
+            .await,
+        -5_400
+    );
+    assert_eq!(w.balance(Account::platform_cash()).await, 0);
+    assert_eq!(fake.batches.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_payout_details_are_refused_and_a_changed_method_holds_the_next_payout() {
+    let w = World::new(None).await;
+    let affiliate = w.sign_in("affiliate").await;
+    for (method, field) in [
+        (
+            json!({"type": "ach", "routing_number": "123456789", "account_number": "12345", "account_type": "checking", "name_on_account": "Pat"}),
+            "routing_number",
+        ),
+        (
+            json!({"type": "ach", "routing_number": "021000021", "account_number": "12ab5", "account_type": "checking", "name_on_account": "Pat"}),
+            "account_number",
+        ),
+        (
+            json!({"type": "ach", "routing_number": "021000021", "account_number": 123456789, "account_type": "checking", "name_on_account": "Pat"}),
+            "account_number",
+        ),
+        (
+            json!({"type": "ach", "routing_number": "021000021", "account_number": "123456", "account_type": "brokerage", "name_on_account": "Pat"}),
+            "account_type",
+        ),
+        (json!({"type": "paypal", "email": "not an email"}), "email"),
+        (json!({"type": "venmo"}), "type"),
+    ] {
+        let response = w.set_method(&affiliate, method.clone()).await;
+        assert_eq!(response.status(), 400, "{method}");
+        assert_eq!(body(&response)["error"]["field"], field, "{method}");
+        let shown = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        assert!(
+            !shown.contains("123456789") || field == "routing_number",
+            "{shown}"
+        );
+    }
+
+    assert_eq!(
+        w.set_method(
+            &affiliate,
+            json!({"type": "paypal", "email": "pat@publisher.example"})
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        w.set_method(&affiliate, ach()).await.status(),
+        200,
+        "a change"
+    );
+    assert!(
+        w.mail()
+            .iter()
+            .any(|m| m.contains("Your LeadsRefer payout method was changed"))
+    );
+    w.earn(3).await;
+    let held = shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
+    assert!(
+        held.report
+            .iter()
+            .any(|l| l.contains("waits: payout method changed")),
+        "{:?}",
+        held.report
+    );
+    assert!(
+        w.app
+            .store
+            .payouts_of_run("2026-11-30")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    w.clock.advance(SignedDuration::from_hours(73));
+    shared::payouts::run(&w.app, "2026-12-03").await.unwrap();
+    assert_eq!(
+        w.app
+            .store
+            .payouts_of_run("2026-12-03")
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "paid after the cooling-off"
+    );
+}
