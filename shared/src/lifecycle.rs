@@ -86,6 +86,7 @@ pub async fn decide(
     after.status = decision.status();
     after.reason = reason;
     after.decided_at = Some(now);
+    after.due_at = None;
     let ledger = match (before.status, decision) {
         (ConversionStatus::Pending, Decision::Approve) => {
             let offer = app.store.offer(before.offer_id).await?;
@@ -93,6 +94,7 @@ pub async fn decide(
             after.payable_at = Some(now + SignedDuration::from_hours(24 * i64::from(hold)));
             // No hold: payable at once.
             after.matured = hold == 0;
+            after.due_at = (!after.matured).then_some(after.payable_at).flatten();
             let into = if after.matured {
                 Earnings::Payable
             } else {
@@ -122,16 +124,30 @@ pub async fn decide(
     Ok(after)
 }
 
-/// Makes held earnings payable once their hold is over; answers whether it did.
-pub async fn mature(app: &App, id: ConversionId, now: Timestamp) -> Result<bool, LifecycleError> {
+/// Takes a conversion's automatic step if it is due: approval once the review window of an
+/// automatically approved offer is over, or payable earnings once the hold is. Answers whether
+/// it took one.
+pub async fn advance(app: &App, id: ConversionId, now: Timestamp) -> Result<bool, LifecycleError> {
     let Some(before) = app.store.conversion(id).await? else {
         return Ok(false);
     };
-    if before.state() != "held" || before.payable_at.is_none_or(|at| at > now) {
+    if before.due_at.is_none_or(|at| at > now) {
+        return Ok(false);
+    }
+    if before.state() == "pending" {
+        let reason = Some("approved automatically after the review window".to_string());
+        return match decide(app, id, Decision::Approve, reason, Decider::Admin).await {
+            Ok(_) => Ok(true),
+            Err(LifecycleError::Changed | LifecycleError::NotAllowed { .. }) => Ok(false),
+            Err(e) => Err(e),
+        };
+    }
+    if before.state() != "held" {
         return Ok(false);
     }
     let mut after = before.clone();
     after.matured = true;
+    after.due_at = None;
     let ledger = [Transaction::conversion_matured(&after, now)?];
     match apply(app, &before, &after, &ledger).await {
         Ok(()) => Ok(true),
@@ -179,7 +195,8 @@ async fn apply(
 /// How many conversions one maturation run takes at most; the next run takes the rest.
 const MATURATION_BATCH: usize = 500;
 
-/// The `maturation` job: every conversion whose hold is over becomes payable, once.
+/// The `maturation` job: every conversion whose review window or hold is over takes its
+/// step, once.
 pub async fn maturation_job(app: App) -> Result<String, crate::jobs::JobError> {
     let now = app.clock.now();
     let due = app
@@ -187,17 +204,17 @@ pub async fn maturation_job(app: App) -> Result<String, crate::jobs::JobError> {
         .conversions_due(now, MATURATION_BATCH)
         .await
         .map_err(|e| crate::jobs::JobError(e.into()))?;
-    let mut matured = 0;
+    let mut advanced = 0;
     for id in &due {
-        if mature(&app, *id, now)
+        if advance(&app, *id, now)
             .await
             .map_err(|e| crate::jobs::JobError(e.into()))?
         {
-            matured += 1;
+            advanced += 1;
         }
     }
     Ok(format!(
-        "{matured} conversions' earnings became payable ({} were due)",
+        "{advanced} conversions approved or made payable ({} were due)",
         due.len()
     ))
 }

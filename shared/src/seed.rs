@@ -120,6 +120,7 @@ pub async fn seed_demo(app: &App) -> Result<(Demo, bool), TableError> {
         allowed_countries: vec![],
         allowed_devices: vec![],
         hold_days: 0,
+        review_days: 0,
         approval: Default::default(),
         events: Default::default(),
         fallback_url: None,

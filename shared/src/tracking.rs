@@ -15,7 +15,7 @@ use crate::domain::caps;
 use crate::domain::ids::{ClickId, ConversionId, LinkCode, OfferId};
 use crate::domain::ledger::{LedgerError, Transaction};
 use crate::domain::money::{Currency, Money, MoneyError};
-use crate::domain::offer::{CommissionError, Macros, Offer, OfferStatus};
+use crate::domain::offer::{ApprovalMode, CommissionError, Macros, Offer, OfferStatus};
 use crate::domain::tracking::{
     Click, Conversion, ConversionStatus, EventName, Subs, tracking_expiry,
 };
@@ -238,6 +238,7 @@ pub async fn record_conversion(
         payable_at: None,
         matured: false,
         decided_at: None,
+        due_at: None,
         at: now,
         expires_at: tracking_expiry(now),
     };
@@ -260,6 +261,11 @@ pub async fn record_conversion(
     let also = |conversion: &Conversion| -> Result<Vec<Write>, TableError> {
         let mut writes = postback(conversion)?;
         writes.extend(stats::count_conversion(conversion, &click)?);
+        if let Some(at) = conversion.due_at
+            && conversion.status == ConversionStatus::Pending
+        {
+            writes.push(crate::store::due_write(at, conversion.id)?);
+        }
         if !conversion.flags.is_empty() {
             let flagged = Flagged {
                 kind: "conversion".into(),
@@ -273,6 +279,11 @@ pub async fn record_conversion(
         }
         Ok(writes)
     };
+    // Automatic approval after the review window, for what nothing flagged.
+    if offer.approval == ApprovalMode::Auto && conversion.flags.is_empty() {
+        conversion.due_at =
+            Some(now + SignedDuration::from_hours(24 * i64::from(offer.review_days)));
+    }
     let ledger = Transaction::conversion_recorded(&conversion)?;
     let counters = caps::counters(&offer, &conversion)?;
     let first = app

@@ -38,6 +38,7 @@ async fn fixtures(app: &App, clock: &ManualClock) {
         allowed_countries: vec![],
         allowed_devices: vec![],
         hold_days: 0,
+        review_days: 0,
         approval: Default::default(),
         events: Default::default(),
         fallback_url: None,

@@ -380,3 +380,51 @@ async fn bulk_decisions_answer_each_conversion_and_queue_the_affiliates_postback
         assert_eq!(body(&response)["error"]["field"], "ids");
     }
 }
+
+#[tokio::test]
+async fn automatic_approval_waits_for_the_review_window_and_never_takes_flagged_or_manual_ones() {
+    let (w, _data) = World::new(0).await;
+    let mut offer = w.app.store.offer(w.demo.offer_id).await.unwrap().unwrap();
+    offer.review_days = 2;
+    w.app.store.save_offer(&offer).await.unwrap();
+    let clean = w.conversion("F-1").await;
+    // A conversion a second after its click is flagged `too_fast`: it waits for a person.
+    offer.min_conversion_seconds = 3600;
+    w.app.store.save_offer(&offer).await.unwrap();
+    let flagged = w.conversion("F-2").await;
+    offer.min_conversion_seconds = 0;
+    offer.approval = shared::domain::offer::ApprovalMode::Manual;
+    w.app.store.save_offer(&offer).await.unwrap();
+    let manual = w.conversion("F-3").await;
+
+    w.clock.advance(SignedDuration::from_hours(24));
+    assert!(
+        w.run("maturation").await.starts_with("0 "),
+        "the window is not over"
+    );
+    w.clock.advance(SignedDuration::from_hours(24));
+    assert!(w.run("maturation").await.starts_with("1 "));
+    assert!(w.run("maturation").await.starts_with("0 "), "once");
+    let status = |id: &str| {
+        let id = shared::domain::ids::ConversionId::parse(id).unwrap();
+        let store = w.app.store.clone();
+        async move { store.conversion(id).await.unwrap().unwrap() }
+    };
+    let approved = status(&clean).await;
+    assert_eq!(
+        approved.status,
+        shared::domain::tracking::ConversionStatus::Approved
+    );
+    assert_eq!(
+        approved.reason.as_deref(),
+        Some("approved automatically after the review window")
+    );
+    for id in [&flagged, &manual] {
+        assert_eq!(
+            status(id).await.status,
+            shared::domain::tracking::ConversionStatus::Pending,
+            "{id}"
+        );
+    }
+    assert_eq!(w.balances().await, [7500, -3600, 0, -1800, -2100]);
+}

@@ -228,6 +228,10 @@ pub struct Offer {
     /// Days an approved conversion's earnings wait before they can be paid.
     #[serde(default)]
     pub hold_days: u32,
+    /// With automatic approval: days a conversion stays pending for review before it is
+    /// approved (flagged ones never are).
+    #[serde(default)]
+    pub review_days: u32,
     #[serde(default)]
     pub approval: ApprovalMode,
     /// Events besides the default `conversion`, each with its own commissions (per-affiliate
@@ -418,6 +422,7 @@ mod tests {
             allowed_countries: vec![],
             allowed_devices: vec![],
             hold_days: 0,
+            review_days: 0,
             approval: ApprovalMode::Auto,
             events: BTreeMap::new(),
             fallback_url: None,
@@ -454,6 +459,7 @@ mod tests {
             allowed_countries: vec![],
             allowed_devices: vec![],
             hold_days: 0,
+            review_days: 0,
             approval: ApprovalMode::Auto,
             events: BTreeMap::new(),
             fallback_url: None,

@@ -222,6 +222,10 @@ pub struct Conversion {
     /// When it was last approved, rejected or reversed, and why.
     #[serde(default)]
     pub decided_at: Option<Timestamp>,
+    /// When its next automatic step is due: approval after the review window (automatic
+    /// approval, not flagged), or the end of the hold. None when nothing is.
+    #[serde(default)]
+    pub due_at: Option<Timestamp>,
     pub at: Timestamp,
     pub expires_at: i64,
 }

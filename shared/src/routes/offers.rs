@@ -167,6 +167,10 @@ pub struct OfferInput {
     /// 0 to 365; default 0.
     #[serde(default)]
     pub hold_days: Option<u32>,
+    /// With automatic approval, days a conversion stays pending for review; 0 to 365,
+    /// default 0.
+    #[serde(default)]
+    pub review_days: Option<u32>,
     #[serde(default)]
     pub approval: Option<ApprovalMode>,
     /// Events besides the default `conversion` (such as `lead`), each with its commissions;
@@ -199,6 +203,7 @@ pub struct OfferPatch {
     pub allowed_devices: Option<Vec<DeviceType>>,
     pub attribution_window_days: Option<u32>,
     pub hold_days: Option<u32>,
+    pub review_days: Option<u32>,
     pub approval: Option<ApprovalMode>,
     pub events: Option<BTreeMap<String, EventInput>>,
     /// `null` keeps it; `""` removes it.
@@ -224,6 +229,7 @@ pub struct OfferView {
     pub allowed_devices: Vec<DeviceType>,
     pub attribution_window_days: i64,
     pub hold_days: u32,
+    pub review_days: u32,
     pub approval: ApprovalMode,
     pub events: BTreeMap<String, EventInput>,
     pub fallback_url: Option<String>,
@@ -339,6 +345,7 @@ impl OfferView {
             allowed_devices: offer.allowed_devices.clone(),
             attribution_window_days: offer.attribution_window.as_hours() / 24,
             hold_days: offer.hold_days,
+            review_days: offer.review_days,
             approval: offer.approval,
             events: offer
                 .events
@@ -505,8 +512,12 @@ fn window(days: u32) -> Result<SignedDuration, ApiError> {
 }
 
 fn hold(days: u32) -> Result<u32, ApiError> {
+    days_field("hold_days", days)
+}
+
+fn days_field(field: &'static str, days: u32) -> Result<u32, ApiError> {
     if days > 365 {
-        return Err(ApiError::invalid("hold_days", "must be 0 to 365"));
+        return Err(ApiError::invalid(field, "must be 0 to 365"));
     }
     Ok(days)
 }
@@ -604,6 +615,7 @@ async fn create(app: App, request: Request) -> Result<Response, ApiError> {
         allowed_countries: countries(&input.allowed_countries)?,
         allowed_devices: input.allowed_devices,
         hold_days: hold(input.hold_days.unwrap_or(0))?,
+        review_days: days_field("review_days", input.review_days.unwrap_or(0))?,
         approval: input.approval.unwrap_or_default(),
         events: events(&input.events, currency)?,
         fallback_url: input.fallback_url.as_deref().map(fallback).transpose()?,
@@ -749,6 +761,9 @@ async fn update(app: App, request: Request) -> Result<Response, ApiError> {
     }
     if let Some(days) = patch.attribution_window_days {
         offer.attribution_window = window(days)?;
+    }
+    if let Some(days) = patch.review_days {
+        offer.review_days = days_field("review_days", days)?;
     }
     if let Some(days) = patch.hold_days {
         offer.hold_days = hold(days)?;

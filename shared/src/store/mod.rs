@@ -286,22 +286,17 @@ impl Store {
         for transaction in ledger {
             writes.extend(ledger_writes(transaction)?);
         }
-        // Held earnings are due to mature at `payable_at`; any other state is due nothing.
-        if let (Some(at), "held") = (after.payable_at, after.state()) {
-            let mut due = Item::new();
-            due.insert("conversion_id".into(), Value::from(after.id.to_string()));
-            writes.push(Write::Put {
-                item: to_item(&due, &due_key(at, after.id))?,
-                cond: Cond::Always,
-            });
-        }
-        if let (Some(at), "held") = (before.payable_at, before.state())
-            && after.state() != "held"
-        {
-            writes.push(Write::Delete {
-                key: due_key(at, before.id),
-                cond: Cond::Always,
-            });
+        // Its next automatic step, if any, replaces the one it had.
+        if before.due_at != after.due_at {
+            if let Some(at) = before.due_at {
+                writes.push(Write::Delete {
+                    key: due_key(at, before.id),
+                    cond: Cond::Always,
+                });
+            }
+            if let Some(at) = after.due_at {
+                writes.push(due_write(at, after.id)?);
+            }
         }
         writes.extend(also);
         match self.table.transact(writes).await {
@@ -311,7 +306,7 @@ impl Store {
         }
     }
 
-    /// Conversions whose hold ends at or before `now`, soonest first.
+    /// Conversions whose next automatic step is due at or before `now`, soonest first.
     pub async fn conversions_due(
         &self,
         now: jiff::Timestamp,
@@ -569,6 +564,19 @@ fn conversion_items(conversion: &Conversion) -> Result<(Item, Item), TableError>
         ),
     )?;
     Ok((record, copy))
+}
+
+/// The index entry that makes a conversion's next automatic step due at `at`.
+pub(crate) fn due_write(
+    at: jiff::Timestamp,
+    conversion: ConversionId,
+) -> Result<Write, TableError> {
+    let mut due = Item::new();
+    due.insert("conversion_id".into(), Value::from(conversion.to_string()));
+    Ok(Write::Put {
+        item: to_item(&due, &due_key(at, conversion))?,
+        cond: Cond::Always,
+    })
 }
 
 /// Sorted by the second it is due (zero-padded epoch seconds sort as numbers).

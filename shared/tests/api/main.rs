@@ -235,6 +235,7 @@ impl World {
             allowed_countries: vec![],
             allowed_devices: vec![],
             hold_days: 0,
+            review_days: 0,
             approval: Default::default(),
             events: Default::default(),
             fallback_url: None,
