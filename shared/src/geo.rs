@@ -97,7 +97,7 @@ impl Geo {
         let open = |file: &str, missing: &str| -> Result<Option<Reader<Vec<u8>>>, GeoError> {
             let path = folder.join(file);
             if !path.exists() {
-                tracing::warn!(path = %path.display(), "{missing}; run infra/fetch-geo to fetch it");
+                tracing::warn!(path = %path.display(), "{missing}");
                 return Ok(None);
             }
             Reader::open_readfile(&path)
@@ -110,11 +110,11 @@ impl Geo {
         Ok(Self {
             country: open(
                 COUNTRY_FILE,
-                "no IP-to-country database: clicks without a CloudFront country header are recorded without a country",
+                "no IP-to-country database: clicks without a CloudFront country header are recorded without a country; run infra/fetch-geo to fetch one",
             )?,
             asn: open(
                 ASN_FILE,
-                "no ASN database: clicks from datacenters are not flagged",
+                "no ASN database: clicks from datacenters are not flagged; put a GeoLite2-ASN-format file here to flag them",
             )?,
         })
     }
