@@ -10,7 +10,8 @@ use subtle::ConstantTimeEq;
 
 use crate::accounts::{self, Client, NewSession};
 use crate::app::App;
-use crate::domain::accounts::{Account, AccountStatus, Role};
+use crate::domain::accounts::{Account, AccountStatus, Party, Role};
+use crate::domain::ids::{AdvertiserId, AffiliateId};
 use crate::http::{ApiError, Request, client_ip};
 
 pub const SESSION_COOKIE: &str = "__Host-session";
@@ -185,4 +186,25 @@ pub fn session_cookie(session: &NewSession) -> String {
 /// `Set-Cookie` that removes the session cookie.
 pub fn cleared_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax")
+}
+
+/// Whose records the caller reads: an advertiser's or affiliate's own; an admin names exactly
+/// one advertiser (`advertiser_id`) or affiliate (`affiliate_id`).
+pub fn party(caller: &Caller, params: &crate::http::Params) -> Result<Party, ApiError> {
+    if let Some(advertiser) = caller.account.advertiser_id() {
+        return Ok(Party::Advertiser(advertiser));
+    }
+    if let Some(affiliate) = caller.account.affiliate_id() {
+        return Ok(Party::Affiliate(affiliate));
+    }
+    let advertiser = params.text("advertiser_id", 26)?.map(AdvertiserId::parse);
+    let affiliate = params.text("affiliate_id", 26)?.map(AffiliateId::parse);
+    match (advertiser, affiliate) {
+        (Some(Some(id)), None) => Ok(Party::Advertiser(id)),
+        (None, Some(Some(id))) => Ok(Party::Affiliate(id)),
+        _ => Err(ApiError::invalid(
+            "advertiser_id",
+            "admins give exactly one valid advertiser_id or affiliate_id",
+        )),
+    }
 }

@@ -422,17 +422,7 @@ async fn send_ach(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError
         if payout.status != PayoutStatus::Created {
             continue;
         }
-        let mut sent = payout.clone();
-        sent.status = PayoutStatus::Sent;
-        sent.reference = Some(trace);
-        let ledger = Transaction::payout_sent(&sent, run.started_at)?;
-        if app
-            .store
-            .change_payout(payout, &sent, Some(&ledger))
-            .await?
-        {
-            confirm(app, &sent).await;
-        }
+        mark_sent(app, payout, Some(trace), run.started_at).await?;
     }
     report.push(format!(
         "ACH file payouts/{}/ach.txt: {} credits, {} in all",
@@ -492,16 +482,7 @@ async fn send_paypal(
         {
             Ok(batch_id) => {
                 for payout in &created {
-                    let mut sent = (*payout).clone();
-                    sent.status = PayoutStatus::Sent;
-                    let ledger = Transaction::payout_sent(&sent, run.started_at)?;
-                    if app
-                        .store
-                        .change_payout(payout, &sent, Some(&ledger))
-                        .await?
-                    {
-                        confirm(app, &sent).await;
-                    }
+                    mark_sent(app, payout, None, run.started_at).await?;
                 }
                 report.push(format!(
                     "PayPal batch {batch_id}: {} payouts",
@@ -579,6 +560,28 @@ async fn sync_paypal(
         }
     }
     Ok(report)
+}
+
+/// Records that a payout's rail took it (clearing settles against cash), once, and tells the
+/// affiliate.
+async fn mark_sent(
+    app: &App,
+    payout: &Payout,
+    reference: Option<String>,
+    at: Timestamp,
+) -> Result<(), PayoutError> {
+    let mut sent = payout.clone();
+    sent.status = PayoutStatus::Sent;
+    sent.reference = reference;
+    let ledger = Transaction::payout_sent(&sent, at)?;
+    if app
+        .store
+        .change_payout(payout, &sent, Some(&ledger))
+        .await?
+    {
+        confirm(app, &sent).await;
+    }
+    Ok(())
 }
 
 /// Tells the affiliate their payout is on its way. Sent after the payout is marked sent: a

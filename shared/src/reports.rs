@@ -10,11 +10,12 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
+use crate::domain::accounts::Party;
 use crate::domain::ids::OfferId;
 use crate::domain::money::{Currency, Money};
 use crate::domain::tracking::Subs;
 use crate::store::Store;
-use crate::store::stats::{HourCounters, Party};
+use crate::store::stats::HourCounters;
 
 /// The longest range one report covers.
 pub const MAX_DAYS: i32 = 366;

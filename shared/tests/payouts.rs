@@ -12,9 +12,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use jiff::{SignedDuration, Timestamp};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, RequestExt};
 use serde_json::{Value, json};
 use shared::App;
 use shared::adapters::paypal::{Paypal, PaypalSettings};
@@ -24,9 +21,11 @@ use shared::domain::money::Currency;
 use shared::domain::payout::PayoutStatus;
 use shared::http::Response;
 use shared::ports::{BlobKey, ManualClock};
-use shared::routes;
 use shared::secret::Secret;
 use shared::seed::{Demo, seed_demo};
+use support::body;
+
+mod support;
 
 /// An item of a batch: (sender_item_id, receiver, amount value).
 type FakeItem = (String, String, String);
@@ -192,7 +191,6 @@ struct World {
     data: tempfile::TempDir,
 }
 
-const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 const ACCOUNT_NUMBER: &str = "000123456789";
 
 impl World {
@@ -231,50 +229,11 @@ impl World {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> Response {
-        let mut builder = lambda_http::http::Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("user-agent", BROWSER);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let mut context = ApiGatewayV2httpRequestContext::default();
-        context.http.source_ip = Some("203.0.113.9".into());
-        let body = match body {
-            Some(json) => {
-                builder = builder.header("content-type", "application/json");
-                Body::Text(json.to_string())
-            }
-            None => Body::Empty,
-        };
-        let request = builder
-            .body(body)
-            .unwrap()
-            .with_request_context(RequestContext::ApiGatewayV2(context));
-        routes::respond(self.app.clone(), request, None).await
+        support::send(&self.app, method, uri, "203.0.113.9", headers, body).await
     }
 
     async fn sign_in(&self, role: &str) -> (String, String) {
-        let (_, email, password) = self
-            .demo
-            .credentials
-            .iter()
-            .find(|(r, _, _)| serde_json::to_value(r).unwrap() == role)
-            .unwrap();
-        let response = self
-            .send(
-                "POST",
-                "/api/auth/sign-in",
-                &[],
-                Some(json!({"email": email.as_str(), "password": password.expose()})),
-            )
-            .await;
-        let cookie = response.headers()["set-cookie"].to_str().unwrap();
-        let cookie = cookie.split(';').next().unwrap().to_string();
-        (
-            cookie,
-            body(&response)["csrf_token"].as_str().unwrap().to_string(),
-        )
+        support::sign_in(&self.app, &self.demo, role).await
     }
 
     async fn set_method(&self, who: &(String, String), method: Value) -> Response {
@@ -353,13 +312,6 @@ impl World {
                     .collect()
             })
             .unwrap_or_default()
-    }
-}
-
-fn body(response: &Response) -> Value {
-    match response.body() {
-        Body::Text(text) => serde_json::from_str(text).unwrap(),
-        other => panic!("not text: {other:?}"),
     }
 }
 

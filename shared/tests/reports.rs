@@ -7,17 +7,17 @@ use std::sync::Arc;
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, RequestExt};
+use lambda_http::Body;
 use serde_json::{Value, json};
 use shared::App;
 use shared::domain::email::EmailAddress;
 use shared::domain::tracking::{Click, Conversion, ConversionStatus};
 use shared::http::Response;
 use shared::ports::{Clock, ManualClock};
-use shared::routes;
 use shared::seed::{Demo, seed_demo};
+use support::body;
+
+mod support;
 
 const PHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 const DESKTOP: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
@@ -60,47 +60,12 @@ impl World {
         }
     }
 
-    async fn send(&self, uri: &str, ip: &str, headers: &[(&str, &str)], body: Body) -> Response {
-        let method = if matches!(body, Body::Empty) {
-            "GET"
-        } else {
-            "POST"
-        };
-        let mut builder = lambda_http::http::Request::builder()
-            .method(method)
-            .uri(uri);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let mut context = ApiGatewayV2httpRequestContext::default();
-        context.http.source_ip = Some(ip.into());
-        let request = builder
-            .body(body)
-            .unwrap()
-            .with_request_context(RequestContext::ApiGatewayV2(context));
-        routes::respond(self.app.clone(), request, None).await
+    async fn send(&self, uri: &str, ip: &str, headers: &[(&str, &str)]) -> Response {
+        support::send(&self.app, "GET", uri, ip, headers, None).await
     }
 
-    /// A session cookie for the demo account of `role`.
     async fn sign_in(&self, role: &str) -> String {
-        let (_, email, password) = self
-            .demo
-            .credentials
-            .iter()
-            .find(|(r, _, _)| serde_json::to_value(r).unwrap() == role)
-            .unwrap();
-        let body = json!({"email": email.as_str(), "password": password.expose()}).to_string();
-        let response = self
-            .send(
-                "/api/auth/sign-in",
-                "192.0.2.1",
-                &[("content-type", "application/json")],
-                Body::Text(body),
-            )
-            .await;
-        assert_eq!(response.status(), 200);
-        let cookie = response.headers()["set-cookie"].to_str().unwrap();
-        cookie.split(';').next().unwrap().to_string()
+        support::sign_in(&self.app, &self.demo, role).await.0
     }
 
     async fn report(&self, cookie: &str, query: &str) -> Response {
@@ -108,7 +73,6 @@ impl World {
             &format!("/api/reports?{query}"),
             "192.0.2.1",
             &[("cookie", cookie)],
-            Body::Empty,
         )
         .await
     }
@@ -156,7 +120,7 @@ impl World {
             } else {
                 format!("/c/{}?sub2={}", self.demo.link, urlencode(sub))
             };
-            let response = self.send(&uri, &ip, &headers, Body::Empty).await;
+            let response = self.send(&uri, &ip, &headers).await;
             assert_eq!(response.status(), 302, "click {n}");
             let location = response.headers()["location"].to_str().unwrap();
             let id = location.split("clickid=").nth(1).unwrap();
@@ -170,7 +134,7 @@ impl World {
                     self.demo.postback_token.expose()
                 );
                 for _ in 0..=dice.roll(2) {
-                    let response = self.send(&uri, ip, &[], Body::Empty).await;
+                    let response = self.send(&uri, ip, &[]).await;
                     assert!(matches!(response.status().as_u16(), 200 | 201));
                     postbacks += 1;
                 }
@@ -185,13 +149,6 @@ impl World {
 
 fn urlencode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-fn body(response: &Response) -> Value {
-    match response.body() {
-        Body::Text(text) => serde_json::from_str(text).unwrap(),
-        other => panic!("not text: {other:?}"),
-    }
 }
 
 /// What a report grouped by day (in `zone`), country, device and sub2 must say, counted from
@@ -437,8 +394,6 @@ async fn bad_report_requests_name_the_field() {
         assert_eq!(response.status(), 400, "{query}");
         assert_eq!(body(&response)["error"]["field"], field, "{query}");
     }
-    let anonymous = world
-        .send("/api/reports", "192.0.2.1", &[], Body::Empty)
-        .await;
+    let anonymous = world.send("/api/reports", "192.0.2.1", &[]).await;
     assert_eq!(anonymous.status(), 401);
 }

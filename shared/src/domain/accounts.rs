@@ -120,3 +120,10 @@ mod tests {
         assert!(check_name("a\u{0}b").is_err());
     }
 }
+
+/// The advertiser or affiliate whose records a request reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Party {
+    Advertiser(AdvertiserId),
+    Affiliate(AffiliateId),
+}

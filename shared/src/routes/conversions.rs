@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 use super::{Route, schema};
 use crate::app::App;
 use crate::caller::{ADVERTISER_OR_ADMIN, ANY_ROLE, Caller, caller};
-use crate::domain::ids::{AdvertiserId, AffiliateId, ConversionId};
+use crate::domain::accounts::Party;
+use crate::domain::ids::ConversionId;
 use crate::domain::money::Money;
 use crate::domain::tracking::{Conversion, ConversionStatus};
 use crate::http::{ApiError, Params, Request, Response, json, json_body, path_param};
@@ -138,26 +139,12 @@ async fn list(app: App, request: Request) -> Result<Response, ApiError> {
     };
     let cursor = params.text("cursor", 1024)?.map(|c| Cursor(c.to_string()));
     let caller = caller(&request);
-    // Whose conversions, and which amounts the caller may see (revenue, payout).
-    let (party, revenue, payout) = if let Some(advertiser) = caller.account.advertiser_id() {
-        (Party::Advertiser(advertiser), true, false)
-    } else if let Some(affiliate) = caller.account.affiliate_id() {
-        (Party::Affiliate(affiliate), false, true)
-    } else {
-        let advertiser = params.text("advertiser_id", 26)?.map(AdvertiserId::parse);
-        let affiliate = params.text("affiliate_id", 26)?.map(AffiliateId::parse);
-        let party = match (advertiser, affiliate) {
-            (Some(Some(id)), None) => Party::Advertiser(id),
-            (None, Some(Some(id))) => Party::Affiliate(id),
-            _ => {
-                return Err(ApiError::invalid(
-                    "advertiser_id",
-                    "admins give exactly one valid advertiser_id or affiliate_id",
-                ));
-            }
-        };
-        (party, true, true)
-    };
+    let party = crate::caller::party(caller, &params)?;
+    // Each party sees its own side of the money; admins both.
+    let (revenue, payout) = (
+        caller.account.affiliate_id().is_none(),
+        caller.account.advertiser_id().is_none(),
+    );
     let (conversions, next) = match party {
         Party::Advertiser(id) => app.store.conversions_of_advertiser(id, cursor, limit).await,
         Party::Affiliate(id) => app.store.conversions_of_affiliate(id, cursor, limit).await,
@@ -174,11 +161,6 @@ async fn list(app: App, request: Request) -> Result<Response, ApiError> {
             next_cursor: next.map(|c| c.0),
         },
     ))
-}
-
-enum Party {
-    Advertiser(AdvertiserId),
-    Affiliate(AffiliateId),
 }
 
 /// A malformed cursor is the caller's; anything else is ours.

@@ -13,10 +13,9 @@ use utoipa::ToSchema;
 use super::{Route, schema};
 use crate::app::App;
 use crate::caller::{ANY_ROLE, caller};
-use crate::domain::ids::{AdvertiserId, AffiliateId, OfferId};
+use crate::domain::ids::OfferId;
 use crate::http::{ApiError, Params, Request, Response, json, uncached};
 use crate::reports::{self, Dimension, MAX_DAYS, Report, ReportRequest, ReportRow};
-use crate::store::stats::Party;
 
 pub const GET: Route = Route::new(
     "reports",
@@ -113,36 +112,11 @@ fn row_view(row: &ReportRow, group_by: &[Dimension], sides: Sides) -> ReportRowV
 async fn get(app: App, request: Request) -> Result<Response, ApiError> {
     let params = Params::from_query(&request)?;
     let caller = caller(&request);
-    let (party, sides) = if let Some(advertiser) = caller.account.advertiser_id() {
-        let sides = Sides {
-            revenue: true,
-            payout: false,
-        };
-        (Party::Advertiser(advertiser), sides)
-    } else if let Some(affiliate) = caller.account.affiliate_id() {
-        let sides = Sides {
-            revenue: false,
-            payout: true,
-        };
-        (Party::Affiliate(affiliate), sides)
-    } else {
-        let advertiser = params.text("advertiser_id", 26)?.map(AdvertiserId::parse);
-        let affiliate = params.text("affiliate_id", 26)?.map(AffiliateId::parse);
-        let party = match (advertiser, affiliate) {
-            (Some(Some(id)), None) => Party::Advertiser(id),
-            (None, Some(Some(id))) => Party::Affiliate(id),
-            _ => {
-                return Err(ApiError::invalid(
-                    "advertiser_id",
-                    "admins give exactly one valid advertiser_id or affiliate_id",
-                ));
-            }
-        };
-        let sides = Sides {
-            revenue: true,
-            payout: true,
-        };
-        (party, sides)
+    let party = crate::caller::party(caller, &params)?;
+    // Each party sees its own side of the money; admins both.
+    let sides = Sides {
+        revenue: caller.account.affiliate_id().is_none(),
+        payout: caller.account.advertiser_id().is_none(),
     };
 
     let zone_name = params.text("timezone", 64)?.unwrap_or("UTC");

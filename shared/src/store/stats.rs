@@ -19,6 +19,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::Store;
+use crate::domain::accounts::Party;
 use crate::domain::ids::{AdvertiserId, AffiliateId, OfferId};
 use crate::domain::money::Currency;
 use crate::domain::offer::DeviceType;
@@ -87,19 +88,11 @@ pub struct HourCounters {
     pub payout: i64,
 }
 
-/// Whose counters a report reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Party {
-    Advertiser(AdvertiserId),
-    Affiliate(AffiliateId),
-}
-
-impl Party {
-    fn partition(self, shard: u32) -> String {
-        match self {
-            Party::Advertiser(id) => format!("STATS#ADV#{id}#{shard}"),
-            Party::Affiliate(id) => format!("STATS#AFF#{id}#{shard}"),
-        }
+/// A party's counter partition of one shard.
+fn partition(party: Party, shard: u32) -> String {
+    match party {
+        Party::Advertiser(id) => format!("STATS#ADV#{id}#{shard}"),
+        Party::Affiliate(id) => format!("STATS#AFF#{id}#{shard}"),
     }
 }
 
@@ -159,7 +152,7 @@ fn count(
     ]
     .into_iter()
     .map(|party| Write::Update {
-        key: Key::new(party.partition(shard), sort_key.clone()),
+        key: Key::new(partition(party, shard), sort_key.clone()),
         update: update.clone(),
         cond: Cond::Always,
     })
@@ -249,7 +242,7 @@ impl Store {
         let (first, end) = (hour_label(hour_ceil(from)), hour_label(hour_ceil(to)));
         let mut counters = Vec::new();
         for shard in 0..SHARDS {
-            let query = Query::partition(party.partition(shard)).between(&first, &end);
+            let query = Query::partition(partition(party, shard)).between(&first, &end);
             counters.extend(self.query_all::<HourCounters>(query).await?);
         }
         Ok(counters)
