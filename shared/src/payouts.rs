@@ -230,8 +230,36 @@ pub fn describe(method: &PayoutMethod) -> String {
 
 /// The run of `period`, carried out or resumed; a finished run answers as it was.
 pub async fn run(app: &App, period: &str) -> Result<PayoutRun, PayoutError> {
+    run_for(app, period, None).await
+}
+
+/// A run of its own for one affiliate whose payout failed (a bad PayPal address since fixed,
+/// a returned transfer): it pays their payable balance now, which holds the failed amount
+/// again. One such run per affiliate per day; a repeat answers it as it was.
+pub async fn retry(app: &App, failed: &str) -> Result<PayoutRun, PayoutError> {
+    let payout = app
+        .store
+        .payout(failed)
+        .await?
+        .ok_or_else(|| invalid("id", "no such payout"))?;
+    if payout.status != PayoutStatus::Failed {
+        return Err(invalid("id", "only a failed payout is retried"));
+    }
+    let id = format!(
+        "{}-retry-{}",
+        period_of(app.clock.now()),
+        payout.affiliate_id
+    );
+    run_for(app, &id, Some(payout.affiliate_id)).await
+}
+
+async fn run_for(
+    app: &App,
+    period: &str,
+    affiliate: Option<AffiliateId>,
+) -> Result<PayoutRun, PayoutError> {
     let now = app.clock.now();
-    let mut run = app.store.claim_run(period, now).await?;
+    let mut run = app.store.claim_run(period, affiliate, now).await?;
     if run.finished_at.is_some() {
         return Ok(run);
     }
@@ -260,9 +288,9 @@ pub async fn run(app: &App, period: &str) -> Result<PayoutRun, PayoutError> {
 
 /// Step 1: a payout for each affiliate and currency whose payable balance reaches the minimum.
 async fn make_payouts(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError> {
-    let mut affiliates = Vec::new();
+    let mut affiliates: Vec<AffiliateId> = run.affiliate.into_iter().collect();
     let mut cursor = None;
-    loop {
+    while run.affiliate.is_none() {
         let (accounts, next) = app.store.accounts(cursor, 500).await?;
         affiliates.extend(
             accounts
@@ -643,7 +671,9 @@ pub async fn job(app: App) -> Result<String, crate::jobs::JobError> {
     let today = period_of(app.clock.now());
     for earlier in app.store.runs(30).await.map_err(|e| failed(e.into()))? {
         if earlier.finished_at.is_none() && earlier.id != today {
-            run(&app, &earlier.id).await.map_err(failed)?;
+            run_for(&app, &earlier.id, earlier.affiliate)
+                .await
+                .map_err(failed)?;
         }
     }
     let run = run(&app, &today).await.map_err(failed)?;

@@ -428,6 +428,21 @@ async fn a_run_pays_each_eligible_affiliate_once_by_an_ach_file_a_bank_reads() {
         &w.send("GET", "/api/payouts", &[("cookie", &affiliate.0)], None)
             .await,
     );
+    let paid_for = body(
+        &w.send(
+            "GET",
+            &format!("/api/payouts/{}/conversions", urlencode(&payouts[0].id)),
+            &[("cookie", &affiliate.0)],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(
+        paid_for["conversions"].as_array().unwrap().len(),
+        3,
+        "{paid_for}"
+    );
+
     assert_eq!(history["payouts"][0]["amount"], "54.00");
     assert_eq!(
         history["payouts"][0]["destination"],
@@ -504,6 +519,46 @@ async fn paypal_batches_survive_a_lost_answer_and_failed_items_are_owed_again() 
     );
     assert_eq!(w.balance(Account::platform_cash()).await, 0);
     assert_eq!(fake.batches.lock().unwrap().len(), 1);
+
+    // The affiliate fixes the address; after the cooling-off an admin retries the payout.
+    w.set_method(
+        &affiliate,
+        json!({"type": "paypal", "email": "pat@publisher.example"}),
+    )
+    .await;
+    w.clock.advance(SignedDuration::from_hours(73));
+    let admin = w.sign_in("admin").await;
+    let failed = urlencode(&payouts[0].id);
+    let retry = |admin: (String, String)| {
+        let w = &w;
+        let failed = failed.clone();
+        async move {
+            w.send(
+                "POST",
+                &format!("/api/admin/payouts/{failed}/retry"),
+                &[("cookie", &admin.0), ("x-csrf-token", &admin.1)],
+                None,
+            )
+            .await
+        }
+    };
+    let retried = retry(admin.clone()).await;
+    assert_eq!(retried.status(), 200, "{:?}", retried.body());
+    let run = body(&retried)["id"].as_str().unwrap().to_string();
+    let again = retry(admin).await;
+    assert_eq!(body(&again)["id"], run.as_str(), "one retry run a day");
+    let paid = w.app.store.payouts_of_run(&run).await.unwrap();
+    assert_eq!((paid.len(), paid[0].status), (1, PayoutStatus::Paid));
+    assert_eq!(
+        w.balance(Account::affiliate_payable(w.demo.affiliate_id))
+            .await,
+        0
+    );
+    assert_eq!(fake.batches.lock().unwrap().len(), 2);
+}
+
+fn urlencode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 #[tokio::test]

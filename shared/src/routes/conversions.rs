@@ -108,7 +108,7 @@ pub struct ConversionList {
     pub next_cursor: Option<String>,
 }
 
-fn view(conversion: &Conversion, revenue: bool, payout: bool) -> ConversionView {
+pub(crate) fn view(conversion: &Conversion, revenue: bool, payout: bool) -> ConversionView {
     ConversionView {
         id: conversion.id.to_string(),
         click_id: conversion.click_id.to_string(),

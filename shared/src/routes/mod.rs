@@ -138,6 +138,8 @@ pub const ROUTES: &[Route] = &[
     payouts::SET_METHOD,
     payouts::BALANCE,
     payouts::LIST,
+    payouts::CONVERSIONS,
+    payouts::RETRY,
     payouts::RUNS,
     payouts::RUN_NOW,
     admin::LIST_ACCOUNTS,

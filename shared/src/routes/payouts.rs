@@ -17,7 +17,7 @@ use crate::domain::ids::AffiliateId;
 use crate::domain::ledger::Account;
 use crate::domain::money::{Currency, Money};
 use crate::domain::payout::{AccountType, Payout, PayoutMethod, PayoutStatus, Rail};
-use crate::http::{ApiError, Params, Request, Response, json, json_body};
+use crate::http::{ApiError, Params, Request, Response, json, json_body, path_param};
 use crate::payouts::{self, MethodInput, PayoutError};
 use crate::secret::Secret;
 use crate::store::PayoutRun;
@@ -57,6 +57,16 @@ pub const LIST: Route = Route::new(
     |app, request| Box::pin(list(app, request)),
 )
 .answers(schema::<PayoutList>);
+
+pub const CONVERSIONS: Route = Route::new("payouts", &["GET"], "/api/payouts/{payout_id}/conversions", AFFILIATE_OR_ADMIN,
+    "The conversions whose earnings a payout paid: those that became payable after the affiliate's previous payout in that currency, up to this one",
+    |app, request| Box::pin(conversions(app, request)))
+.answers(schema::<super::conversions::ConversionList>);
+
+pub const RETRY: Route = Route::new("payouts", &["POST"], "/api/admin/payouts/{payout_id}/retry", ADMIN,
+    "Pay a failed payout's affiliate again now (their payable balance, which holds the failed amount), in a run of its own",
+    |app, request| Box::pin(retry(app, request)))
+.answers(schema::<PayoutRun>);
 
 pub const RUNS: Route = Route::new(
     "payouts",
@@ -383,6 +393,82 @@ async fn run_now(app: App, request: Request) -> Result<Response, ApiError> {
         .map_err(ApiError::internal)?;
     caller(&request)
         .audit(&app, "payout_run.started", Some(period))
+        .await?;
+    Ok(json(StatusCode::OK, &run))
+}
+
+/// The payout a path names, if the caller may see it.
+async fn visible_payout(app: &App, request: &Request) -> Result<Payout, ApiError> {
+    let hidden = || ApiError::not_found("payout_id", "no such payout");
+    let id = path_param(request, "payout_id").ok_or_else(hidden)?;
+    let payout = app
+        .store
+        .payout(&id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(hidden)?;
+    let caller = caller(request);
+    match caller.account.affiliate_id() {
+        Some(affiliate) if affiliate != payout.affiliate_id => Err(hidden()),
+        _ => Ok(payout),
+    }
+}
+
+async fn conversions(app: App, request: Request) -> Result<Response, ApiError> {
+    let payout = visible_payout(&app, &request).await?;
+    let currency = payout.amount.currency;
+    // The window: after the affiliate's previous payout in this currency, up to this one.
+    let previous = app
+        .store
+        .payouts_of_affiliate(payout.affiliate_id)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|p| p.amount.currency == currency && p.created_at < payout.created_at)
+        .map(|p| p.created_at)
+        .max();
+    let mut paid = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = app
+            .store
+            .conversions_of_affiliate(payout.affiliate_id, cursor, 500)
+            .await
+            .map_err(ApiError::internal)?;
+        paid.extend(page.into_iter().filter(|c| {
+            c.matured
+                && c.payout.currency == currency
+                && c.payable_at.is_some_and(|at| {
+                    at <= payout.created_at && previous.is_none_or(|previous| at > previous)
+                })
+        }));
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(json(
+        StatusCode::OK,
+        &super::conversions::ConversionList {
+            conversions: paid
+                .iter()
+                .map(|c| super::conversions::view(c, caller(&request).is_admin(), true))
+                .collect(),
+            next_cursor: None,
+        },
+    ))
+}
+
+async fn retry(app: App, request: Request) -> Result<Response, ApiError> {
+    let payout = visible_payout(&app, &request).await?;
+    let run = payouts::retry(&app, &payout.id)
+        .await
+        .map_err(|error| match error {
+            PayoutError::Invalid { field, problem } => ApiError::conflict(field, problem),
+            other => ApiError::internal(other),
+        })?;
+    caller(&request)
+        .audit(&app, "payout.retried", Some(payout.id))
         .await?;
     Ok(json(StatusCode::OK, &run))
 }

@@ -30,6 +30,10 @@ pub struct PayoutRun {
     pub paypal_batch_id: Option<String>,
     /// One line per affiliate and currency: paid, carried over, or why not.
     pub report: Vec<String>,
+    /// A run for one affiliate only (an admin's retry of a failed payout).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub affiliate: Option<AffiliateId>,
 }
 
 fn method_key(affiliate: AffiliateId) -> Key {
@@ -71,13 +75,19 @@ impl Store {
 
     /// Claims the run for its period: `Ok(run)` for the caller to carry out, whether it is new
     /// or an earlier attempt that did not finish (its steps are safe to repeat).
-    pub async fn claim_run(&self, id: &str, now: Timestamp) -> Result<PayoutRun, TableError> {
+    pub async fn claim_run(
+        &self,
+        id: &str,
+        affiliate: Option<AffiliateId>,
+        now: Timestamp,
+    ) -> Result<PayoutRun, TableError> {
         let run = PayoutRun {
             id: id.to_string(),
             started_at: now,
             finished_at: None,
             paypal_batch_id: None,
             report: vec![],
+            affiliate,
         };
         let item = with_index(to_item(&run, &run_key(id))?, "RUNS".into(), id.to_string());
         match self.table.put(item, Cond::NotExists).await {
@@ -171,6 +181,14 @@ impl Store {
             Err(TableError::Conflict { write: 0, .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// A payout by its id (`{run}:{affiliate}:{currency}`).
+    pub async fn payout(&self, id: &str) -> Result<Option<Payout>, TableError> {
+        let Some((run, _)) = id.split_once(':') else {
+            return Ok(None);
+        };
+        self.get(&Key::new(format!("RUN#{run}#PAYOUTS"), id)).await
     }
 
     pub async fn payouts_of_run(&self, run: &str) -> Result<Vec<Payout>, TableError> {
