@@ -22,8 +22,8 @@ use crate::domain::ledger::{Account, Transaction};
 use crate::domain::money::{Currency, Money};
 use crate::domain::nacha::{self, Credit, Originator};
 use crate::domain::payout::{
-    AccountType, Payout, PayoutAccount, PayoutMethod, PayoutStatus, Rail, RoutingNumber,
-    check_account_number,
+    AccountHolder, AccountType, Payout, PayoutAccount, PayoutMethod, PayoutStatus, Rail,
+    RoutingNumber, check_account_number,
 };
 use crate::ports::keys::{self, EncryptionContext};
 use crate::ports::{BlobKey, Email, TableError};
@@ -117,6 +117,7 @@ pub enum MethodInput {
         routing_number: String,
         account_number: Secret<String>,
         account_type: AccountType,
+        account_holder: AccountHolder,
         name_on_account: String,
     },
 }
@@ -152,6 +153,7 @@ pub async fn set_method(
             routing_number,
             account_number,
             account_type,
+            account_holder,
             name_on_account,
         } => {
             let routing_number = RoutingNumber::parse(&routing_number)
@@ -175,6 +177,7 @@ pub async fn set_method(
                 .await?,
                 account_last4: number[number.len() - 4..].to_string(),
                 account_type,
+                account_holder,
                 name_on_account: name,
             }
         }
@@ -408,6 +411,7 @@ async fn send_ach(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError
             routing_number,
             account_sealed,
             account_type,
+            account_holder,
             name_on_account,
             ..
         } = &payout.method
@@ -424,6 +428,7 @@ async fn send_ach(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError
             routing: routing_number.clone(),
             account_number: String::from_utf8_lossy(number.expose()).into_owned(),
             account_type: *account_type,
+            holder: *account_holder,
             amount: payout.amount.minor,
             individual_id: payout.affiliate_id.to_string()[..15].to_string(),
             name: name_on_account.clone(),

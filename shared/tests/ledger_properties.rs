@@ -177,6 +177,7 @@ impl World {
                 routing_number: "021000021".into(),
                 account_number: Secret::new(number.into()),
                 account_type: shared::domain::payout::AccountType::Checking,
+                account_holder: shared::domain::payout::AccountHolder::Individual,
                 name_on_account: "Pat Publisher".into(),
             },
         )

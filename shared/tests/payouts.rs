@@ -384,29 +384,11 @@ async fn a_run_pays_each_eligible_affiliate_once_by_an_ach_file_a_bank_reads() {
         .unwrap()
         .expect("the run wrote its ACH file");
     let text = String::from_utf8(file).unwrap();
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(
-        python.exists(),
-        "run the tests through infra/test, which installs achkit"
-    );
-    let checked = std::process::Command::new(python)
-        .args(["-c", "import sys, json, achkit; t = sys.stdin.read(); v = achkit.validate(t); f = achkit.parse(t); print(json.dumps({'ok': v['ok'], 'errors': v['errors'], 'entries': [(e['routing'], e['account'].strip() if 'account' in e else None, e['amount_cents'], e['txn_code']) for b in f['batches'] for e in b['entries']]}))"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(text.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    let verdict: Value = serde_json::from_slice(&checked.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&checked.stderr)));
+    let verdict = achkit(&text);
     assert_eq!(verdict["ok"], true, "{verdict}");
     assert_eq!(verdict["entries"][0][0], "021000021");
-    assert_eq!(verdict["entries"][0][2], 5_400);
-    assert_eq!(verdict["entries"][0][3], 22);
+    assert_eq!(verdict["entries"][0][1], 5_400);
+    assert_eq!(verdict["entries"][0][2], 22);
 
     // Mail: the affiliate's confirmation and the admins' summary.
     let mail = w.mail();
@@ -555,6 +537,75 @@ async fn paypal_batches_survive_a_lost_answer_and_failed_items_are_owed_again() 
         0
     );
     assert_eq!(fake.batches.lock().unwrap().len(), 2);
+}
+
+/// What achkit, an independent NACHA reader, makes of a file: its verdict with every control
+/// total checked, and the entries it read.
+fn achkit(text: &str) -> Value {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        python.exists(),
+        "run the tests through infra/test, which installs achkit"
+    );
+    let program = "import sys, json, achkit; t = sys.stdin.read(); v = achkit.validate(t); f = achkit.parse(t); print(json.dumps({'ok': v['ok'], 'errors': v['errors'], 'secs': [b['sec'] for b in f['batches']], 'entries': [(e['routing'], e['amount_cents'], e['txn_code']) for b in f['batches'] for e in b['entries']]}))";
+    let checked = std::process::Command::new(python)
+        .args(["-c", program])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    serde_json::from_slice(&checked.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&checked.stderr)))
+}
+
+#[test]
+fn a_file_with_people_and_companies_reads_back_as_a_ppd_and_a_ccd_batch() {
+    use shared::domain::nacha::{Credit, Originator, credits_file};
+    use shared::domain::payout::{AccountHolder, AccountType, RoutingNumber};
+    let credit = |routing: &str, amount, holder| Credit {
+        routing: RoutingNumber::parse(routing).unwrap(),
+        account_number: "000123456789".into(),
+        account_type: AccountType::Savings,
+        holder,
+        amount,
+        individual_id: "01KB4ZJ6Y0E5V2M".into(),
+        name: "Publisher LLC".into(),
+    };
+    let originator = Originator {
+        destination_routing: RoutingNumber::parse("021000021").unwrap(),
+        destination_name: "DEMO BANK".into(),
+        company_id: "1000000000".into(),
+        company_name: "LEADSREFER".into(),
+        origin_routing: RoutingNumber::parse("111000025").unwrap(),
+    };
+    let (file, _) = credits_file(
+        &originator,
+        &[
+            credit("021000021", 12_345, AccountHolder::Company),
+            credit("111000025", 5_000, AccountHolder::Individual),
+            credit("021000021", 1, AccountHolder::Individual),
+        ],
+        jiff::civil::date(2026, 11, 30).at(6, 0, 0, 0),
+        jiff::civil::date(2026, 12, 1),
+        'B',
+    );
+    let verdict = achkit(&file);
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["secs"], json!(["PPD", "CCD"]));
+    assert_eq!(
+        verdict["entries"],
+        json!([
+            ["111000025", 5000, 32],
+            ["021000021", 1, 32],
+            ["021000021", 12345, 32]
+        ])
+    );
 }
 
 fn urlencode(text: &str) -> String {

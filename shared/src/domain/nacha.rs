@@ -1,12 +1,13 @@
 //! NACHA ACH files of credits (payouts), as banks take them for upload: 94-character records
 //! (1 file header, 5 batch header, 6 entries, 8 batch control, 9 file control), padded with
-//! all-9 records to a multiple of 10 (blocking factor 10). One PPD batch, service class 220
-//! (credits only); transaction code 22 (checking) or 32 (savings). Entry hash = the sum of the
-//! entries' 8-digit receiving routing numbers, its rightmost 10 digits.
+//! all-9 records to a multiple of 10 (blocking factor 10). A PPD batch for people's accounts
+//! and a CCD batch for companies', service class 220 (credits only); transaction code 22
+//! (checking) or 32 (savings). Entry hash = the sum of the entries' 8-digit receiving routing
+//! numbers, its rightmost 10 digits.
 
 use jiff::civil::DateTime;
 
-use super::payout::{AccountType, RoutingNumber};
+use super::payout::{AccountHolder, AccountType, RoutingNumber};
 
 pub const RECORD_LEN: usize = 94;
 pub const BLOCKING_FACTOR: usize = 10;
@@ -30,6 +31,8 @@ pub struct Credit {
     pub routing: RoutingNumber,
     pub account_number: String,
     pub account_type: AccountType,
+    /// A person's account (PPD) or a company's (CCD).
+    pub holder: AccountHolder,
     /// Cents; positive.
     pub amount: i64,
     /// The payee's id at the platform (up to 15 characters).
@@ -63,7 +66,7 @@ fn number(value: u64, width: usize) -> String {
 
 /// The file, with `\n` after each record. `created` is the file's creation time; entries
 /// settle on `effective` (YYMMDD). Trace numbers are the ODFI's 8 digits and the entry's
-/// 1-based sequence; they are answered in entry order.
+/// 1-based sequence in the file; they are answered in the order of `credits`.
 pub fn credits_file(
     originator: &Originator,
     credits: &[Credit],
@@ -83,63 +86,82 @@ pub fn credits_file(
         text(&originator.company_name, 23),
         text("", 8),
     )];
-    records.push(format!(
-        "5220{}{}{}PPD{}{}{}   1{}{}",
-        text(&originator.company_name, 16),
-        text("", 20),
-        text(&originator.company_id, 10),
-        text("PAYOUT", 10),
-        created.strftime("%y%m%d"),
-        effective.strftime("%y%m%d"),
-        odfi,
-        number(1, 7),
-    ));
-    let mut hash: u64 = 0;
-    let mut total: u64 = 0;
-    let mut traces = Vec::with_capacity(credits.len());
-    for (index, credit) in credits.iter().enumerate() {
-        let routing = credit.routing.as_str();
-        hash += routing[..8]
-            .parse::<u64>()
-            .expect("routing numbers are digits");
-        total += credit.amount.max(0) as u64;
-        let trace = format!("{odfi}{}", number(index as u64 + 1, 7));
-        let code = match credit.account_type {
-            AccountType::Checking => "22",
-            AccountType::Savings => "32",
-        };
+    let mut traces = vec![String::new(); credits.len()];
+    let (mut batches, mut file_hash, mut file_total, mut file_count) = (0u64, 0u64, 0u64, 0u64);
+    let mut sequence = 0u64;
+    for (holder, sec) in [
+        (AccountHolder::Individual, "PPD"),
+        (AccountHolder::Company, "CCD"),
+    ] {
+        let entries: Vec<(usize, &Credit)> = credits
+            .iter()
+            .enumerate()
+            .filter(|(_, credit)| credit.holder == holder)
+            .collect();
+        if entries.is_empty() {
+            continue;
+        }
+        batches += 1;
         records.push(format!(
-            "6{code}{routing}{}{}{}{}  0{trace}",
-            text(&credit.account_number, 17),
-            number(credit.amount.max(0) as u64, 10),
-            text(&credit.individual_id, 15),
-            text(&credit.name, 22),
+            "5220{}{}{}{sec}{}{}{}   1{}{}",
+            text(&originator.company_name, 16),
+            text("", 20),
+            text(&originator.company_id, 10),
+            text("PAYOUT", 10),
+            created.strftime("%y%m%d"),
+            effective.strftime("%y%m%d"),
+            odfi,
+            number(batches, 7),
         ));
-        traces.push(trace);
+        let (mut hash, mut total) = (0u64, 0u64);
+        for (index, credit) in &entries {
+            let routing = credit.routing.as_str();
+            hash += routing[..8]
+                .parse::<u64>()
+                .expect("routing numbers are digits");
+            total += credit.amount.max(0) as u64;
+            sequence += 1;
+            let trace = format!("{odfi}{}", number(sequence, 7));
+            let code = match credit.account_type {
+                AccountType::Checking => "22",
+                AccountType::Savings => "32",
+            };
+            // CCD names the receiving company; PPD the person.
+            records.push(format!(
+                "6{code}{routing}{}{}{}{}  0{trace}",
+                text(&credit.account_number, 17),
+                number(credit.amount.max(0) as u64, 10),
+                text(&credit.individual_id, 15),
+                text(&credit.name, 22),
+            ));
+            traces[*index] = trace;
+        }
+        let count = entries.len() as u64;
+        records.push(format!(
+            "8220{}{}{}{}{}{}{}{}",
+            number(count, 6),
+            number(hash % 10_000_000_000, 10),
+            number(0, 12),
+            number(total, 12),
+            text(&originator.company_id, 10),
+            text("", 25),
+            odfi,
+            number(batches, 7),
+        ));
+        file_hash += hash;
+        file_total += total;
+        file_count += count;
     }
-    let hash = hash % 10_000_000_000;
-    let count = credits.len() as u64;
-    records.push(format!(
-        "8220{}{}{}{}{}{}{}{}",
-        number(count, 6),
-        number(hash, 10),
-        number(0, 12),
-        number(total, 12),
-        text(&originator.company_id, 10),
-        text("", 25),
-        odfi,
-        number(1, 7),
-    ));
     let with_control = records.len() + 1;
     let blocks = with_control.div_ceil(BLOCKING_FACTOR);
     records.push(format!(
         "9{}{}{}{}{}{}{}",
-        number(1, 6),
+        number(batches, 6),
         number(blocks as u64, 6),
-        number(count, 8),
-        number(hash, 10),
+        number(file_count, 8),
+        number(file_hash % 10_000_000_000, 10),
         number(0, 12),
-        number(total, 12),
+        number(file_total, 12),
         text("", 39),
     ));
     while records.len() % BLOCKING_FACTOR != 0 {
@@ -170,6 +192,7 @@ mod tests {
             routing: RoutingNumber::parse(routing).unwrap(),
             account_number: "000123456789".into(),
             account_type: kind,
+            holder: AccountHolder::Individual,
             amount,
             individual_id: "01KB4ZJ6Y0E5V2".into(),
             name: "Zoë O'Brien-Smith Jr. the Third".into(),
@@ -211,5 +234,31 @@ mod tests {
             "ZO  O'BRIEN-SMITH JR. ",
             "upper-case ASCII, cut to 22"
         );
+    }
+
+    #[test]
+    fn people_and_companies_get_a_batch_each_with_the_file_totals_over_both() {
+        let mut company = credit("111000025", 20_000, AccountType::Checking);
+        company.holder = AccountHolder::Company;
+        let credits = [company, credit("021000021", 5_000, AccountType::Checking)];
+        let created = jiff::civil::date(2026, 11, 30).at(6, 0, 0, 0);
+        let (file, traces) = credits_file(
+            &originator(),
+            &credits,
+            created,
+            jiff::civil::date(2026, 12, 1),
+            'A',
+        );
+        let records: Vec<&str> = file.lines().collect();
+        assert_eq!(records.len(), 10);
+        assert_eq!(&records[1][50..53], "PPD");
+        assert_eq!(&records[1][87..94], "0000001");
+        assert_eq!(&records[4][50..53], "CCD");
+        assert_eq!(&records[4][87..94], "0000002");
+        assert_eq!(&records[7][1..7], "000002", "two batches");
+        assert_eq!(&records[7][13..21], "00000002");
+        assert_eq!(&records[7][43..55], "000000025000");
+        // Traces follow the file's order, answered in the credits' order.
+        assert_eq!(traces, ["021000020000002", "021000020000001"]);
     }
 }

@@ -65,6 +65,15 @@ pub enum AccountType {
     Savings,
 }
 
+/// Whose bank account it is: a person's (paid in a PPD batch) or a company's (CCD).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountHolder {
+    #[default]
+    Individual,
+    Company,
+}
+
 /// Where an affiliate's money goes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -78,6 +87,8 @@ pub enum PayoutMethod {
         account_sealed: String,
         account_last4: String,
         account_type: AccountType,
+        #[serde(default)]
+        account_holder: AccountHolder,
         name_on_account: String,
     },
 }

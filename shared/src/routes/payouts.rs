@@ -16,7 +16,7 @@ const AFFILIATE_OR_ADMIN: Access = Access::Roles(&[Role::Admin, Role::Affiliate]
 use crate::domain::ids::AffiliateId;
 use crate::domain::ledger::Account;
 use crate::domain::money::{Currency, Money};
-use crate::domain::payout::{AccountType, Payout, PayoutMethod, PayoutStatus, Rail};
+use crate::domain::payout::{AccountHolder, AccountType, Payout, PayoutMethod, PayoutStatus, Rail};
 use crate::http::{ApiError, Params, Request, Response, json, json_body, path_param};
 use crate::payouts::{self, MethodInput, PayoutError};
 use crate::secret::Secret;
@@ -102,6 +102,8 @@ pub struct MethodInputDoc {
     /// ACH: 4 to 17 digits; stored encrypted, shown by its last four.
     account_number: Option<String>,
     account_type: Option<AccountType>,
+    /// ACH: `individual` (the default; paid in a PPD batch) or `company` (CCD).
+    account_holder: Option<AccountHolder>,
     /// ACH: 1 to 22 characters, as the bank has it.
     name_on_account: Option<String>,
 }
@@ -117,6 +119,8 @@ pub struct MethodView {
     pub account_last4: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_type: Option<AccountType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_holder: Option<AccountHolder>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name_on_account: Option<String>,
     /// Payouts wait until then after a change (the cooling-off period).
@@ -184,6 +188,7 @@ fn method_view(account: &crate::domain::payout::PayoutAccount) -> MethodView {
             routing_number: None,
             account_last4: None,
             account_type: None,
+            account_holder: None,
             name_on_account: None,
             payouts_held_until: held,
         },
@@ -191,6 +196,7 @@ fn method_view(account: &crate::domain::payout::PayoutAccount) -> MethodView {
             routing_number,
             account_last4,
             account_type,
+            account_holder,
             name_on_account,
             ..
         } => MethodView {
@@ -199,6 +205,7 @@ fn method_view(account: &crate::domain::payout::PayoutAccount) -> MethodView {
             routing_number: Some(routing_number.as_str().to_string()),
             account_last4: Some(account_last4.clone()),
             account_type: Some(*account_type),
+            account_holder: Some(*account_holder),
             name_on_account: Some(name_on_account.clone()),
             payouts_held_until: held,
         },
@@ -250,12 +257,13 @@ async fn set_method(app: App, request: Request) -> Result<Response, ApiError> {
     let Value::Object(fields) = body else {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     };
-    const KNOWN: [&str; 6] = [
+    const KNOWN: [&str; 7] = [
         "type",
         "email",
         "routing_number",
         "account_number",
         "account_type",
+        "account_holder",
         "name_on_account",
     ];
     if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
@@ -285,6 +293,17 @@ async fn set_method(app: App, request: Request) -> Result<Response, ApiError> {
                     return Err(ApiError::invalid(
                         "account_type",
                         "must be checking or savings",
+                    ));
+                }
+            },
+            account_holder: match fields.get("account_holder") {
+                None => AccountHolder::Individual,
+                Some(Value::String(holder)) if holder == "individual" => AccountHolder::Individual,
+                Some(Value::String(holder)) if holder == "company" => AccountHolder::Company,
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        "account_holder",
+                        "must be individual or company",
                     ));
                 }
             },
