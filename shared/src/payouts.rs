@@ -356,6 +356,13 @@ async fn make_payouts(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutE
                 )));
                 continue;
             }
+            if account.method.rail() == Rail::Ach && currency.code() != "USD" {
+                report.push(line(format!(
+                    "{} waits: ACH pays US dollars only; a PayPal method can take it",
+                    owed.to_decimal()
+                )));
+                continue;
+            }
             let payout = Payout {
                 id: Payout::id_for(&run.id, affiliate, owed),
                 run: run.id.clone(),
@@ -396,7 +403,6 @@ async fn send_ach(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError
         .await?
         .into_iter()
         .filter(|payout| payout.method.rail() == Rail::Ach)
-        .filter(|payout| payout.amount.currency.code() == "USD")
         .collect();
     payouts.sort_by(|a, b| a.id.cmp(&b.id));
     if payouts

@@ -695,3 +695,33 @@ async fn bad_payout_details_are_refused_and_a_changed_method_holds_the_next_payo
         "paid after the cooling-off"
     );
 }
+
+#[tokio::test]
+async fn ach_pays_dollars_only_and_the_run_says_so() {
+    let w = World::new(None).await;
+    let mut offer = w.app.store.offer(w.demo.offer_id).await.unwrap().unwrap();
+    offer.currency = Currency::parse("EUR").unwrap();
+    w.app.store.save_offer(&offer).await.unwrap();
+    let affiliate = w.sign_in("affiliate").await;
+    assert_eq!(w.set_method(&affiliate, ach()).await.status(), 200);
+    w.earn(3).await;
+    let run = shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
+    assert!(
+        run.report.iter().any(|l| l
+            .ends_with("EUR: 54.00 waits: ACH pays US dollars only; a PayPal method can take it")),
+        "{:?}",
+        run.report
+    );
+    assert!(
+        run.finished_at.is_some(),
+        "nothing is left waiting for a rail"
+    );
+    assert!(
+        w.app
+            .store
+            .payouts_of_run("2026-11-30")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
