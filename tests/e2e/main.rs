@@ -616,3 +616,106 @@ async fn a_new_advertiser_and_affiliate_go_from_sign_up_to_a_conversion() {
         "no client address in the logs"
     );
 }
+
+/// The money path on the AWS adapters (DynamoDB, KMS, S3, SES on the emulator), in process:
+/// an ACH method sealed through KMS, conversions approved, a payout run that opens the account
+/// number through KMS, writes the NACHA file to S3 and mails through SES; a repeat pays nothing.
+#[tokio::test]
+async fn the_money_path_runs_on_the_aws_adapters() {
+    use shared::domain::payout::{AccountHolder, AccountType, PayoutStatus};
+    use shared::lifecycle::{Decider, Decision};
+    use shared::payouts::MethodInput;
+    use shared::secret::Secret;
+    use shared::tracking::{ClickRequest, Postback, PostbackAuth};
+
+    let backend = Backend::aws().await;
+    let app = backend.open().await;
+    let (demo, _) = shared::seed::seed_demo(&app).await.unwrap();
+    let affiliate = app
+        .store
+        .account(shared::domain::accounts::AccountId(demo.affiliate_id.0))
+        .await
+        .unwrap()
+        .unwrap();
+    shared::payouts::set_method(
+        &app,
+        demo.affiliate_id,
+        &affiliate.email,
+        MethodInput::Ach {
+            routing_number: "021000021".into(),
+            account_number: Secret::new("000123456789".into()),
+            account_type: AccountType::Checking,
+            account_holder: AccountHolder::Individual,
+            name_on_account: "Pat Publisher".into(),
+        },
+    )
+    .await
+    .unwrap();
+    for n in 0..3 {
+        let request = ClickRequest {
+            subs: Default::default(),
+            ip: format!("198.51.100.{}", n + 1).parse().unwrap(),
+            country: Some("US".into()),
+            region: None,
+            user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0"),
+            head: false,
+        };
+        let click = shared::tracking::record_click(&app, &demo.link, request)
+            .await
+            .unwrap();
+        let recorded = shared::tracking::record_conversion(
+            &app,
+            Postback {
+                click_id: click.click.id,
+                txn_id: Some(format!("AWS-{n}")),
+                event: shared::domain::tracking::EventName::default_event(),
+                amount: None,
+                currency: None,
+                auth: PostbackAuth::Token(demo.postback_token.expose().clone()),
+                client_prefix: None,
+            },
+        )
+        .await
+        .unwrap();
+        let shared::store::Recorded::New(conversion) = recorded else {
+            panic!("a new conversion")
+        };
+        shared::lifecycle::decide(&app, conversion.id, Decision::Approve, None, Decider::Admin)
+            .await
+            .unwrap();
+    }
+    let period = shared::payouts::period_of(app.clock.now());
+    let run = shared::payouts::run(&app, &period).await.unwrap();
+    assert!(run.finished_at.is_some(), "{:?}", run.report);
+    let again = shared::payouts::run(&app, &period).await.unwrap();
+    assert_eq!(
+        again.started_at, run.started_at,
+        "a repeat answers the same run"
+    );
+    let payouts = app.store.payouts_of_run(&period).await.unwrap();
+    assert_eq!(payouts.len(), 1);
+    assert_eq!(
+        (payouts[0].amount.minor, payouts[0].status),
+        (5_400, PayoutStatus::Sent)
+    );
+    let file = app
+        .blobs
+        .get(&shared::ports::BlobKey::parse(format!("payouts/{period}/ach.txt")).unwrap())
+        .await
+        .unwrap()
+        .expect("the NACHA file is in S3");
+    let text = String::from_utf8(file).unwrap();
+    assert!(text.lines().all(|line| line.len() == 94));
+    assert!(
+        text.contains("000123456789"),
+        "the account number, opened through KMS"
+    );
+    let usd = Currency::parse("USD").unwrap();
+    assert_eq!(
+        app.store
+            .balance(&Account::platform_cash(), usd)
+            .await
+            .unwrap(),
+        -5_400
+    );
+}
