@@ -24,6 +24,7 @@ pub mod runtime;
 pub mod secret;
 pub mod seed;
 pub mod store;
+pub mod tax;
 pub mod tracking;
 
 pub use app::App;

@@ -718,4 +718,43 @@ async fn the_money_path_runs_on_the_aws_adapters() {
             .unwrap(),
         -5_400
     );
+
+    // A W-9's TIN, sealed through KMS: the raw DynamoDB item holds no trace of it.
+    shared::tax::set_profile(
+        &app,
+        demo.affiliate_id,
+        shared::tax::ProfileInput::W9 {
+            legal_name: "Pat Publisher".into(),
+            business_name: None,
+            classification: shared::domain::tax::TaxClassification::Individual,
+            address: shared::domain::tax::UsAddress {
+                line1: "1 Main St".into(),
+                line2: None,
+                city: "Springfield".into(),
+                state: "IL".into(),
+                zip: "62701".into(),
+            },
+            tin_type: shared::domain::tax::TinType::Ssn,
+            tin: Secret::new("123-45-6789".into()),
+            signed_name: "Pat Publisher".into(),
+            certify: true,
+        },
+    )
+    .await
+    .unwrap();
+    let raw = app
+        .table
+        .get(&shared::ports::Key::new(
+            format!("TAX#{}", demo.affiliate_id),
+            "TAX",
+        ))
+        .await
+        .unwrap()
+        .expect("the tax profile is stored");
+    let raw = serde_json::to_string(&raw).unwrap();
+    assert!(
+        !raw.contains("123456789") && !raw.contains("123-45-6789"),
+        "{raw}"
+    );
+    assert!(raw.contains("\"tin_last4\":\"6789\""));
 }

@@ -11,4 +11,5 @@ pub mod nacha;
 pub mod offer;
 pub mod payout;
 pub mod privacy;
+pub mod tax;
 pub mod tracking;

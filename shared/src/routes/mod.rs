@@ -26,6 +26,7 @@ pub mod payouts;
 pub mod pixel;
 pub mod postback;
 pub mod reports;
+pub mod tax;
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
 
@@ -141,6 +142,8 @@ pub const ROUTES: &[Route] = &[
     payouts::CONVERSIONS,
     payouts::RETRY,
     payouts::RUNS,
+    tax::GET,
+    tax::SET,
     payouts::RUN_NOW,
     admin::LIST_ACCOUNTS,
     admin::SET_STATUS,

@@ -3,6 +3,7 @@
 //! | record | pk | sk | gsi1pk / gsi1sk |
 //! | --- | --- | --- | --- |
 //! | payout method | `PAYMETHOD#{affiliate}` | `PAYMETHOD` | |
+//! | tax profile (W-9 or foreign) | `TAX#{affiliate}` | `TAX` | |
 //! | payout run | `RUN#{run}` | `RUN` | `RUNS` / `{run}` |
 //! | payout | `RUN#{run}#PAYOUTS` | `{payout id}` | `AFF#{affiliate}#PAYOUTS` / `{payout id}` |
 //!
@@ -15,6 +16,7 @@ use super::{Store, ledger_balance_key, ledger_writes, with_index};
 use crate::domain::ids::AffiliateId;
 use crate::domain::ledger::{Account, Transaction};
 use crate::domain::payout::{Payout, PayoutAccount, PayoutStatus};
+use crate::domain::tax::TaxProfile;
 use crate::ports::table::{Cond, Key, Query, TableError, Write, to_item};
 
 /// A payout run: keyed by its period, claimed once, and marked done with its report.
@@ -56,7 +58,28 @@ fn payout_item(payout: &Payout) -> Result<crate::ports::Item, TableError> {
     ))
 }
 
+fn tax_key(affiliate: AffiliateId) -> Key {
+    Key::new(format!("TAX#{affiliate}"), "TAX")
+}
+
 impl Store {
+    pub async fn tax_profile(
+        &self,
+        affiliate: AffiliateId,
+    ) -> Result<Option<TaxProfile>, TableError> {
+        self.get(&tax_key(affiliate)).await
+    }
+
+    pub async fn save_tax_profile(
+        &self,
+        affiliate: AffiliateId,
+        profile: &TaxProfile,
+    ) -> Result<(), TableError> {
+        self.table
+            .put(to_item(profile, &tax_key(affiliate))?, Cond::Always)
+            .await
+    }
+
     pub async fn payout_account(
         &self,
         affiliate: AffiliateId,

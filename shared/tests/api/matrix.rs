@@ -176,6 +176,11 @@ pub async fn request(
         ("PUT", "/api/conversions/{id}/status") => {
             Some(json!({ "status": "approved", "reason": "matches an order" }))
         }
+        ("PUT", "/api/tax/profile") => Some(json!({
+            "status": "us", "legal_name": "Pat Publisher", "classification": "individual",
+            "tin_type": "ssn", "tin": "123-45-6789", "signed_name": "Pat Publisher", "certify": true,
+            "address": {"line1": "1 Main St", "city": "Springfield", "state": "IL", "zip": "62701"}
+        })),
         ("PUT", "/api/payouts/method") => Some(json!({
             "type": "ach", "routing_number": "021000021", "account_number": "000123456789",
             "account_type": "checking", "name_on_account": "Pat Publisher"

@@ -185,6 +185,11 @@ fn semantic_cases(route: &Route, valid: &Value) -> Vec<(Value, &'static str)> {
             (with(json!({ "reason": "x".repeat(501) })), "reason"),
             (with(json!({ "reason": "a\u{0}b" })), "reason"),
         ],
+        "/api/tax/profile" => vec![
+            (with(json!({ "tin": "000-12-3456" })), "tin"),
+            (with(json!({ "certify": false })), "certify"),
+            (with(json!({ "tin_type": "vat" })), "tin_type"),
+        ],
         "/api/payouts/method" => vec![
             (
                 with(json!({ "routing_number": "123456789" })),
