@@ -208,3 +208,13 @@ pub fn party(caller: &Caller, params: &crate::http::Params) -> Result<Party, Api
         )),
     }
 }
+
+/// The calling affiliate, if active: for routes that act on the caller's own affiliate data.
+pub fn active_affiliate(request: &Request) -> Result<AffiliateId, ApiError> {
+    let caller = caller(request);
+    caller.require_active()?;
+    caller
+        .account
+        .affiliate_id()
+        .ok_or_else(|| ApiError::forbidden("role", "affiliates only"))
+}

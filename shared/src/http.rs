@@ -447,6 +447,47 @@ pub fn path_param(request: &Request, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A JSON object read field by field, for bodies holding secrets (account numbers, TINs):
+/// every error names the field and none echoes a value, as a typed parse's might.
+pub struct Fields(serde_json::Map<String, serde_json::Value>);
+
+impl Fields {
+    /// The body's fields, refusing anything but an object of `known` fields.
+    pub fn of(body: serde_json::Value, known: &[&str], what: &str) -> Result<Self, ApiError> {
+        let serde_json::Value::Object(fields) = body else {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        };
+        if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(ApiError::invalid_at(
+                unknown.clone(),
+                format!("is not a field of {what}"),
+            ));
+        }
+        Ok(Self(fields))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
+        self.0.get(name)
+    }
+
+    /// A required string.
+    pub fn text(&self, name: &'static str) -> Result<String, ApiError> {
+        match self.0.get(name) {
+            Some(serde_json::Value::String(text)) => Ok(text.clone()),
+            Some(_) => Err(ApiError::invalid(name, "must be a string")),
+            None => Err(ApiError::invalid(name, "is required")),
+        }
+    }
+
+    /// An optional string (absent or null is none).
+    pub fn optional_text(&self, name: &'static str) -> Result<Option<String>, ApiError> {
+        match self.0.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            _ => self.text(name).map(Some),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use crate::domain::ids::AffiliateId;
 use crate::domain::ledger::Account;
 use crate::domain::money::{Currency, Money};
 use crate::domain::payout::{AccountHolder, AccountType, Payout, PayoutMethod, PayoutStatus, Rail};
-use crate::http::{ApiError, Params, Request, Response, json, json_body, path_param};
+use crate::http::{ApiError, Fields, Params, Request, Response, json, json_body, path_param};
 use crate::payouts::{self, MethodInput, PayoutError};
 use crate::secret::Secret;
 use crate::store::PayoutRun;
@@ -227,17 +227,8 @@ fn payout_view(payout: &Payout) -> PayoutView {
     }
 }
 
-fn affiliate_of(request: &Request) -> Result<AffiliateId, ApiError> {
-    let caller = caller(request);
-    caller.require_active()?;
-    caller
-        .account
-        .affiliate_id()
-        .ok_or_else(|| ApiError::forbidden("role", "affiliates only"))
-}
-
 async fn get_method(app: App, request: Request) -> Result<Response, ApiError> {
-    let affiliate = affiliate_of(&request)?;
+    let affiliate = crate::caller::active_affiliate(&request)?;
     let account = app
         .store
         .payout_account(affiliate)
@@ -252,11 +243,7 @@ async fn get_method(app: App, request: Request) -> Result<Response, ApiError> {
 }
 
 async fn set_method(app: App, request: Request) -> Result<Response, ApiError> {
-    let affiliate = affiliate_of(&request)?;
-    let body: Value = json_body(&request)?;
-    let Value::Object(fields) = body else {
-        return Err(ApiError::invalid("body", "must be a JSON object"));
-    };
+    let affiliate = crate::caller::active_affiliate(&request)?;
     const KNOWN: [&str; 7] = [
         "type",
         "email",
@@ -266,19 +253,8 @@ async fn set_method(app: App, request: Request) -> Result<Response, ApiError> {
         "account_holder",
         "name_on_account",
     ];
-    if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(ApiError::invalid_at(
-            unknown.clone(),
-            "is not a field of a payout method",
-        ));
-    }
-    let text = |name: &'static str| -> Result<String, ApiError> {
-        match fields.get(name) {
-            Some(Value::String(text)) => Ok(text.clone()),
-            Some(_) => Err(ApiError::invalid(name, "must be a string")),
-            None => Err(ApiError::invalid(name, "is required")),
-        }
-    };
+    let fields = Fields::of(json_body(&request)?, &KNOWN, "a payout method")?;
+    let text = |name: &'static str| fields.text(name);
     let input = match text("type")?.as_str() {
         "paypal" => MethodInput::Paypal {
             email: text("email")?,
@@ -328,7 +304,7 @@ async fn set_method(app: App, request: Request) -> Result<Response, ApiError> {
 }
 
 async fn balance(app: App, request: Request) -> Result<Response, ApiError> {
-    let affiliate = affiliate_of(&request)?;
+    let affiliate = crate::caller::active_affiliate(&request)?;
     let currencies: std::collections::BTreeSet<&'static str> = app
         .store
         .all_offers()

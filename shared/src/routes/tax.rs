@@ -4,14 +4,14 @@
 
 use lambda_http::http::StatusCode;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{Route, schema};
 use crate::app::App;
 use crate::caller::{AFFILIATE, caller};
 use crate::domain::tax::{TaxClassification, TaxProfile, TinType, UsAddress};
-use crate::http::{ApiError, Request, Response, json, json_body};
+use crate::http::{ApiError, Fields, Request, Response, json, json_body};
 use crate::secret::Secret;
 use crate::tax::{self, ProfileInput, TaxError};
 
@@ -113,17 +113,8 @@ fn view(profile: &TaxProfile) -> ProfileView {
     }
 }
 
-fn affiliate_of(request: &Request) -> Result<crate::domain::ids::AffiliateId, ApiError> {
-    let caller = caller(request);
-    caller.require_active()?;
-    caller
-        .account
-        .affiliate_id()
-        .ok_or_else(|| ApiError::forbidden("role", "affiliates only"))
-}
-
 async fn get(app: App, request: Request) -> Result<Response, ApiError> {
-    let affiliate = affiliate_of(&request)?;
+    let affiliate = crate::caller::active_affiliate(&request)?;
     let profile = app
         .store
         .tax_profile(affiliate)
@@ -150,47 +141,24 @@ const FIELDS: [&str; 10] = [
     "certify",
 ];
 
-fn string(fields: &Map<String, Value>, name: &'static str) -> Result<String, ApiError> {
-    match fields.get(name) {
-        Some(Value::String(text)) => Ok(text.clone()),
-        Some(_) => Err(ApiError::invalid(name, "must be a string")),
-        None => Err(ApiError::invalid(name, "is required")),
-    }
-}
-
-fn optional(fields: &Map<String, Value>, name: &'static str) -> Result<Option<String>, ApiError> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        _ => string(fields, name).map(Some),
-    }
-}
-
 /// A named value of a `snake_case` enum.
 fn choice<T: serde::de::DeserializeOwned>(
-    fields: &Map<String, Value>,
+    fields: &Fields,
     name: &'static str,
     takes: &str,
 ) -> Result<T, ApiError> {
-    serde_json::from_value(Value::String(string(fields, name)?))
+    serde_json::from_value(Value::String(fields.text(name)?))
         .map_err(|_| ApiError::invalid(name, format!("must be one of {takes}")))
 }
 
 fn input(body: Value) -> Result<ProfileInput, ApiError> {
-    let Value::Object(fields) = body else {
-        return Err(ApiError::invalid("body", "must be a JSON object"));
-    };
-    if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::invalid_at(
-            unknown.clone(),
-            "is not a field of a tax profile",
-        ));
-    }
+    let fields = Fields::of(body, &FIELDS, "a tax profile")?;
     let certify = match fields.get("certify") {
         Some(Value::Bool(certify)) => *certify,
         Some(_) => return Err(ApiError::invalid("certify", "must be true or false")),
         None => return Err(ApiError::invalid("certify", "is required")),
     };
-    match string(&fields, "status")?.as_str() {
+    match fields.text("status")?.as_str() {
         "us" => {
             let Some(Value::Object(address)) = fields.get("address") else {
                 return Err(ApiError::invalid("address", "is required: an object"));
@@ -201,8 +169,8 @@ fn input(body: Value) -> Result<ProfileInput, ApiError> {
                 _ => Err(ApiError::invalid(field, "must be a string")),
             };
             Ok(ProfileInput::W9 {
-                legal_name: string(&fields, "legal_name")?,
-                business_name: optional(&fields, "business_name")?,
+                legal_name: fields.text("legal_name")?,
+                business_name: fields.optional_text("business_name")?,
                 classification: choice(
                     &fields,
                     "classification",
@@ -216,14 +184,14 @@ fn input(body: Value) -> Result<ProfileInput, ApiError> {
                     zip: part("zip", "address.zip")?,
                 },
                 tin_type: choice(&fields, "tin_type", "ssn, ein, itin")?,
-                tin: Secret::new(string(&fields, "tin")?),
-                signed_name: string(&fields, "signed_name")?,
+                tin: Secret::new(fields.text("tin")?),
+                signed_name: fields.text("signed_name")?,
                 certify,
             })
         }
         "foreign" => Ok(ProfileInput::Foreign {
-            country: string(&fields, "country")?,
-            signed_name: string(&fields, "signed_name")?,
+            country: fields.text("country")?,
+            signed_name: fields.text("signed_name")?,
             certify,
         }),
         _ => Err(ApiError::invalid("status", "must be us or foreign")),
@@ -231,7 +199,7 @@ fn input(body: Value) -> Result<ProfileInput, ApiError> {
 }
 
 async fn set(app: App, request: Request) -> Result<Response, ApiError> {
-    let affiliate = affiliate_of(&request)?;
+    let affiliate = crate::caller::active_affiliate(&request)?;
     let body: Value = json_body(&request)?;
     let input = input(body)?;
     let profile = tax::set_profile(&app, affiliate, input)
