@@ -184,6 +184,12 @@ pub async fn set_method(
     };
     let now = app.clock.now();
     let previous = app.store.payout_account(affiliate).await?;
+    // Sending the same method again changes nothing: no new hold, no second notice.
+    if let Some(previous) = previous.as_ref()
+        && same_method(app, affiliate, &previous.method, &method).await?
+    {
+        return Ok(previous.clone());
+    }
     let hold_until = if previous.is_some() {
         now + app.payouts.cooling_off
     } else {
@@ -211,6 +217,48 @@ pub async fn set_method(
         }
     }
     Ok(account)
+}
+
+/// Whether two methods pay the same place (account numbers compared once opened: each sealing
+/// of one number differs).
+async fn same_method(
+    app: &App,
+    affiliate: AffiliateId,
+    old: &PayoutMethod,
+    new: &PayoutMethod,
+) -> Result<bool, PayoutError> {
+    match (old, new) {
+        (PayoutMethod::Paypal { email: a }, PayoutMethod::Paypal { email: b }) => Ok(a == b),
+        (
+            PayoutMethod::Ach {
+                routing_number: routing_a,
+                account_sealed: sealed_a,
+                account_last4: last4_a,
+                account_type: type_a,
+                account_holder: holder_a,
+                name_on_account: name_a,
+            },
+            PayoutMethod::Ach {
+                routing_number: routing_b,
+                account_sealed: sealed_b,
+                account_last4: last4_b,
+                account_type: type_b,
+                account_holder: holder_b,
+                name_on_account: name_b,
+            },
+        ) => {
+            if (routing_a, last4_a, type_a, holder_a, name_a)
+                != (routing_b, last4_b, type_b, holder_b, name_b)
+            {
+                return Ok(false);
+            }
+            let context = account_context(affiliate);
+            let a = keys::open(app.keys.as_ref(), sealed_a, &context).await?;
+            let b = keys::open(app.keys.as_ref(), sealed_b, &context).await?;
+            Ok(a.expose() == b.expose())
+        }
+        _ => Ok(false),
+    }
 }
 
 /// A method in words, as the affiliate may see it: never more than the last four digits.
@@ -539,7 +587,7 @@ async fn send_paypal(
         }
     }
     if let Some(batch_id) = &batch {
-        report.extend(sync_paypal(app, paypal, batch_id, &payouts).await?);
+        report.extend(sync_paypal(app, paypal, batch_id, &run.id).await?);
     }
     Ok((report, batch))
 }
@@ -551,24 +599,22 @@ async fn sync_paypal(
     app: &App,
     paypal: &Paypal,
     batch_id: &str,
-    payouts: &[Payout],
+    run: &str,
 ) -> Result<Vec<String>, PayoutError> {
     let items = match paypal.batch_items(batch_id).await {
         Ok(items) => items,
         Err(error) => return Ok(vec![format!("PayPal batch {batch_id} unread: {error}")]),
     };
+    // As they stand now: the batch's payouts were just marked sent.
+    let payouts = app.store.payouts_of_run(run).await?;
     let mut report = Vec::new();
     for item in items {
-        let Some(payout) = payouts.iter().find(|p| p.id == item.sender_item_id) else {
+        let Some(payout) = payouts
+            .iter()
+            .find(|p| p.id == item.sender_item_id && p.status == PayoutStatus::Sent)
+        else {
             continue;
         };
-        let current = app.store.payouts_of_run(&payout.run).await?;
-        let Some(payout) = current.into_iter().find(|p| p.id == payout.id) else {
-            continue;
-        };
-        if payout.status != PayoutStatus::Sent {
-            continue;
-        }
         let mut after = payout.clone();
         after.reference = Some(item.payout_item_id.clone());
         let ledger = match item.transaction_status.as_str() {
@@ -589,7 +635,7 @@ async fn sync_paypal(
         };
         if app
             .store
-            .change_payout(&payout, &after, ledger.as_ref())
+            .change_payout(payout, &after, ledger.as_ref())
             .await?
         {
             report.push(format!(

@@ -665,6 +665,45 @@ async fn bad_payout_details_are_refused_and_a_changed_method_holds_the_next_payo
             .iter()
             .any(|m| m.contains("Your LeadsRefer payout method was changed"))
     );
+    let notices = || {
+        w.mail()
+            .iter()
+            .filter(|m| m.contains("Your LeadsRefer payout method was changed"))
+            .count()
+    };
+    assert_eq!(notices(), 1);
+    let hold = body(
+        &w.send(
+            "GET",
+            "/api/payouts/method",
+            &[("cookie", &affiliate.0)],
+            None,
+        )
+        .await,
+    )["method"]["payouts_held_until"]
+        .clone();
+    w.clock.advance(SignedDuration::from_hours(1));
+    let affiliate = w.sign_in("affiliate").await;
+    assert_eq!(
+        w.set_method(&affiliate, ach()).await.status(),
+        200,
+        "the same again"
+    );
+    assert_eq!(notices(), 1, "sending the same method again is no change");
+    let again = body(
+        &w.send(
+            "GET",
+            "/api/payouts/method",
+            &[("cookie", &affiliate.0)],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(
+        again["method"]["payouts_held_until"], hold,
+        "and no new hold"
+    );
+
     w.earn(3).await;
     let held = shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
     assert!(

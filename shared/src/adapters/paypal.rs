@@ -71,23 +71,18 @@ struct ErrorBody {
 
 impl Paypal {
     pub fn new(settings: PaypalSettings) -> Self {
+        Self::with_timeout(settings, CALL_TIMEOUT)
+    }
+
+    /// Like [`Paypal::new`], with another call timeout (tests of the retry use a short one).
+    pub fn with_timeout(settings: PaypalSettings, timeout: Duration) -> Self {
         crate::outbound::install_crypto_provider();
         let client = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
+            .timeout(timeout)
             .user_agent(concat!("LeadsRefer/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds");
         Self { settings, client }
-    }
-
-    /// Like [`Paypal::new`], with a shorter call timeout (tests of the retry).
-    pub fn with_timeout(settings: PaypalSettings, timeout: Duration) -> Self {
-        let mut paypal = Self::new(settings);
-        paypal.client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .expect("the HTTP client builds");
-        paypal
     }
 
     async fn token(&self) -> Result<String, PaypalError> {

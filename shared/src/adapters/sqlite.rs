@@ -265,7 +265,8 @@ impl SqliteTable {
                 Write::Update { update, .. } => {
                     drop(batch.items.remove(&key));
                     let mut item = live.unwrap_or_else(|| Arc::new(new_item(&key)));
-                    update.apply(Arc::make_mut(&mut item))?;
+                    // Checked in the first pass, against this very item.
+                    update.apply_checked(Arc::make_mut(&mut item))?;
                     item
                 }
                 Write::Delete { .. } | Write::Check { .. } => unreachable!("refused above"),

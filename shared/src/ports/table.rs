@@ -123,6 +123,11 @@ impl Update {
     /// Applies the update to an item's attributes, as every adapter that computes it must.
     pub fn apply(&self, item: &mut Item) -> Result<(), TableError> {
         self.check(Some(item))?;
+        self.apply_checked(item)
+    }
+
+    /// [`Update::apply`] for an update already [checked](Update::check) against this item.
+    pub fn apply_checked(&self, item: &mut Item) -> Result<(), TableError> {
         for (name, value) in &self.set {
             item.insert(name.clone(), value.clone());
         }

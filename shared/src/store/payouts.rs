@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{Store, ledger_balance_key, ledger_writes, with_index};
 use crate::domain::ids::AffiliateId;
 use crate::domain::ledger::{Account, Transaction};
-use crate::domain::payout::{Payout, PayoutAccount, PayoutStatus};
+use crate::domain::payout::{Payout, PayoutAccount};
 use crate::domain::tax::TaxProfile;
 use crate::ports::table::{Cond, Key, Query, TableError, Write, to_item};
 
@@ -226,18 +226,5 @@ impl Store {
     ) -> Result<Vec<Payout>, TableError> {
         self.query_all(Query::gsi1(format!("AFF#{affiliate}#PAYOUTS")).descending())
             .await
-    }
-
-    /// The payouts of every run still waiting for their rail's final word.
-    pub async fn payouts_in_flight(&self, runs: &[PayoutRun]) -> Result<Vec<Payout>, TableError> {
-        let mut open = Vec::new();
-        for run in runs {
-            for payout in self.payouts_of_run(&run.id).await? {
-                if payout.status == PayoutStatus::Sent {
-                    open.push(payout);
-                }
-            }
-        }
-        Ok(open)
     }
 }

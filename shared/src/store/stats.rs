@@ -53,12 +53,6 @@ impl Dimensions {
             currency,
         }
     }
-
-    /// Names this combination in a sort key: equal dimensions, equal digest.
-    fn digest(&self) -> String {
-        let canonical = serde_json::to_vec(self).expect("dimensions serialise");
-        hex::encode(&Sha256::digest(&canonical)[..12])
-    }
 }
 
 /// One hour's counters for one combination of dimensions.
@@ -130,13 +124,17 @@ fn count(
     counts: &[(&str, i64)],
 ) -> Result<Vec<Write>, TableError> {
     let hour = hour_start(at);
-    let sort_key = format!("{}#{kind}#{}", hour_label(hour), dimensions.digest());
-    let shard = shard_of(id);
     let Value::Object(fields) = serde_json::to_value(dimensions)
         .map_err(|e| TableError::Invalid(format!("dimensions do not serialise: {e}")))?
     else {
         unreachable!("dimensions are a struct")
     };
+    // The combination's name in the sort key: equal dimensions, equal digest (the map's order
+    // is the keys' or the struct's, the same for every click, so its JSON is canonical).
+    let canonical = serde_json::to_vec(&fields).expect("a JSON map serialises");
+    let digest = hex::encode(&Sha256::digest(&canonical)[..12]);
+    let sort_key = format!("{}#{kind}#{digest}", hour_label(hour));
+    let shard = shard_of(id);
     let mut update = Update::default()
         .set("hour", hour.to_string())
         .set("expires_at", tracking_expiry(hour));
