@@ -4,15 +4,14 @@
 
 use std::sync::Arc;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use serde_json::{Value, json};
 use shared::App;
-use shared::domain::email::EmailAddress;
 use shared::domain::ledger::Account;
 use shared::domain::money::Currency;
 use shared::http::Response;
 use shared::ports::ManualClock;
-use shared::seed::{Demo, seed_demo};
+use shared::seed::Demo;
 use support::body;
 
 mod support;
@@ -25,13 +24,12 @@ struct World {
 
 impl World {
     async fn new(hold_days: u32) -> (Self, tempfile::TempDir) {
-        let data = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::at(
-            Timestamp::from_second(1_782_000_000).unwrap(),
-        ));
-        let sender = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
-        let app = App::embedded(data.path(), clock.clone(), sender).unwrap();
-        let (demo, _) = seed_demo(&app).await.unwrap();
+        let support::Platform {
+            app,
+            clock,
+            demo,
+            data,
+        } = support::platform(1_782_000_000).await;
         let mut offer = app.store.offer(demo.offer_id).await.unwrap().unwrap();
         offer.hold_days = hold_days;
         app.store.save_offer(&offer).await.unwrap();

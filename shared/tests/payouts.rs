@@ -11,18 +11,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use serde_json::{Value, json};
 use shared::App;
 use shared::adapters::paypal::{Paypal, PaypalSettings};
-use shared::domain::email::EmailAddress;
 use shared::domain::ledger::Account;
 use shared::domain::money::Currency;
 use shared::domain::payout::PayoutStatus;
 use shared::http::Response;
 use shared::ports::{BlobKey, ManualClock};
 use shared::secret::Secret;
-use shared::seed::{Demo, seed_demo};
+use shared::seed::Demo;
 use support::body;
 
 mod support;
@@ -195,12 +194,12 @@ const ACCOUNT_NUMBER: &str = "000123456789";
 
 impl World {
     async fn new(paypal: Option<(String, Duration)>) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::at(
-            Timestamp::from_second(1_795_935_600).unwrap(),
-        ));
-        let sender = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
-        let mut app = App::embedded(data.path(), clock.clone(), sender).unwrap();
+        let support::Platform {
+            mut app,
+            clock,
+            demo,
+            data,
+        } = support::platform(1_795_935_600).await;
         if let Some((base_url, timeout)) = paypal {
             let mut settings = shared::payouts::PayoutSettings::from_env().unwrap();
             settings.paypal = Some(Arc::new(Paypal::with_timeout(
@@ -213,7 +212,6 @@ impl World {
             )));
             app.payouts = Arc::new(settings);
         }
-        let (demo, _) = seed_demo(&app).await.unwrap();
         Self {
             app,
             clock,

@@ -10,11 +10,10 @@ use jiff::{SignedDuration, Timestamp};
 use lambda_http::Body;
 use serde_json::{Value, json};
 use shared::App;
-use shared::domain::email::EmailAddress;
 use shared::domain::tracking::{Click, Conversion, ConversionStatus};
 use shared::http::Response;
 use shared::ports::{Clock, ManualClock};
-use shared::seed::{Demo, seed_demo};
+use shared::seed::Demo;
 use support::body;
 
 mod support;
@@ -44,14 +43,13 @@ impl Dice {
 
 impl World {
     async fn new() -> Self {
-        let data = tempfile::tempdir().unwrap();
         // 2026-06-28 20:26:40 UTC: late in the day, so traffic spans several local days.
-        let clock = Arc::new(ManualClock::at(
-            Timestamp::from_second(1_782_678_400).unwrap(),
-        ));
-        let sender = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
-        let app = App::embedded(data.path(), clock.clone(), sender).unwrap();
-        let (demo, _) = seed_demo(&app).await.unwrap();
+        let support::Platform {
+            app,
+            clock,
+            demo,
+            data,
+        } = support::platform(1_782_678_400).await;
         Self {
             app,
             clock,

@@ -1,14 +1,9 @@
 //! Tax profiles: a W-9's TIN is checked, sealed at once, and never seen again in the clear, in
 //! storage or in any answer; another account's context cannot open it.
 
-use std::sync::Arc;
-
-use jiff::Timestamp;
 use serde_json::{Value, json};
 use shared::App;
-use shared::domain::email::EmailAddress;
-use shared::ports::ManualClock;
-use shared::seed::{Demo, seed_demo};
+use shared::seed::Demo;
 use support::body;
 
 mod support;
@@ -25,18 +20,8 @@ fn w9(tin: &str) -> Value {
 }
 
 async fn world() -> (App, Demo, tempfile::TempDir) {
-    let data = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::at(
-        Timestamp::from_second(1_795_935_600).unwrap(),
-    ));
-    let app = App::embedded(
-        data.path(),
-        clock,
-        EmailAddress::parse("no-reply@leadsrefer.local").unwrap(),
-    )
-    .unwrap();
-    let (demo, _) = seed_demo(&app).await.unwrap();
-    (app, demo, data)
+    let platform = support::platform(1_795_935_600).await;
+    (platform.app, platform.demo, platform.data)
 }
 
 async fn put(app: &App, who: &(String, String), profile: Value) -> shared::http::Response {

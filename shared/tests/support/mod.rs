@@ -7,9 +7,34 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use serde_json::{Value, json};
 use shared::App;
+use shared::domain::email::EmailAddress;
 use shared::http::Response;
+use shared::ports::ManualClock;
 use shared::routes;
-use shared::seed::Demo;
+use shared::seed::{Demo, seed_demo};
+
+/// A fresh embedded platform in a temporary folder, on a manual clock, with the demo seeded.
+pub struct Platform {
+    pub app: App,
+    pub clock: std::sync::Arc<ManualClock>,
+    pub demo: Demo,
+    pub data: tempfile::TempDir,
+}
+
+/// The platform, its clock set to `at` (epoch seconds).
+pub async fn platform(at: i64) -> Platform {
+    let data = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(ManualClock::at(jiff::Timestamp::from_second(at).unwrap()));
+    let sender = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
+    let app = App::embedded(data.path(), clock.clone(), sender).unwrap();
+    let (demo, _) = seed_demo(&app).await.unwrap();
+    Platform {
+        app,
+        clock,
+        demo,
+        data,
+    }
+}
 
 pub const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 
