@@ -45,7 +45,7 @@ import re, sys
 text = open(sys.argv[1]).read()
 def ms(label):
     value, unit = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M).groups()
-    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    return round(float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit], 3)
 requests = int(re.search(r"(\d+) requests in", text).group(1))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
