@@ -112,7 +112,7 @@ pub async fn hash_password(password: &Secret<String>) -> Result<String, AccountE
 
 /// Checks a password against a PHC hash, or against a dummy hash when there is no account,
 /// so that both take the same time.
-async fn verify_password(password: &Secret<String>, hash: Option<&str>) -> bool {
+pub(crate) async fn verify_password(password: &Secret<String>, hash: Option<&str>) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
     let real = hash.is_some();
     let hash = match hash {
@@ -325,7 +325,10 @@ pub async fn sign_in(
         });
     }
     let account = account.expect("a password only verifies against a real account");
-    if account.status == AccountStatus::Suspended {
+    if matches!(
+        account.status,
+        AccountStatus::Suspended | AccountStatus::Closed
+    ) {
         audit(
             app,
             Some(account.id),

@@ -154,7 +154,10 @@ pub async fn require(app: &App, request: &Request, roles: &[Role]) -> Result<Cal
             client,
         }
     };
-    if caller.account.status == AccountStatus::Suspended {
+    if matches!(
+        caller.account.status,
+        AccountStatus::Suspended | AccountStatus::Closed
+    ) {
         return Err(ApiError::forbidden("account", "is suspended"));
     }
     if !roles.contains(&caller.account.role) {

@@ -47,6 +47,32 @@ pub const JOBS: &[Job] = &[
         every: Duration::from_secs(3600),
         run: |app| Box::pin(crate::payouts::job(app)),
     },
+    Job {
+        name: "tax-forms",
+        // Hourly: the year just ended is filed once in January, and a year an admin asks for
+        // within the hour.
+        schedule: "rate(1 hour)",
+        every: Duration::from_secs(3600),
+        run: |app| Box::pin(crate::tax_forms::job(app)),
+    },
+    Job {
+        name: "retention",
+        schedule: "cron(0 3 * * ? *)",
+        every: Duration::from_secs(3600),
+        run: |app| Box::pin(crate::retention::job(app)),
+    },
+    Job {
+        name: "data-exports",
+        schedule: "rate(5 minutes)",
+        every: Duration::from_secs(30),
+        run: |app| Box::pin(crate::privacy::exports_job(app)),
+    },
+    Job {
+        name: "policy-notices",
+        schedule: "rate(5 minutes)",
+        every: Duration::from_secs(60),
+        run: |app| Box::pin(crate::privacy::notices_job(app)),
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Job> {

@@ -29,6 +29,7 @@ use crate::ports::keys::{self, EncryptionContext};
 use crate::ports::{BlobKey, Email, TableError};
 use crate::secret::Secret;
 use crate::store::PayoutRun;
+use crate::tax::{TaxCheck, TaxSettings};
 
 /// How payouts are made: configuration, read once per cold start.
 pub struct PayoutSettings {
@@ -39,6 +40,8 @@ pub struct PayoutSettings {
     /// Without it, PayPal payouts wait (and the run says so).
     pub paypal: Option<Arc<Paypal>>,
     pub ach: Originator,
+    /// 1099 thresholds, backup withholding and the payer.
+    pub tax: TaxSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +107,7 @@ impl PayoutSettings {
             cooling_off,
             paypal,
             ach,
+            tax: TaxSettings::from_env()?,
         })
     }
 }
@@ -411,11 +415,34 @@ async fn make_payouts(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutE
                 )));
                 continue;
             }
+            let withheld =
+                match crate::tax::payout_check(app, affiliate, owed, run.started_at).await? {
+                    TaxCheck::Clear => 0,
+                    TaxCheck::Withhold { year, withheld } => {
+                        tax_notice(app, affiliate, year, true).await;
+                        withheld
+                    }
+                    TaxCheck::Hold {
+                        year,
+                        paid,
+                        threshold,
+                    } => {
+                        tax_notice(app, affiliate, year, false).await;
+                        report.push(line(format!(
+                        "{} waits: a W-9 is needed (paid {} in {year}; the 1099 threshold is {})",
+                        owed.to_decimal(),
+                        Money::new(paid, currency).to_decimal(),
+                        Money::new(threshold, currency).to_decimal()
+                    )));
+                        continue;
+                    }
+                };
             let payout = Payout {
                 id: Payout::id_for(&run.id, affiliate, owed),
                 run: run.id.clone(),
                 affiliate_id: affiliate,
-                amount: owed,
+                amount: Money::new(owed.minor - withheld, currency),
+                withheld,
                 method: account.method.clone(),
                 status: PayoutStatus::Created,
                 created_at: run.started_at,
@@ -425,9 +452,17 @@ async fn make_payouts(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutE
             let ledger = Transaction::payout_created(&payout, run.started_at)?;
             match app.store.create_payout(&payout, &ledger).await {
                 Ok(true) => report.push(line(format!(
-                    "pays {} by {}",
-                    owed.to_decimal(),
-                    describe(&payout.method)
+                    "pays {} by {}{}",
+                    payout.amount.to_decimal(),
+                    describe(&payout.method),
+                    if withheld > 0 {
+                        format!(
+                            " ({} backup withholding kept)",
+                            Money::new(withheld, currency).to_decimal()
+                        )
+                    } else {
+                        String::new()
+                    }
                 ))),
                 // Made by an earlier attempt of this run: its steps continue below.
                 Ok(false) => {}
@@ -693,6 +728,33 @@ async fn confirm(app: &App, payout: &Payout) {
     };
     if let Err(error) = app.mailer.send(&mail).await {
         tracing::error!(%error, payout = %payout.id, "the payout confirmation could not be sent");
+    }
+}
+
+/// Tells a US payee without a W-9, once a year, that their payouts wait for one (or are
+/// backup-withheld). A mail that cannot go out now is tried again by the next run.
+async fn tax_notice(app: &App, affiliate: AffiliateId, year: i16, withholding: bool) {
+    let account_id = crate::domain::accounts::AccountId(affiliate.0);
+    let Ok(Some(account)) = app.store.account(account_id).await else {
+        return;
+    };
+    let consequence = if withholding {
+        "Until you do, 24% of each payout is withheld as federal backup withholding and reported to the IRS on your Form 1099-NEC."
+    } else {
+        "Until you do, your payouts wait; nothing you earned is lost."
+    };
+    let mail = Email {
+        to: account.email.clone(),
+        subject: "Your LeadsRefer payouts need a W-9".into(),
+        text: format!(
+            "Your payments from LeadsRefer in {year} reach the amount US tax law requires us to report on Form 1099-NEC, and we have no W-9 from you.\n\nPlease sign in and submit your tax profile: a W-9 if you are a US person, or a statement that you are not. {consequence}\n\n{}/api/tax/profile\n",
+            app.public_url
+        ),
+    };
+    if let Err(error) =
+        crate::notices::send_once(app, &format!("w9-needed#{affiliate}#{year}"), &mail).await
+    {
+        tracing::error!(%error, "the W-9 notice could not be sent");
     }
 }
 

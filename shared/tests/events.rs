@@ -114,8 +114,8 @@ fn expected_status(function: &str) -> u16 {
         "click" => 302,
         "postback" => 201,
         "pixel" => 200,
-        "auth" | "offers" | "links" | "conversions" | "reports" | "payouts" | "admin"
-        | "openapi" => 200,
+        "auth" | "offers" | "links" | "conversions" | "reports" | "payouts" | "privacy"
+        | "admin" | "openapi" => 200,
         other => panic!("no expectation for the sample event of {other}: add one here"),
     }
 }

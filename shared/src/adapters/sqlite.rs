@@ -510,6 +510,33 @@ impl Table for SqliteTable {
         .await
         .map_err(TableError::backend)?
     }
+
+    async fn purge_expired(&self) -> Result<u64, TableError> {
+        let shared = self.shared.clone();
+        let now = self.clock.now().as_second();
+        let mut purged = 0u64;
+        loop {
+            // In slices, so that clicks waiting on the writer wait milliseconds, not the purge.
+            let shared = shared.clone();
+            let deleted = tokio::task::spawn_blocking(move || {
+                let mut writer = lock(&shared.writer);
+                shared.commit_batch(&mut writer)?;
+                writer
+                    .execute(
+                        "DELETE FROM items WHERE rowid IN (SELECT rowid FROM items
+                         WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 5000)",
+                        params![now],
+                    )
+                    .map_err(TableError::backend)
+            })
+            .await
+            .map_err(TableError::backend)??;
+            purged += deleted as u64;
+            if deleted < 5000 {
+                return Ok(purged);
+            }
+        }
+    }
 }
 
 /// The columns a query orders by, in order; the cursor is their values on the last item.

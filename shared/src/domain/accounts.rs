@@ -42,6 +42,8 @@ pub enum AccountStatus {
     Active,
     /// Refused sign-in and every API call.
     Suspended,
+    /// Erased at its holder's request: refused like a suspended account, for good.
+    Closed,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

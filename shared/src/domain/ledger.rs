@@ -48,6 +48,11 @@ impl Account {
     }
 
     /// The platform's margin: revenue less payouts (a credit balance).
+    /// Backup withholding kept from affiliates' payments, owed to the IRS (a credit balance).
+    pub fn tax_withheld() -> Self {
+        Self("platform:tax-withheld".into())
+    }
+
     pub fn platform_margin() -> Self {
         Self("platform:margin".into())
     }
@@ -89,10 +94,18 @@ impl Transaction {
         memo: String,
         entries: Vec<Entry>,
     ) -> Result<Self, LedgerError> {
-        let entries: Vec<Entry> = entries
-            .into_iter()
-            .filter(|e| e.amount.minor != 0)
-            .collect();
+        // One entry per account and currency (a store writes each account's balance once).
+        let mut merged: Vec<Entry> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match merged
+                .iter_mut()
+                .find(|e| e.account == entry.account && e.amount.currency == entry.amount.currency)
+            {
+                Some(same) => same.amount.minor += entry.amount.minor,
+                None => merged.push(entry),
+            }
+        }
+        let entries: Vec<Entry> = merged.into_iter().filter(|e| e.amount.minor != 0).collect();
         if entries.is_empty() {
             return Err(LedgerError::Empty(id));
         }
@@ -274,32 +287,49 @@ impl Transaction {
 }
 
 impl Transaction {
+    /// One step of a payout: its amount moves from `credit` to `debit`, and any backup
+    /// withholding between the affiliate's payable balance and the tax-withheld account
+    /// (`withheld_debit` says which way).
     fn payout_step(
         payout: &Payout,
         step: &str,
         at: Timestamp,
         debit: Account,
         credit: Account,
+        withheld_debit: Option<bool>,
     ) -> Result<Self, LedgerError> {
         let amount = payout.amount;
+        let mut entries = vec![
+            Entry {
+                account: debit,
+                amount,
+            },
+            Entry {
+                account: credit,
+                amount: Money::new(-amount.minor, amount.currency),
+            },
+        ];
+        if let Some(payable_debited) = withheld_debit {
+            let sign = if payable_debited { 1 } else { -1 };
+            entries.push(Entry {
+                account: Account::affiliate_payable(payout.affiliate_id),
+                amount: Money::new(sign * payout.withheld, amount.currency),
+            });
+            entries.push(Entry {
+                account: Account::tax_withheld(),
+                amount: Money::new(-sign * payout.withheld, amount.currency),
+            });
+        }
         Self::new(
             format!("payout:{}:{step}", payout.id),
             at,
             format!("payout {} {step}", payout.id),
-            vec![
-                Entry {
-                    account: debit,
-                    amount,
-                },
-                Entry {
-                    account: credit,
-                    amount: Money::new(-amount.minor, amount.currency),
-                },
-            ],
+            entries,
         )
     }
 
-    /// A payout is made: the affiliate's payable balance moves into clearing.
+    /// A payout is made: the affiliate's payable balance moves into clearing, and any backup
+    /// withholding into the tax-withheld account.
     pub fn payout_created(payout: &Payout, at: Timestamp) -> Result<Self, LedgerError> {
         Self::payout_step(
             payout,
@@ -307,6 +337,7 @@ impl Transaction {
             at,
             Account::affiliate_payable(payout.affiliate_id),
             Account::payouts_clearing(),
+            Some(true),
         )
     }
 
@@ -318,10 +349,12 @@ impl Transaction {
             at,
             Account::payouts_clearing(),
             Account::platform_cash(),
+            None,
         )
     }
 
-    /// The rail refused it before any money moved: back to the affiliate's payable balance.
+    /// The rail refused it before any money moved: back to the affiliate's payable balance,
+    /// withholding included (no payment, nothing to withhold).
     pub fn payout_failed(payout: &Payout, at: Timestamp) -> Result<Self, LedgerError> {
         Self::payout_step(
             payout,
@@ -329,6 +362,7 @@ impl Transaction {
             at,
             Account::payouts_clearing(),
             Account::affiliate_payable(payout.affiliate_id),
+            Some(false),
         )
     }
 
@@ -341,6 +375,7 @@ impl Transaction {
             at,
             Account::platform_cash(),
             Account::affiliate_payable(payout.affiliate_id),
+            Some(false),
         )
     }
 }

@@ -140,7 +140,12 @@ pub struct Payout {
     pub id: String,
     pub run: String,
     pub affiliate_id: AffiliateId,
+    /// What the rail sends (net of any backup withholding).
     pub amount: Money,
+    /// Federal backup withholding kept back from this payment (24% when a US payee over the
+    /// 1099 threshold has no W-9 and the operator chose to withhold), in `amount`'s currency.
+    #[serde(default)]
+    pub withheld: i64,
     /// Where it goes: the affiliate's method when the payout was made (a later change does
     /// not redirect it).
     pub method: PayoutMethod,

@@ -94,11 +94,30 @@ pub struct W9 {
     /// The name typed as the signature of the certification, and when.
     pub signed_name: String,
     pub certified_at: Timestamp,
+    /// After the affiliate erased their account: the names and address above, sealed through
+    /// `Keys` like the TIN (the clear fields then read `[erased]`), for the forms the law
+    /// still requires.
+    #[serde(default)]
+    pub identity_sealed: Option<String>,
 }
+
+/// The parts of a W-9 that name and locate the payee.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub legal_name: String,
+    pub business_name: Option<String>,
+    pub address: UsAddress,
+    pub signed_name: String,
+}
+
+/// What erased personal fields read.
+pub const ERASED: &str = "[erased]";
 
 /// An affiliate's tax status.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+// One profile is read at a time: boxing the W-9 would save nothing worth an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum TaxProfile {
     /// A US person with a certified W-9: reported on 1099-NEC.
     Us { affiliate_id: AffiliateId, w9: W9 },

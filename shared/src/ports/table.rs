@@ -382,6 +382,13 @@ pub trait Table: Send + Sync {
     async fn flush(&self) -> Result<(), TableError> {
         Ok(())
     }
+
+    /// Deletes every item whose `expires_at` has passed; answers how many. A backend that
+    /// deletes them itself (DynamoDB's TTL, within about two days) has nothing to do here:
+    /// reads filter expired items either way.
+    async fn purge_expired(&self) -> Result<u64, TableError> {
+        Ok(0)
+    }
 }
 
 /// Checks a transaction's shape the way DynamoDB does, before any adapter runs it.

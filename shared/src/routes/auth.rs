@@ -57,6 +57,24 @@ pub const ME: Route = Route::new(
 )
 .answers(schema::<SessionView>);
 
+pub const CORRECT_ME: Route = Route::new(
+    "auth",
+    &["PATCH"],
+    "/api/auth/me",
+    ANY_ROLE,
+    "Correct your profile (`{\"name\"}`)",
+    |app, request| Box::pin(correct_me(app, request)),
+)
+.takes(schema::<ProfileCorrection>)
+.answers(schema::<SessionView>);
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileCorrection {
+    /// The name shown on the account, 1 to 100 characters.
+    name: String,
+}
+
 pub const CHANGE_PASSWORD: Route = Route::new(
     "auth",
     &["POST"],
@@ -340,6 +358,33 @@ async fn me(_app: App, request: Request) -> Result<Response, ApiError> {
         StatusCode::OK,
         &SessionView {
             account: AccountView::of(&caller.account),
+            csrf_token,
+        },
+    ))
+}
+
+async fn correct_me(app: App, request: Request) -> Result<Response, ApiError> {
+    let body: ProfileCorrection = json_body(&request)?;
+    let name = crate::domain::accounts::check_name(&body.name)
+        .map_err(|problem| ApiError::invalid("name", problem))?;
+    let caller = caller(&request);
+    let mut account = caller.account.clone();
+    account.name = name;
+    app.store
+        .save_account(&account)
+        .await
+        .map_err(ApiError::internal)?;
+    caller
+        .audit(&app, "account.corrected", Some(account.id.to_string()))
+        .await?;
+    let csrf_token = match &caller.credential {
+        Credential::Session { csrf_token, .. } => Some(csrf_token.clone()),
+        Credential::ApiKey => None,
+    };
+    Ok(json(
+        StatusCode::OK,
+        &SessionView {
+            account: AccountView::of(&account),
             csrf_token,
         },
     ))

@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod payouts;
 pub mod pixel;
 pub mod postback;
+pub mod privacy;
 pub mod reports;
 pub mod tax;
 
@@ -114,6 +115,7 @@ pub const ROUTES: &[Route] = &[
     auth::SIGN_IN,
     auth::SIGN_OUT,
     auth::ME,
+    auth::CORRECT_ME,
     auth::CHANGE_PASSWORD,
     auth::REQUEST_RESET,
     auth::CONFIRM_RESET,
@@ -144,6 +146,9 @@ pub const ROUTES: &[Route] = &[
     payouts::RUNS,
     tax::GET,
     tax::SET,
+    tax::FORM,
+    tax::REQUEST_FORMS,
+    tax::FORM_YEARS,
     payouts::RUN_NOW,
     admin::LIST_ACCOUNTS,
     admin::SET_STATUS,
@@ -151,6 +156,13 @@ pub const ROUTES: &[Route] = &[
     admin::DEAD_LETTERS,
     admin::REPLAY,
     admin::FLAGGED,
+    privacy::REQUEST_EXPORT,
+    privacy::DOWNLOAD_EXPORT,
+    privacy::MY_REQUESTS,
+    privacy::ERASE,
+    privacy::ALL_REQUESTS,
+    privacy::PUBLISH_POLICY,
+    privacy::POLICIES,
     openapi::ROUTE,
 ];
 

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::{Route, schema};
 use crate::app::App;
 use crate::caller::{ANY_ROLE, caller};
+use crate::csv::{defuse, push_record};
 use crate::domain::ids::OfferId;
 use crate::http::{ApiError, Params, Request, Response, json, uncached};
 use crate::reports::{self, Dimension, MAX_DAYS, Report, ReportRequest, ReportRow};
@@ -221,9 +222,7 @@ async fn get(app: App, request: Request) -> Result<Response, ApiError> {
     ))
 }
 
-/// RFC 4180 CSV: a header, then a row per group. Text that a spreadsheet would run as a formula
-/// (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'` (OWASP's CSV injection advice);
-/// numbers are ours and left as they are.
+/// RFC 4180 CSV: a header, then a row per group, sub-ids and other text defused.
 fn csv_response(report: &Report, request: &ReportRequest, sides: Sides) -> Response {
     let mut header_row: Vec<&str> = request.group_by.iter().map(|d| d.column()).collect();
     header_row.extend([
@@ -280,28 +279,4 @@ fn csv_response(report: &Report, request: &ReportRequest, sides: Sides) -> Respo
             .insert(header::CONTENT_DISPOSITION, value);
     }
     response
-}
-
-fn defuse(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    }
-}
-
-fn push_record(out: &mut String, fields: impl Iterator<Item = String>) {
-    for (index, field) in fields.enumerate() {
-        if index > 0 {
-            out.push(',');
-        }
-        if field.contains([',', '"', '\n', '\r']) {
-            out.push('"');
-            out.push_str(&field.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(&field);
-        }
-    }
-    out.push_str("\r\n");
 }

@@ -9,10 +9,11 @@ use utoipa::ToSchema;
 
 use super::{Route, schema};
 use crate::app::App;
-use crate::caller::{AFFILIATE, caller};
+use crate::caller::{ADMIN, AFFILIATE, caller};
 use crate::domain::tax::{TaxClassification, TaxProfile, TinType, UsAddress};
-use crate::http::{ApiError, Fields, Request, Response, json, json_body};
+use crate::http::{ApiError, Fields, Request, Response, json, json_body, path_param, uncached};
 use crate::secret::Secret;
+use crate::store::TaxFormsYear;
 use crate::tax::{self, ProfileInput, TaxError};
 
 pub const GET: Route = Route::new(
@@ -30,6 +31,48 @@ pub const SET: Route = Route::new("payouts", &["PUT"], "/api/tax/profile", AFFIL
     |app, request| Box::pin(set(app, request)))
 .takes(schema::<ProfileInputDoc>)
 .answers(schema::<ProfileAnswer>);
+
+pub const FORM: Route = Route::new(
+    "payouts",
+    &["GET"],
+    "/api/tax/forms/{year}",
+    AFFILIATE,
+    "The affiliate's Form 1099-NEC statement for a year (HTML), once the tax-forms job wrote it",
+    |app, request| Box::pin(form(app, request)),
+);
+
+pub const REQUEST_FORMS: Route = Route::new(
+    "payouts",
+    &["POST"],
+    "/api/admin/tax-forms",
+    ADMIN,
+    "File a tax year's 1099-NECs (`{\"year\"}`), or file it again after corrections: the tax-forms job does it within the hour",
+    |app, request| Box::pin(request_forms(app, request)),
+)
+.takes(schema::<FormsRequest>)
+.answers(schema::<TaxFormsYear>);
+
+pub const FORM_YEARS: Route = Route::new(
+    "payouts",
+    &["GET"],
+    "/api/admin/tax-forms",
+    ADMIN,
+    "Tax years filed or waiting, with the job's report",
+    |app, request| Box::pin(form_years(app, request)),
+)
+.answers(schema::<FormYears>);
+
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FormsRequest {
+    /// The calendar year whose payments are reported.
+    year: i16,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FormYears {
+    pub years: Vec<TaxFormsYear>,
+}
 
 /// The body of `PUT /api/tax/profile` (documentation).
 #[derive(ToSchema)]
@@ -79,7 +122,7 @@ pub struct ProfileAnswer {
     pub profile: Option<ProfileView>,
 }
 
-fn view(profile: &TaxProfile) -> ProfileView {
+pub fn view(profile: &TaxProfile) -> ProfileView {
     match profile {
         TaxProfile::Us { w9, .. } => ProfileView {
             status: "us".into(),
@@ -217,4 +260,73 @@ async fn set(app: App, request: Request) -> Result<Response, ApiError> {
             profile: Some(view(&profile)),
         },
     ))
+}
+
+async fn form(app: App, request: Request) -> Result<Response, ApiError> {
+    // Any affiliate its own statement, whatever its approval state.
+    let affiliate = caller(&request)
+        .account
+        .affiliate_id()
+        .ok_or_else(|| ApiError::forbidden("role", "affiliates only"))?;
+    let missing = || ApiError::not_found("year", "no Form 1099-NEC for that year");
+    let year: i16 = path_param(&request, "year")
+        .and_then(|year| year.parse().ok())
+        .ok_or_else(missing)?;
+    let statement = crate::tax_forms::statement(&app, affiliate, year)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(missing)?;
+    let mut response = uncached(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        lambda_http::Body::Binary(statement),
+    );
+    // A document to read, never a page that runs anything.
+    response.headers_mut().insert(
+        lambda_http::http::header::CONTENT_SECURITY_POLICY,
+        lambda_http::http::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'",
+        ),
+    );
+    Ok(response)
+}
+
+async fn request_forms(app: App, request: Request) -> Result<Response, ApiError> {
+    let input: FormsRequest = json_body(&request)?;
+    let this_year = crate::tax::tax_year(app.clock.now());
+    if !(2000..=this_year).contains(&input.year) {
+        return Err(ApiError::invalid(
+            "year",
+            format!("must be a year from 2000 to {this_year}"),
+        ));
+    }
+    let mut record = app
+        .store
+        .tax_forms_year(input.year)
+        .await
+        .map_err(ApiError::internal)?
+        .unwrap_or(TaxFormsYear {
+            year: input.year,
+            requested_at: None,
+            filed_at: None,
+            report: String::new(),
+        });
+    record.requested_at = Some(app.clock.now());
+    app.store
+        .save_tax_forms_year(&record)
+        .await
+        .map_err(ApiError::internal)?;
+    caller(&request)
+        .audit(&app, "tax_forms.requested", Some(input.year.to_string()))
+        .await?;
+    Ok(json(StatusCode::ACCEPTED, &record))
+}
+
+async fn form_years(app: App, _request: Request) -> Result<Response, ApiError> {
+    let years = app
+        .store
+        .tax_forms_years()
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json(StatusCode::OK, &FormYears { years }))
 }

@@ -13,10 +13,10 @@ use crate::ports::table::{
     Cond, Cursor, EXPIRES_AT, Item, Key, Query, TableError, Update, Write, from_item, to_item,
 };
 
-fn account_key(id: AccountId) -> Key {
+pub(super) fn account_key(id: AccountId) -> Key {
     Key::new(format!("ACCT#{id}"), "ACCT")
 }
-fn email_key(email: &EmailAddress) -> Key {
+pub(super) fn email_key(email: &EmailAddress) -> Key {
     Key::new(format!("EMAIL#{}", email.as_str()), "EMAIL")
 }
 fn session_key(hash: &str) -> Key {
@@ -135,6 +135,14 @@ impl Store {
             account.id.to_string(),
         );
         self.table.put(record, Cond::Exists).await
+    }
+
+    /// Deletes an account's record (the retention job, after an erasure and seven years).
+    pub async fn delete_account(&self, id: AccountId) -> Result<(), TableError> {
+        self.table
+            .delete(&account_key(id), Cond::Always)
+            .await
+            .map(|_| ())
     }
 
     pub async fn account(&self, id: AccountId) -> Result<Option<Account>, TableError> {
@@ -341,6 +349,31 @@ impl Store {
             item = with_index(item, format!("ACCT#{actor}#AUDIT"), event.id.clone());
         }
         self.create(item).await
+    }
+
+    /// Every audit entry an account made, oldest first.
+    pub async fn audit_of(&self, actor: AccountId) -> Result<Vec<AuditEvent>, TableError> {
+        self.query_all(Query::gsi1(format!("ACCT#{actor}#AUDIT")))
+            .await
+    }
+
+    /// Removes the network prefix and address hash from every entry an account made: what it
+    /// did stays on the record, where it did it from goes.
+    pub async fn forget_audit_clients(&self, actor: AccountId) -> Result<(), TableError> {
+        for mut event in self.audit_of(actor).await? {
+            if event.client_prefix.is_none() && event.client_hash.is_none() {
+                continue;
+            }
+            event.client_prefix = None;
+            event.client_hash = None;
+            let item = with_index(
+                to_item(&event, &Key::new("AUDIT", event.id.clone()))?,
+                format!("ACCT#{actor}#AUDIT"),
+                event.id.clone(),
+            );
+            self.table.put(item, Cond::Exists).await?;
+        }
+        Ok(())
     }
 
     /// The audit log, newest first, one page at a time.

@@ -30,16 +30,20 @@
 use std::sync::Arc;
 
 mod accounts;
+mod notices;
 mod offers;
 mod payouts;
+mod privacy;
 pub mod stats;
 mod visits;
 
 pub use visits::TableVisits;
 
 pub use accounts::{ApiKeyRecord, AuditEvent, SessionRecord, Throttle, TokenPurpose};
+pub use notices::NoticeClaim;
 pub use offers::{Application, ApplicationStatus};
-pub use payouts::PayoutRun;
+pub use payouts::{PayoutRun, TaxFormsYear};
+pub use privacy::{PolicyVersion, PrivacyRequest, RequestKind, RequestStatus};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -490,6 +494,54 @@ impl Store {
             .iter()
             .filter_map(|e| e.get("amount").and_then(Value::as_i64))
             .sum())
+    }
+
+    /// An account's ledger entries in one currency: `(transaction id, amount, at)`.
+    pub async fn ledger_entries(
+        &self,
+        account: &Account,
+        currency: Currency,
+    ) -> Result<Vec<(String, i64, jiff::Timestamp)>, TableError> {
+        let entries: Vec<Item> = self
+            .query_all(Query::partition(ledger_entries_partition(
+                account, currency,
+            )))
+            .await?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e.get("transaction")?.as_str()?.to_string(),
+                    e.get("amount")?.as_i64()?,
+                    e.get("at")?.as_str()?.parse().ok()?,
+                ))
+            })
+            .collect())
+    }
+
+    /// Deletes an account's ledger entries and balance in one currency (the retention job, for
+    /// records past their period); the transactions stay, naming only account ids.
+    pub async fn delete_ledger_account(
+        &self,
+        account: &Account,
+        currency: Currency,
+    ) -> Result<usize, TableError> {
+        let entries = self.ledger_entries(account, currency).await?;
+        for (transaction, _, _) in &entries {
+            self.table
+                .delete(
+                    &Key::new(
+                        ledger_entries_partition(account, currency),
+                        transaction.clone(),
+                    ),
+                    Cond::Always,
+                )
+                .await?;
+        }
+        self.table
+            .delete(&ledger_balance_key(account, currency), Cond::Always)
+            .await?;
+        Ok(entries.len())
     }
 
     pub(crate) async fn query_all<T: DeserializeOwned>(

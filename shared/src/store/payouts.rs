@@ -6,6 +6,7 @@
 //! | tax profile (W-9 or foreign) | `TAX#{affiliate}` | `TAX` | |
 //! | payout run | `RUN#{run}` | `RUN` | `RUNS` / `{run}` |
 //! | payout | `RUN#{run}#PAYOUTS` | `{payout id}` | `AFF#{affiliate}#PAYOUTS` / `{payout id}` |
+//! | a tax year's 1099 filing | `TAXFORMS` | `{year}` | |
 //!
 //! Financial records: kept (no `expires_at`), as the privacy policy's seven years require.
 
@@ -36,6 +37,23 @@ pub struct PayoutRun {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub affiliate: Option<AffiliateId>,
+}
+
+/// A tax year's 1099-NEC filing: requested by an admin, and filed by the `tax-forms` job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TaxFormsYear {
+    pub year: i16,
+    /// Set while a request waits for the job.
+    #[schema(value_type = Option<String>)]
+    pub requested_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>)]
+    pub filed_at: Option<Timestamp>,
+    /// The job's report of the last filing.
+    pub report: String,
+}
+
+fn tax_forms_key(year: i16) -> Key {
+    Key::new("TAXFORMS", year.to_string())
 }
 
 fn method_key(affiliate: AffiliateId) -> Key {
@@ -80,6 +98,20 @@ impl Store {
             .await
     }
 
+    pub async fn tax_forms_years(&self) -> Result<Vec<TaxFormsYear>, TableError> {
+        self.query_all(Query::partition("TAXFORMS")).await
+    }
+
+    pub async fn tax_forms_year(&self, year: i16) -> Result<Option<TaxFormsYear>, TableError> {
+        self.get(&tax_forms_key(year)).await
+    }
+
+    pub async fn save_tax_forms_year(&self, record: &TaxFormsYear) -> Result<(), TableError> {
+        self.table
+            .put(to_item(record, &tax_forms_key(record.year))?, Cond::Always)
+            .await
+    }
+
     pub async fn payout_account(
         &self,
         affiliate: AffiliateId,
@@ -94,6 +126,27 @@ impl Store {
                 Cond::Always,
             )
             .await
+    }
+
+    /// Deletes an erased affiliate's financial records past their retention: payouts and the
+    /// tax profile.
+    pub async fn delete_financial_records(
+        &self,
+        affiliate: AffiliateId,
+    ) -> Result<usize, TableError> {
+        let payouts = self.payouts_of_affiliate(affiliate).await?;
+        for payout in &payouts {
+            self.table.delete(&payout_key(payout), Cond::Always).await?;
+        }
+        self.table.delete(&tax_key(affiliate), Cond::Always).await?;
+        Ok(payouts.len())
+    }
+
+    pub async fn delete_payout_account(&self, affiliate: AffiliateId) -> Result<(), TableError> {
+        self.table
+            .delete(&method_key(affiliate), Cond::Always)
+            .await
+            .map(|_| ())
     }
 
     /// Claims the run for its period: `Ok(run)` for the caller to carry out, whether it is new
@@ -170,7 +223,10 @@ impl Store {
                 Write::Update { key, update, .. } if key == payable => writes.push(Write::Update {
                     key,
                     update,
-                    cond: Cond::Below("balance".into(), -payout.amount.minor + 1),
+                    cond: Cond::Below(
+                        "balance".into(),
+                        -(payout.amount.minor + payout.withheld) + 1,
+                    ),
                 }),
                 other => writes.push(other),
             }

@@ -69,6 +69,9 @@ fn expectation(world: &World, route: &Route, method: &str, who: Who) -> Expect {
         // The world has made no payouts: every caller allowed in gets 404 (tests/payouts.rs
         // tries real ones).
         (_, path) if path.contains("{payout_id}") => Expect::Reachable,
+        // No forms filed and no exports made in the world: 404 for everyone allowed in
+        // (tests/tax.rs and tests/privacy.rs try real ones).
+        (_, path) if path.contains("{year}") || path.contains("{request_id}") => Expect::Reachable,
         // A link for an offer the other affiliate is not approved for.
         ("POST", "/api/links") if !owner => Expect::Hidden,
         (_, path) if path.contains('{') && !owner => Expect::Hidden,
@@ -103,6 +106,8 @@ pub async fn request(
     path = path.replace("{delivery_id}", &world.dead_letter);
     path = path.replace("{id}", &world.conversion);
     path = path.replace("{payout_id}", "2026-01-01:01ARZ3NDEKTSV4RRFFQ69G5FAV:USD");
+    path = path.replace("{year}", "2025");
+    path = path.replace("{request_id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV");
     if path.contains("{key_id}") {
         // The caller's own spare key (anonymous callers name a made-up one).
         let id = match world.key(who) {
@@ -185,6 +190,12 @@ pub async fn request(
             "type": "ach", "routing_number": "021000021", "account_number": "000123456789",
             "account_type": "checking", "name_on_account": "Pat Publisher"
         })),
+        ("PATCH", "/api/auth/me") => Some(json!({ "name": "Corrected Name" })),
+        ("POST", "/api/privacy/erasure") => Some(json!({ "password": PASSWORD })),
+        ("POST", "/api/admin/policy-versions") => {
+            Some(json!({ "version": unique, "summary": "We now keep call recordings." }))
+        }
+        ("POST", "/api/admin/tax-forms") => Some(json!({ "year": 2025 })),
         ("POST", "/api/conversions/status") => {
             Some(json!({ "ids": [world.conversion], "status": "approved" }))
         }

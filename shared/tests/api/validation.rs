@@ -200,6 +200,16 @@ fn semantic_cases(route: &Route, valid: &Value) -> Vec<(Value, &'static str)> {
             (with(json!({ "name_on_account": "" })), "name_on_account"),
             (json!({ "type": "paypal", "email": "nope" }), "email"),
         ],
+        "/api/auth/me" => vec![(json!({ "name": "   " }), "name")],
+        "/api/privacy/erasure" => vec![(json!({ "password": "not the password" }), "password")],
+        "/api/admin/policy-versions" => vec![
+            (with(json!({ "version": "v 2!" })), "version"),
+            (with(json!({ "summary": " " })), "summary"),
+        ],
+        "/api/admin/tax-forms" => vec![
+            (json!({ "year": 1999 }), "year"),
+            (json!({ "year": 3000 }), "year"),
+        ],
         "/api/conversions/status" => vec![
             (with(json!({ "ids": [] })), "ids"),
             (with(json!({ "ids": ["not-an-id"] })), "ids"),

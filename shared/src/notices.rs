@@ -1,0 +1,50 @@
+//! Mail that must reach each recipient once per occasion (a policy version, a tax year's form),
+//! however often the job that sends it is interrupted and run again.
+//!
+//! Each message has a key. It is claimed before sending and marked sent after; a failed send
+//! gives the claim back, so the next run tries again; a run that died between sending and
+//! marking leaves a claim that is taken over after `STALE_AFTER`, and only that one message can
+//! then go out twice (no mail service offers an idempotency key to close that gap).
+
+use crate::app::App;
+use crate::ports::{Email, MailError, TableError};
+use crate::store::NoticeClaim;
+
+/// How long a claim may stand unmarked before its sender is presumed dead.
+pub const STALE_AFTER: i64 = 15 * 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NoticeError {
+    #[error("storage failed")]
+    Storage(#[from] TableError),
+    #[error("the mail could not be sent")]
+    Mail(#[from] MailError),
+}
+
+/// What became of one notice.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Sent now.
+    Now,
+    /// Sent by an earlier run.
+    Before,
+    /// Another run is sending it.
+    Elsewhere,
+}
+
+/// Sends `email` unless the notice `key` went out before. A failed send is an error, and the
+/// next call tries it again.
+pub async fn send_once(app: &App, key: &str, email: &Email) -> Result<Sent, NoticeError> {
+    let now = app.clock.now().as_second();
+    match app.store.claim_notice(key, now, STALE_AFTER).await? {
+        NoticeClaim::Sent => return Ok(Sent::Before),
+        NoticeClaim::Busy => return Ok(Sent::Elsewhere),
+        NoticeClaim::Claimed => {}
+    }
+    if let Err(error) = app.mailer.send(email).await {
+        app.store.release_notice(key).await?;
+        return Err(error.into());
+    }
+    app.store.mark_notice_sent(key).await?;
+    Ok(Sent::Now)
+}

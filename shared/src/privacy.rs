@@ -1,0 +1,485 @@
+//! Data-subject rights and policy notices: the privacy policy's promises, kept by code.
+//!
+//! - **Export**: a user asks; the `data-exports` job writes everything the platform holds about
+//!   them (secrets masked) as one JSON file to `Blobs`, mails a link, and serves it to them
+//!   alone for seven days.
+//! - **Erasure**: at once, the account is closed, its sessions and API keys revoked, its
+//!   payout method deleted, and every personal field erased or pseudonymised. Records the law
+//!   requires (payouts, ledger, tax) stay, stripped of names and addresses in the clear (the
+//!   W-9's are sealed for the 1099 only), until the `retention` job deletes them seven years
+//!   after the last financial activity.
+//! - **Policy notices**: a published policy version is mailed to every active user once, by
+//!   the `policy-notices` job, in batches, resumable.
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+
+use crate::accounts::{Client, audit, verify_password};
+use crate::app::App;
+use crate::domain::accounts::{Account, AccountStatus, Role};
+use crate::domain::email::EmailAddress;
+use crate::domain::payout::PayoutMethod;
+use crate::domain::tax::{ERASED, TaxProfile};
+use crate::jobs::JobError;
+use crate::ports::{BlobError, BlobKey, Email, KeyError, TableError};
+use crate::secret::Secret;
+use crate::store::{PolicyVersion, PrivacyRequest, RequestKind, RequestStatus};
+
+/// The month a data-subject request must be answered in (GDPR art. 12(3)).
+pub const ANSWER_WITHIN: SignedDuration = SignedDuration::from_hours(30 * 24);
+
+/// How long an export's download link works.
+pub const DOWNLOAD_FOR: SignedDuration = SignedDuration::from_hours(7 * 24);
+
+/// How many accounts one batch of policy notices covers.
+pub const NOTICE_BATCH: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrivacyError {
+    #[error("{field}: {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("storage failed")]
+    Storage(#[from] TableError),
+    #[error("a sealed value could not be handled")]
+    Keys(#[from] KeyError),
+    #[error("the export file could not be written")]
+    Blobs(#[from] BlobError),
+}
+
+fn invalid(field: &'static str, problem: impl Into<String>) -> PrivacyError {
+    PrivacyError::Invalid {
+        field,
+        problem: problem.into(),
+    }
+}
+
+fn new_request(app: &App, account: &Account, kind: RequestKind) -> PrivacyRequest {
+    let now = app.clock.now();
+    PrivacyRequest {
+        id: app.clock.new_id().to_string(),
+        account_id: account.id,
+        kind,
+        status: RequestStatus::Pending,
+        requested_at: now,
+        due_at: now + ANSWER_WITHIN,
+        completed_at: None,
+        download_until: None,
+        records_deleted_at: None,
+    }
+}
+
+/// Asks for an export; a request still waiting is answered instead of a second one.
+pub async fn request_export(app: &App, account: &Account) -> Result<PrivacyRequest, PrivacyError> {
+    if let Some(waiting) = app
+        .store
+        .privacy_requests_of(account.id)
+        .await?
+        .into_iter()
+        .find(|r| r.kind == RequestKind::Export && r.status == RequestStatus::Pending)
+    {
+        return Ok(waiting);
+    }
+    let request = new_request(app, account, RequestKind::Export);
+    app.store.save_privacy_request(&request).await?;
+    Ok(request)
+}
+
+pub fn export_key(request: &PrivacyRequest) -> Result<BlobKey, BlobError> {
+    BlobKey::parse(format!(
+        "exports/{}/{}.json",
+        request.account_id, request.id
+    ))
+}
+
+/// Everything held about `account`: its own records whole, secrets masked (a payout account
+/// and a TIN by their last four digits), and nothing of anyone else (advertisers' revenue is
+/// left out of an affiliate's conversions, affiliates' payouts out of an advertiser's, and
+/// visitors' pseudonyms out of both).
+pub async fn export_of(app: &App, account: &Account) -> Result<Value, PrivacyError> {
+    let store = &app.store;
+    let mut out = json!({
+        "generated_at": app.clock.now().to_string(),
+        "account": {
+            "id": account.id.to_string(),
+            "role": account.role.as_str(),
+            "email": account.email.as_str(),
+            "name": account.name,
+            "status": account.status,
+            "email_verified": account.email_verified,
+            "adult_confirmed_at": account.adult_confirmed_at.to_string(),
+            "created_at": account.created_at.to_string(),
+        },
+        "api_keys": serde_json::to_value(store.api_keys_of(account.id).await?).unwrap_or_default(),
+        "privacy_requests": serde_json::to_value(store.privacy_requests_of(account.id).await?).unwrap_or_default(),
+        "audit": serde_json::to_value(store.audit_of(account.id).await?).unwrap_or_default(),
+    });
+    if let Some(affiliate) = account.affiliate_id() {
+        let method = store.payout_account(affiliate).await?.map(|a| {
+            json!({ "method": crate::payouts::describe(&a.method), "changed_at": a.changed_at.to_string() })
+        });
+        let tax = store
+            .tax_profile(affiliate)
+            .await?
+            .map(|p| serde_json::to_value(crate::routes::tax::view(&p)).unwrap_or_default());
+        let mut conversions = Vec::new();
+        let mut clicks = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = store
+                .conversions_of_affiliate(affiliate, cursor, 500)
+                .await?;
+            for conversion in page {
+                if let Some(click) = store.click(conversion.click_id).await? {
+                    clicks.push(without(
+                        serde_json::to_value(&click).unwrap_or_default(),
+                        &["visitor"],
+                    ));
+                }
+                conversions.push(without(
+                    serde_json::to_value(&conversion).unwrap_or_default(),
+                    &["revenue", "visitor"],
+                ));
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let payouts: Vec<Value> = store
+            .payouts_of_affiliate(affiliate)
+            .await?
+            .iter()
+            .map(|p| {
+                let mut v = serde_json::to_value(p).unwrap_or_default();
+                v["method"] = Value::from(crate::payouts::describe(&p.method));
+                v
+            })
+            .collect();
+        out["payout_method"] = method.unwrap_or(Value::Null);
+        out["tax_profile"] = tax.unwrap_or(Value::Null);
+        out["links"] =
+            serde_json::to_value(store.links_of_affiliate(affiliate).await?).unwrap_or_default();
+        out["applications"] =
+            serde_json::to_value(store.applications_of_affiliate(affiliate).await?)
+                .unwrap_or_default();
+        out["conversions"] = Value::Array(conversions);
+        out["clicks"] = Value::Array(clicks);
+        out["payouts"] = Value::Array(payouts);
+    }
+    if let Some(advertiser) = account.advertiser_id() {
+        let offers: Vec<Value> = store
+            .offers_of_advertiser(advertiser)
+            .await?
+            .iter()
+            .map(|o| {
+                without(
+                    serde_json::to_value(o).unwrap_or_default(),
+                    &["postback_secret"],
+                )
+            })
+            .collect();
+        let mut conversions = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = store
+                .conversions_of_advertiser(advertiser, cursor, 500)
+                .await?;
+            conversions.extend(page.iter().map(|c| {
+                without(
+                    serde_json::to_value(c).unwrap_or_default(),
+                    &["payout", "visitor"],
+                )
+            }));
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        out["offers"] = Value::Array(offers);
+        out["conversions"] = Value::Array(conversions);
+    }
+    Ok(out)
+}
+
+fn without(mut value: Value, fields: &[&str]) -> Value {
+    if let Value::Object(map) = &mut value {
+        for field in fields {
+            map.remove(*field);
+        }
+    }
+    value
+}
+
+/// The `data-exports` job: every waiting export written, linked and mailed.
+pub async fn exports_job(app: App) -> Result<String, JobError> {
+    let failed = |e: PrivacyError| JobError(e.into());
+    let waiting: Vec<PrivacyRequest> = app
+        .store
+        .privacy_requests()
+        .await
+        .map_err(|e| failed(e.into()))?
+        .into_iter()
+        .filter(|r| r.kind == RequestKind::Export && r.status == RequestStatus::Pending)
+        .collect();
+    let mut done = 0;
+    for mut request in waiting {
+        let Some(account) = app
+            .store
+            .account(request.account_id)
+            .await
+            .map_err(|e| failed(e.into()))?
+        else {
+            continue;
+        };
+        let export = export_of(&app, &account).await.map_err(failed)?;
+        let bytes = serde_json::to_vec_pretty(&export).expect("JSON serialises");
+        app.blobs
+            .put(
+                &export_key(&request).map_err(|e| failed(e.into()))?,
+                bytes,
+                "application/json",
+            )
+            .await
+            .map_err(|e| failed(e.into()))?;
+        let now = app.clock.now();
+        let until = now + DOWNLOAD_FOR;
+        let mail = Email {
+            to: account.email.clone(),
+            subject: "Your LeadsRefer data export is ready".into(),
+            text: format!(
+                "The export of your data you asked for is ready. Sign in and download it before {} UTC:\n\n{}/api/privacy/exports/{}\n",
+                until.strftime("%Y-%m-%d %H:%M"),
+                app.public_url,
+                request.id
+            ),
+        };
+        crate::notices::send_once(&app, &format!("export#{}", request.id), &mail)
+            .await
+            .map_err(|e| JobError(e.into()))?;
+        request.status = RequestStatus::Done;
+        request.completed_at = Some(now);
+        request.download_until = Some(until);
+        app.store
+            .save_privacy_request(&request)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        done += 1;
+    }
+    Ok(format!("{done} exports written"))
+}
+
+/// Erases `account` at its holder's request (the current password confirms it).
+pub async fn erase(
+    app: &App,
+    account: &Account,
+    password: &Secret<String>,
+    client: &Client,
+) -> Result<PrivacyRequest, PrivacyError> {
+    if !verify_password(password, Some(account.password_hash.expose())).await {
+        return Err(invalid("password", "is not the account's password"));
+    }
+    if account.role == Role::Admin {
+        return Err(invalid(
+            "account",
+            "an admin account is closed by another admin, not erased by itself",
+        ));
+    }
+    let now = app.clock.now();
+    let store = &app.store;
+    // Sessions and keys first: nothing can act for the account while it is being erased.
+    store.delete_sessions_of(account.id).await?;
+    for key in store.api_keys_of(account.id).await? {
+        store.delete_api_key(account.id, &key.id).await?;
+    }
+    if let Some(affiliate) = account.affiliate_id() {
+        store.delete_payout_account(affiliate).await?;
+        match store.tax_profile(affiliate).await? {
+            Some(TaxProfile::Us { affiliate_id, w9 }) => {
+                let w9 = crate::tax::pseudonymise(app, affiliate, &w9).await?;
+                store
+                    .save_tax_profile(affiliate, &TaxProfile::Us { affiliate_id, w9 })
+                    .await?;
+            }
+            Some(TaxProfile::Foreign {
+                affiliate_id,
+                country,
+                certified_at,
+                ..
+            }) => {
+                store
+                    .save_tax_profile(
+                        affiliate,
+                        &TaxProfile::Foreign {
+                            affiliate_id,
+                            country,
+                            signed_name: ERASED.into(),
+                            certified_at,
+                        },
+                    )
+                    .await?
+            }
+            None => {}
+        }
+        // Payouts are kept for the law; where they went is not needed for it.
+        for payout in store.payouts_of_affiliate(affiliate).await? {
+            let mut kept = payout.clone();
+            match &mut kept.method {
+                PayoutMethod::Paypal { email } => *email = erased_email(account),
+                PayoutMethod::Ach {
+                    name_on_account, ..
+                } => *name_on_account = ERASED.into(),
+            }
+            if kept != payout {
+                store.change_payout(&payout, &kept, None).await?;
+            }
+        }
+    }
+    if let Some(advertiser) = account.advertiser_id() {
+        for mut offer in store.offers_of_advertiser(advertiser).await? {
+            if offer.status != crate::domain::offer::OfferStatus::Paused {
+                offer.status = crate::domain::offer::OfferStatus::Paused;
+                store.save_offer(&offer).await?;
+            }
+        }
+    }
+    store.forget_audit_clients(account.id).await?;
+    let erased = Account {
+        email: erased_email(account),
+        name: ERASED.into(),
+        password_hash: Secret::new(String::new()),
+        status: AccountStatus::Closed,
+        email_verified: false,
+        ..account.clone()
+    };
+    store.erase_account(account, &erased).await?;
+    let mut request = new_request(app, account, RequestKind::Erasure);
+    request.status = RequestStatus::Done;
+    request.completed_at = Some(now);
+    store.save_privacy_request(&request).await?;
+    audit(
+        app,
+        Some(account.id),
+        "account.erased",
+        Some(account.id.to_string()),
+        Some(client),
+        Some("personal fields erased; financial records kept for their retention".into()),
+    )
+    .await?;
+    Ok(request)
+}
+
+/// The address an erased account's records carry: it names no one and reaches no one (the
+/// `.invalid` top-level domain never resolves, RFC 2606).
+fn erased_email(account: &Account) -> EmailAddress {
+    EmailAddress::parse(&format!("erased-{}@erased.invalid", account.id))
+        .expect("a ULID makes a valid local part")
+}
+
+/// Publishes a policy version; its notice goes out with the next `policy-notices` run.
+pub async fn publish_policy(
+    app: &App,
+    version: &str,
+    summary: &str,
+) -> Result<PolicyVersion, PrivacyError> {
+    let version = version.trim();
+    if version.is_empty()
+        || version.len() > 32
+        || !version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    {
+        return Err(invalid(
+            "version",
+            "must be 1 to 32 letters, digits, dots, dashes or underscores",
+        ));
+    }
+    let summary = summary.trim();
+    if summary.is_empty() || summary.chars().count() > 2_000 {
+        return Err(invalid("summary", "must be 1 to 2,000 characters"));
+    }
+    let policy = PolicyVersion {
+        version: version.to_string(),
+        summary: summary.to_string(),
+        published_at: app.clock.now(),
+        notified_at: None,
+        notified: 0,
+    };
+    if !app.store.publish_policy(&policy).await? {
+        return Err(invalid(
+            "version",
+            "was published before; give a new version",
+        ));
+    }
+    Ok(policy)
+}
+
+/// The `policy-notices` job: each published version's notice to every active user, once, a
+/// batch of accounts at a time; an interrupted run is resumed by the next.
+pub async fn notices_job(app: App) -> Result<String, JobError> {
+    let failed = |e: TableError| JobError(e.into());
+    let mut lines = Vec::new();
+    for mut policy in app.store.policies().await.map_err(failed)? {
+        if policy.notified_at.is_some() {
+            continue;
+        }
+        let mut cursor = None;
+        let (mut sent, mut before) = (0u64, 0u64);
+        loop {
+            let (accounts, next) = app
+                .store
+                .accounts(cursor, NOTICE_BATCH)
+                .await
+                .map_err(failed)?;
+            for account in accounts
+                .iter()
+                .filter(|a| a.status == AccountStatus::Active)
+            {
+                let mail = Email {
+                    to: account.email.clone(),
+                    subject: format!("Our privacy policy changes (version {})", policy.version),
+                    text: format!(
+                        "Hello {},\n\nWe have updated the LeadsRefer privacy policy (version {}).\n\n{}\n\nQuestions: admin@leadsrefer.com\n",
+                        account.name, policy.version, policy.summary
+                    ),
+                };
+                let key = format!("policy#{}#{}", policy.version, account.id);
+                match crate::notices::send_once(&app, &key, &mail)
+                    .await
+                    .map_err(|e| JobError(e.into()))?
+                {
+                    crate::notices::Sent::Now => sent += 1,
+                    _ => before += 1,
+                }
+            }
+            policy.notified += sent;
+            sent = 0;
+            // Progress after each batch: the admin sees how far it went.
+            app.store.save_policy(&policy).await.map_err(failed)?;
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        policy.notified_at = Some(app.clock.now());
+        app.store.save_policy(&policy).await.map_err(failed)?;
+        lines.push(format!(
+            "policy {}: {} notified in all ({before} before this run)",
+            policy.version, policy.notified
+        ));
+    }
+    Ok(if lines.is_empty() {
+        "no policy notice to send".into()
+    } else {
+        lines.join("; ")
+    })
+}
+
+/// Whether an export's file may still be downloaded at `now`.
+pub fn downloadable(request: &PrivacyRequest, now: Timestamp) -> bool {
+    request.kind == RequestKind::Export
+        && request.status == RequestStatus::Done
+        && request.download_until.is_some_and(|until| now < until)
+}

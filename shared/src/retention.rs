@@ -1,0 +1,154 @@
+//! The `retention` job (daily): deletes what has passed its period, and nothing else.
+//!
+//! - Tracking records (clicks, conversions, their dedupe keys, counters, flags, deliveries)
+//!   carry `expires_at` three years out, and sessions, reset codes and throttles their own
+//!   short expiry; DynamoDB's TTL deletes them in production and this job purges them from the
+//!   embedded store. Every read filters them meanwhile.
+//! - Financial records (account, payouts, ledger entries, tax profile) are kept seven years
+//!   from the account's last financial activity. An open account keeps them; for an erased one
+//!   this job deletes them once seven years have passed since its last ledger entry, payout or
+//!   the erasure itself, whichever came last.
+//! - Data export files go when their download link expires.
+
+use jiff::{Timestamp, ToSpan};
+
+use crate::app::App;
+use crate::domain::accounts::AccountId;
+use crate::domain::ids::{AdvertiserId, AffiliateId};
+use crate::domain::ledger::Account;
+use crate::domain::money::Currency;
+use crate::jobs::JobError;
+use crate::ports::TableError;
+use crate::store::{RequestKind, RequestStatus};
+
+/// Seven years after `at`, by the calendar.
+pub fn financial_expiry(at: Timestamp) -> Timestamp {
+    at.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .checked_add(7.years())
+        .map(|z| z.timestamp())
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// The ledger accounts an account of the platform may have.
+fn ledger_accounts(id: AccountId) -> Vec<Account> {
+    vec![
+        Account::affiliate_pending(AffiliateId(id.0)),
+        Account::affiliate_held(AffiliateId(id.0)),
+        Account::affiliate_payable(AffiliateId(id.0)),
+        Account::advertiser_receivable(AdvertiserId(id.0)),
+    ]
+}
+
+/// The last financial activity of an erased account: its newest ledger entry or payout, or
+/// the erasure itself.
+pub async fn last_financial_activity(
+    app: &App,
+    id: AccountId,
+    erased_at: Timestamp,
+    currencies: &[Currency],
+) -> Result<Timestamp, TableError> {
+    let mut last = erased_at;
+    for account in ledger_accounts(id) {
+        for currency in currencies {
+            for (_, _, at) in app.store.ledger_entries(&account, *currency).await? {
+                last = last.max(at);
+            }
+        }
+    }
+    for payout in app.store.payouts_of_affiliate(AffiliateId(id.0)).await? {
+        last = last.max(payout.created_at);
+    }
+    Ok(last)
+}
+
+pub async fn job(app: App) -> Result<String, JobError> {
+    let failed = |e: TableError| JobError(e.into());
+    let now = app.clock.now();
+    let purged = app.table.purge_expired().await.map_err(failed)?;
+    let currencies: Vec<Currency> = {
+        let mut codes: Vec<&'static str> = app
+            .store
+            .all_offers()
+            .await
+            .map_err(failed)?
+            .iter()
+            .map(|offer| offer.currency.code())
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
+        codes
+            .into_iter()
+            .filter_map(|code| Currency::parse(code).ok())
+            .collect()
+    };
+    let mut deleted = Vec::new();
+    let mut waiting = 0;
+    let mut exports = 0;
+    for mut request in app.store.privacy_requests().await.map_err(failed)? {
+        if request.kind == RequestKind::Export
+            && request.records_deleted_at.is_none()
+            && request.download_until.is_some_and(|until| until <= now)
+        {
+            let key = crate::privacy::export_key(&request).map_err(|e| JobError(e.into()))?;
+            app.blobs
+                .delete(&key)
+                .await
+                .map_err(|e| JobError(e.into()))?;
+            request.records_deleted_at = Some(now);
+            app.store
+                .save_privacy_request(&request)
+                .await
+                .map_err(failed)?;
+            exports += 1;
+            continue;
+        }
+        if request.kind != RequestKind::Erasure
+            || request.status != RequestStatus::Done
+            || request.records_deleted_at.is_some()
+        {
+            continue;
+        }
+        let erased_at = request.completed_at.unwrap_or(request.requested_at);
+        let last = last_financial_activity(&app, request.account_id, erased_at, &currencies)
+            .await
+            .map_err(failed)?;
+        if now < financial_expiry(last) {
+            waiting += 1;
+            continue;
+        }
+        let id = request.account_id;
+        let mut entries = 0;
+        for account in ledger_accounts(id) {
+            for currency in &currencies {
+                entries += app
+                    .store
+                    .delete_ledger_account(&account, *currency)
+                    .await
+                    .map_err(failed)?;
+            }
+        }
+        let payouts = app
+            .store
+            .delete_financial_records(AffiliateId(id.0))
+            .await
+            .map_err(failed)?;
+        app.store.delete_account(id).await.map_err(failed)?;
+        request.records_deleted_at = Some(now);
+        app.store
+            .save_privacy_request(&request)
+            .await
+            .map_err(failed)?;
+        deleted.push(format!(
+            "account {id}: {payouts} payouts, {entries} ledger entries, tax profile and account record deleted"
+        ));
+    }
+    Ok(format!(
+        "{purged} expired records purged; {exports} expired export files deleted; {} erased accounts' financial records deleted, {waiting} still within seven years{}",
+        deleted.len(),
+        if deleted.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", deleted.join("; "))
+        }
+    ))
+}
