@@ -14,7 +14,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
-use crate::accounts::{Client, audit, verify_password};
+use crate::accounts::{audit, verify_password};
 use crate::app::App;
 use crate::domain::accounts::{Account, AccountStatus, Role};
 use crate::domain::email::EmailAddress;
@@ -276,7 +276,6 @@ pub async fn erase(
     app: &App,
     account: &Account,
     password: &Secret<String>,
-    client: &Client,
 ) -> Result<PrivacyRequest, PrivacyError> {
     if !verify_password(password, Some(account.password_hash.expose())).await {
         return Err(invalid("password", "is not the account's password"));
@@ -364,7 +363,8 @@ pub async fn erase(
         Some(account.id),
         "account.erased",
         Some(account.id.to_string()),
-        Some(client),
+        // Not where it came from: the account's entries keep no network after erasure.
+        None,
         Some("personal fields erased; financial records kept for their retention".into()),
     )
     .await?;
@@ -426,6 +426,7 @@ pub async fn notices_job(app: App) -> Result<String, JobError> {
             continue;
         }
         let mut cursor = None;
+        // Users who have the notice, counted afresh by each run: sent now or by an earlier one.
         let (mut sent, mut before) = (0u64, 0u64);
         loop {
             let (accounts, next) = app
@@ -454,8 +455,7 @@ pub async fn notices_job(app: App) -> Result<String, JobError> {
                     _ => before += 1,
                 }
             }
-            policy.notified += sent;
-            sent = 0;
+            policy.notified = sent + before;
             // Progress after each batch: the admin sees how far it went.
             app.store.save_policy(&policy).await.map_err(failed)?;
             match next {

@@ -8,7 +8,7 @@ use support::body;
 
 mod support;
 
-const SSN: &str = "123-45-6789";
+use support::SSN;
 
 fn w9(tin: &str) -> Value {
     json!({
@@ -62,7 +62,7 @@ async fn a_w9_tin_is_sealed_and_shown_by_its_last_four_digits_only() {
 
     // Not in the clear anywhere in the data folder (the database file, its WAL, the outbox).
     app.table.flush().await.unwrap();
-    for file in walk(data.path()) {
+    for file in support::walk(data.path()) {
         let bytes = std::fs::read(&file).unwrap();
         for needle in ["123456789", SSN] {
             assert!(
@@ -166,15 +166,332 @@ async fn bad_tax_profiles_are_refused_naming_the_field_without_echoing_the_tin()
     assert_eq!(body(&foreign)["profile"]["country"], "DE");
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
+// --- Payouts and tax status, and the 1099-NEC filing. ---
+
+use shared::domain::ledger::Account;
+use shared::domain::money::Currency;
+use shared::tax_forms::{self, Filing};
+
+/// What the ledger says the demo affiliate was paid in the year: payable debited by payouts
+/// made, credited back by payouts that failed or came back.
+async fn paid_per_ledger(app: &App, demo: &Demo, year: i16) -> i64 {
+    let usd = Currency::parse("USD").unwrap();
+    app.store
+        .ledger_entries(&Account::affiliate_payable(demo.affiliate_id), usd)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(txn, _, at)| txn.starts_with("payout:") && shared::tax::tax_year(*at) == year)
+        .map(|(_, amount, _)| amount)
+        .sum()
+}
+
+async fn file(app: &App, year: i16) -> Filing {
+    tax_forms::file_year(app, year).await.unwrap()
+}
+
+async fn blob(app: &App, key: &str) -> Option<String> {
+    app.blobs
+        .get(&shared::ports::BlobKey::parse(key).unwrap())
+        .await
+        .unwrap()
+        .map(|bytes| String::from_utf8(bytes).unwrap())
+}
+
+#[tokio::test]
+async fn a_1099_is_filed_at_the_threshold_of_each_year_not_a_cent_under() {
+    for (year, when, threshold) in [
+        (2025, "2025-06-02T12:00:00Z", 60_000),
+        (2026, "2026-06-02T12:00:00Z", 200_000),
+    ] {
+        for delta in [-1, 0, 1] {
+            let platform = support::platform(support::at(when)).await;
+            let (app, demo) = (&platform.app, &platform.demo);
+            support::certify_w9(app, demo).await;
+            support::bank_account(app, demo).await;
+            support::earn(app, demo, threshold + delta).await;
+            let run = support::pay(app).await;
+            assert!(run.finished_at.is_some(), "{:?}", run.report);
+            let filing = file(app, year).await;
+            let context = format!("{year}, threshold {threshold} {delta:+} cents");
+            assert_eq!(filing.forms.len(), usize::from(delta >= 0), "{context}");
+            // Totals reconcile with the ledger to the cent (over the threshold, every cent paid
+            // is on the form; under it, the ledger shows what was paid without a form).
+            let per_ledger = paid_per_ledger(app, demo, year).await;
+            assert_eq!(per_ledger, threshold + delta, "{context}");
+            if let Some(form) = filing.forms.first() {
+                assert_eq!((form.box1, form.box4), (per_ledger, 0), "{context}");
+            }
+            // Nothing of another year.
+            assert!(file(app, year - 1).await.forms.is_empty(), "{context}");
         }
     }
-    files
+}
+
+#[tokio::test]
+async fn the_filing_csv_holds_the_tin_and_the_statement_its_last_four_only() {
+    let platform = support::platform(support::at("2026-03-02T12:00:00Z")).await;
+    let (app, demo) = (&platform.app, &platform.demo);
+    support::certify_w9(app, demo).await;
+    support::bank_account(app, demo).await;
+    support::earn(app, demo, 150_000).await;
+    support::pay(app).await;
+    platform
+        .clock
+        .advance(jiff::SignedDuration::from_hours(24 * 30));
+    support::earn(app, demo, 75_001).await;
+    support::pay(app).await;
+    let filing = file(app, 2026).await;
+    assert_eq!(filing.forms.len(), 1);
+    assert_eq!(filing.forms[0].box1, 225_001);
+    assert_eq!(paid_per_ledger(app, demo, 2026).await, 225_001);
+
+    // The CSV a filing provider imports, read back by an independent RFC 4180 reader.
+    let csv = blob(app, "tax/2026/1099-nec.csv").await.unwrap();
+    let rows = read_csv(&csv);
+    assert_eq!(rows[0], tax_forms::COLUMNS.to_vec());
+    assert_eq!(rows.len(), 2, "{csv}");
+    let row: std::collections::HashMap<&str, &str> = tax_forms::COLUMNS
+        .iter()
+        .copied()
+        .zip(rows[1].iter().map(String::as_str))
+        .collect();
+    assert_eq!(row["recipient_tin"], SSN);
+    assert_eq!(row["recipient_tin_type"], "SSN");
+    assert_eq!(row["recipient_name"], "Pat Publisher");
+    assert_eq!(row["recipient_business_name"], "Pat's Deals");
+    assert_eq!(row["recipient_address_2"], "Suite 5");
+    assert_eq!(row["box1_nonemployee_compensation"], "2250.01");
+    assert_eq!(row["box4_federal_income_tax_withheld"], "0.00");
+    assert_eq!(row["payer_tin"], "12-3456789");
+    assert_eq!(row["tax_year"], "2026");
+
+    // The recipient's statement, through the API, to the affiliate only.
+    let statement = blob(
+        app,
+        &format!("tax/2026/statements/{}.html", demo.affiliate_id),
+    )
+    .await
+    .unwrap();
+    assert!(statement.contains("***-**-6789") && statement.contains("$2250.01"));
+    assert!(!statement.contains(SSN) && !statement.contains("123456789"));
+    let affiliate = support::sign_in(app, demo, "affiliate").await;
+    let shown = support::send(
+        app,
+        "GET",
+        "/api/tax/forms/2026",
+        "203.0.113.9",
+        &[("cookie", &affiliate.0)],
+        None,
+    )
+    .await;
+    assert_eq!(shown.status(), 200);
+    assert_eq!(shown.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(
+        shown.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
+    let missing = support::send(
+        app,
+        "GET",
+        "/api/tax/forms/2025",
+        "203.0.113.9",
+        &[("cookie", &affiliate.0)],
+        None,
+    )
+    .await;
+    assert_eq!(missing.status(), 404);
+
+    // The recipient is told once, however often the year is filed.
+    file(app, 2026).await;
+    let told = support::mail(platform.data.path())
+        .iter()
+        .filter(|m| m.contains("Form 1099-NEC from LeadsRefer is ready"))
+        .count();
+    assert_eq!(told, 1);
+}
+
+/// RFC 4180 fields, quotes and all.
+fn read_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let (mut row, mut field, mut quoted, mut chars) =
+        (Vec::new(), String::new(), false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn without_a_w9_payouts_wait_at_the_threshold_and_the_payee_is_told_once() {
+    let platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;
+    let (app, demo, clock) = (&platform.app, &platform.demo, &platform.clock);
+    support::bank_account(app, demo).await;
+    support::earn(app, demo, 199_999).await;
+    let first = support::pay(app).await;
+    assert!(
+        first.report.iter().any(|l| l.contains("pays 1999.99")),
+        "a cent under the threshold pays: {:?}",
+        first.report
+    );
+    support::earn(app, demo, 10_000).await;
+    for _ in 0..2 {
+        clock.advance(jiff::SignedDuration::from_hours(24));
+        let held = support::pay(app).await;
+        assert!(
+            held.report.iter().any(|l| l.ends_with(
+                "100.00 waits: a W-9 is needed (paid 1999.99 in 2026; the 1099 threshold is 2000.00)"
+            )),
+            "{:?}",
+            held.report
+        );
+    }
+    let notices = support::mail(platform.data.path())
+        .iter()
+        .filter(|m| m.contains("payouts need a W-9"))
+        .count();
+    assert_eq!(notices, 1, "told once, not once per run");
+    support::certify_w9(app, demo).await;
+    clock.advance(jiff::SignedDuration::from_hours(24));
+    let paid = support::pay(app).await;
+    assert!(
+        paid.report.iter().any(|l| l.contains("pays 100.00")),
+        "{:?}",
+        paid.report
+    );
+    let filing = file(app, 2026).await;
+    assert_eq!(filing.forms[0].box1, 209_999);
+}
+
+#[tokio::test]
+async fn backup_withholding_keeps_24_percent_in_the_ledger_and_box_4() {
+    let mut platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;
+    let mut settings = shared::payouts::PayoutSettings::from_env().unwrap();
+    settings.tax.backup_withholding = true;
+    platform.app.payouts = std::sync::Arc::new(settings);
+    let (app, demo) = (&platform.app, &platform.demo);
+    support::bank_account(app, demo).await;
+    support::earn(app, demo, 250_001).await;
+    let run = support::pay(app).await;
+    let payouts = app.store.payouts_of_run(&run.id).await.unwrap();
+    // 24% of 2500.01 is 600.0024: 600.00 kept, 1900.01 sent.
+    assert_eq!(
+        (payouts[0].amount.minor, payouts[0].withheld),
+        (190_001, 60_000)
+    );
+    let usd = Currency::parse("USD").unwrap();
+    for (account, balance) in [
+        (Account::tax_withheld(), -60_000),
+        (Account::affiliate_payable(demo.affiliate_id), 0),
+        (Account::platform_cash(), -190_001),
+    ] {
+        assert_eq!(app.store.balance(&account, usd).await.unwrap(), balance);
+        assert_eq!(
+            app.store.balance_from_entries(&account, usd).await.unwrap(),
+            balance
+        );
+    }
+    let filing = file(app, 2026).await;
+    assert_eq!(
+        (filing.forms[0].box1, filing.forms[0].box4),
+        (250_001, 60_000)
+    );
+    assert!(
+        filing
+            .notes
+            .iter()
+            .any(|n| n.contains("filed without a TIN")),
+        "{:?}",
+        filing.notes
+    );
+    let mail = support::mail(platform.data.path());
+    assert_eq!(
+        mail.iter()
+            .filter(|m| m.contains("payouts need a W-9") && m.contains("24%"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn foreign_payees_are_never_on_a_1099() {
+    let platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;
+    let (app, demo) = (&platform.app, &platform.demo);
+    shared::tax::set_profile(
+        app,
+        demo.affiliate_id,
+        shared::tax::ProfileInput::Foreign {
+            country: "DE".into(),
+            signed_name: "Pat".into(),
+            certify: true,
+        },
+    )
+    .await
+    .unwrap();
+    support::bank_account(app, demo).await;
+    support::earn(app, demo, 500_000).await;
+    let run = support::pay(app).await;
+    assert!(run.report.iter().any(|l| l.contains("pays 5000.00")));
+    let filing = file(app, 2026).await;
+    assert!(filing.forms.is_empty());
+    assert!(filing.notes[0].contains("foreign (W-8BEN): no 1099"));
+}
+
+#[tokio::test]
+async fn the_job_files_last_year_once_in_january_and_any_year_an_admin_asks_for() {
+    let platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;
+    let (app, demo, clock) = (&platform.app, &platform.demo, &platform.clock);
+    support::certify_w9(app, demo).await;
+    support::bank_account(app, demo).await;
+    support::earn(app, demo, 300_000).await;
+    support::pay(app).await;
+    let job = || async {
+        (shared::jobs::find("tax-forms").unwrap().run)(app.clone())
+            .await
+            .unwrap()
+    };
+    assert_eq!(job().await, "no tax year to file", "not before January");
+    clock.set("2027-01-04T08:00:00Z".parse().unwrap());
+    assert!(job().await.starts_with("2026: 1 forms, box 1 $3000.00"));
+    assert_eq!(job().await, "no tax year to file", "once");
+    let admin = support::sign_in(app, demo, "admin").await;
+    let asked = support::send(
+        app,
+        "POST",
+        "/api/admin/tax-forms",
+        "203.0.113.9",
+        &[("cookie", &admin.0), ("x-csrf-token", &admin.1)],
+        Some(json!({"year": 2026})),
+    )
+    .await;
+    assert_eq!(asked.status(), 202, "{:?}", asked.body());
+    assert!(job().await.starts_with("2026: 1 forms"), "on request");
+    assert_eq!(job().await, "no tax year to file");
+    let listed = support::send(
+        app,
+        "GET",
+        "/api/admin/tax-forms",
+        "203.0.113.9",
+        &[("cookie", &admin.0)],
+        None,
+    )
+    .await;
+    assert_eq!(body(&listed)["years"][0]["year"], 2026);
 }

@@ -757,4 +757,58 @@ async fn the_money_path_runs_on_the_aws_adapters() {
         "{raw}"
     );
     assert!(raw.contains("\"tin_last4\":\"6789\""));
+
+    // The 1099 filing on S3 (a $50 threshold, so that $54.00 is reported): the TIN opened
+    // through KMS into the CSV, its last four only on the statement.
+    let mut taxed = app.clone();
+    let mut settings = shared::payouts::PayoutSettings::from_env().unwrap();
+    settings.tax.thresholds = vec![(2000, 5_000)];
+    taxed.payouts = Arc::new(settings);
+    let year = shared::tax::tax_year(app.clock.now());
+    let read = |key: String| {
+        let app = app.clone();
+        async move {
+            let bytes = app
+                .blobs
+                .get(&shared::ports::BlobKey::parse(key).unwrap())
+                .await
+                .unwrap()
+                .expect("written to S3");
+            String::from_utf8(bytes).unwrap()
+        }
+    };
+    let filing = shared::tax_forms::file_year(&taxed, year).await.unwrap();
+    assert_eq!(filing.forms.len(), 1, "{:?}", filing.notes);
+    let csv = read(format!("tax/{year}/1099-nec.csv")).await;
+    assert!(
+        csv.contains("123-45-6789") && csv.contains(",54.00,0.00,"),
+        "{csv}"
+    );
+    let statement = read(format!("tax/{year}/statements/{}.html", demo.affiliate_id)).await;
+    assert!(statement.contains("***-**-6789") && !statement.contains("123-45-6789"));
+
+    // Erasure seals the W-9's names and address through KMS too; the filing still has them.
+    shared::privacy::erase(&app, &affiliate, &demo.credentials[2].2)
+        .await
+        .unwrap();
+    let raw = app
+        .table
+        .get(&shared::ports::Key::new(
+            format!("TAX#{}", demo.affiliate_id),
+            "TAX",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = serde_json::to_string(&raw).unwrap();
+    assert!(
+        !raw.contains("Pat Publisher") && !raw.contains("Springfield"),
+        "{raw}"
+    );
+    shared::tax_forms::file_year(&taxed, year).await.unwrap();
+    let csv = read(format!("tax/{year}/1099-nec.csv")).await;
+    assert!(
+        csv.contains("Pat Publisher,") && csv.contains("Springfield"),
+        "{csv}"
+    );
 }

@@ -523,7 +523,7 @@ impl Table for SqliteTable {
                 shared.commit_batch(&mut writer)?;
                 writer
                     .execute(
-                        "DELETE FROM items WHERE rowid IN (SELECT rowid FROM items
+                        "DELETE FROM items WHERE (pk, sk) IN (SELECT pk, sk FROM items
                          WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 5000)",
                         params![now],
                     )

@@ -202,8 +202,7 @@ async fn erase(app: App, request: Request) -> Result<Response, ApiError> {
     let fields = Fields::of(body, &["password"], "an erasure request")?;
     let password = Secret::new(fields.text("password")?);
     let caller = caller(&request);
-    let client = caller::client(&app, &request);
-    let erased = privacy::erase(&app, &caller.account, &password, &client)
+    let erased = privacy::erase(&app, &caller.account, &password)
         .await
         .map_err(to_api)?;
     let mut response = json(StatusCode::OK, &erased);

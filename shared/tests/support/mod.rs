@@ -108,3 +108,144 @@ pub fn body(response: &Response) -> Value {
         other => panic!("not text: {other:?}"),
     }
 }
+
+/// The demo affiliate's SSN in the tax tests.
+pub const SSN: &str = "123-45-6789";
+
+/// The demo affiliate's bank account number in the tax and privacy tests.
+pub const ACCOUNT_NUMBER: &str = "000123456789";
+
+/// The demo affiliate certifies a W-9 (Pat Publisher, SSN [`SSN`]).
+pub async fn certify_w9(app: &App, demo: &Demo) {
+    use shared::domain::tax::{TaxClassification, TinType, UsAddress};
+    shared::tax::set_profile(
+        app,
+        demo.affiliate_id,
+        shared::tax::ProfileInput::W9 {
+            legal_name: "Pat Publisher".into(),
+            business_name: Some("Pat's Deals".into()),
+            classification: TaxClassification::Individual,
+            address: UsAddress {
+                line1: "1 Main St".into(),
+                line2: Some("Suite 5".into()),
+                city: "Springfield".into(),
+                state: "IL".into(),
+                zip: "62701".into(),
+            },
+            tin_type: TinType::Ssn,
+            tin: shared::secret::Secret::new(SSN.into()),
+            signed_name: "Pat Publisher".into(),
+            certify: true,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// The demo affiliate is paid by ACH (account [`ACCOUNT_NUMBER`]).
+pub async fn bank_account(app: &App, demo: &Demo) {
+    use shared::domain::payout::{AccountHolder, AccountType};
+    let account = app
+        .store
+        .account(shared::domain::accounts::AccountId(demo.affiliate_id.0))
+        .await
+        .unwrap()
+        .unwrap();
+    shared::payouts::set_method(
+        app,
+        demo.affiliate_id,
+        &account.email,
+        shared::payouts::MethodInput::Ach {
+            routing_number: "021000021".into(),
+            account_number: shared::secret::Secret::new(ACCOUNT_NUMBER.into()),
+            account_type: AccountType::Checking,
+            account_holder: AccountHolder::Individual,
+            name_on_account: "Pat Publisher".into(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// One approved conversion of the demo offer earning the demo affiliate `cents` (the offer
+/// holds nothing, so it is payable at once).
+pub async fn earn(app: &App, demo: &Demo, cents: i64) {
+    use shared::domain::offer::Commission;
+    use shared::lifecycle::{Decider, Decision};
+    use shared::tracking::{ClickRequest, Postback, PostbackAuth};
+    let mut offer = app.store.offer(demo.offer_id).await.unwrap().unwrap();
+    offer.payout = Commission::Fixed(cents);
+    offer.revenue = Commission::Fixed(cents + 1_000);
+    app.store.save_offer(&offer).await.unwrap();
+    let id = app.clock.new_id();
+    let click = shared::tracking::record_click(
+        app,
+        &demo.link,
+        ClickRequest {
+            subs: Default::default(),
+            ip: "198.51.100.20".parse().unwrap(),
+            country: Some("US".into()),
+            region: None,
+            user_agent: Some(BROWSER),
+            head: false,
+        },
+    )
+    .await
+    .unwrap();
+    let recorded = shared::tracking::record_conversion(
+        app,
+        Postback {
+            click_id: click.click.id,
+            txn_id: Some(format!("T-{id}")),
+            event: shared::domain::tracking::EventName::default_event(),
+            amount: None,
+            currency: None,
+            auth: PostbackAuth::Token(demo.postback_token.expose().clone()),
+            client_prefix: None,
+        },
+    )
+    .await
+    .unwrap();
+    let shared::store::Recorded::New(conversion) = recorded else {
+        panic!("a new conversion")
+    };
+    shared::lifecycle::decide(app, conversion.id, Decision::Approve, None, Decider::Admin)
+        .await
+        .unwrap();
+}
+
+/// Today's payout run.
+pub async fn pay(app: &App) -> shared::store::PayoutRun {
+    let period = shared::payouts::period_of(app.clock.now());
+    shared::payouts::run(app, &period).await.unwrap()
+}
+
+/// Every mail in the outbox of a data folder.
+pub fn mail(data: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(data.join("outbox"))
+        .map(|entries| {
+            entries
+                .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every file under `dir`.
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Epoch seconds of a UTC date-time such as `2026-06-02T12:00:00Z`.
+pub fn at(text: &str) -> i64 {
+    text.parse::<jiff::Timestamp>().unwrap().as_second()
+}

@@ -1,0 +1,528 @@
+//! The privacy policy's promises, each proved: an export holds all of a user's data and none of
+//! anyone else's; erasure leaves no personal field behind except the records the law keeps,
+//! and those pseudonymised; retention deletes exactly what is due; a policy notice reaches
+//! each active user once, however its job is interrupted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use jiff::SignedDuration;
+use serde_json::{Value, json};
+use shared::App;
+use shared::domain::ledger::Account;
+use shared::domain::money::Currency;
+use shared::ports::{Email, MailError, Mailer};
+use support::{ACCOUNT_NUMBER, SSN, body};
+
+mod support;
+
+const IP: &str = "203.0.113.9";
+
+async fn job(app: &App, name: &str) -> String {
+    (shared::jobs::find(name).unwrap().run)(app.clone())
+        .await
+        .unwrap()
+}
+
+fn text(response: &shared::http::Response) -> String {
+    String::from_utf8_lossy(response.body().as_ref()).into_owned()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// A world where the demo affiliate has a W-9, a bank account, conversions and a payout.
+async fn busy_world(at: &str) -> support::Platform {
+    let platform = support::platform(support::at(at)).await;
+    let (app, demo) = (&platform.app, &platform.demo);
+    support::certify_w9(app, demo).await;
+    support::bank_account(app, demo).await;
+    support::earn(app, demo, 250_000).await;
+    support::earn(app, demo, 1_800).await;
+    let run = support::pay(app).await;
+    assert!(run.finished_at.is_some(), "{:?}", run.report);
+    platform
+}
+
+#[tokio::test]
+async fn an_export_holds_all_of_a_users_data_and_none_of_anyone_elses() {
+    let platform = busy_world("2026-06-02T12:00:00Z").await;
+    let (app, demo) = (&platform.app, &platform.demo);
+    let affiliate = support::sign_in(app, demo, "affiliate").await;
+    let headers = [
+        ("cookie", affiliate.0.as_str()),
+        ("x-csrf-token", affiliate.1.as_str()),
+    ];
+    let asked = support::send(app, "POST", "/api/privacy/exports", IP, &headers, None).await;
+    assert_eq!(asked.status(), 202, "{}", text(&asked));
+    let id = body(&asked)["id"].as_str().unwrap().to_string();
+    let again = support::send(app, "POST", "/api/privacy/exports", IP, &headers, None).await;
+    assert_eq!(
+        body(&again)["id"],
+        id.as_str(),
+        "one waiting request at a time"
+    );
+    let path = format!("/api/privacy/exports/{id}");
+    let early = support::send(app, "GET", &path, IP, &headers, None).await;
+    assert_eq!(early.status(), 404, "not ready before the job ran");
+
+    assert_eq!(job(app, "data-exports").await, "1 exports written");
+    assert_eq!(job(app, "data-exports").await, "0 exports written");
+    let mail = support::mail(platform.data.path());
+    let link = mail
+        .iter()
+        .find(|m| m.contains("data export is ready"))
+        .expect("the link is mailed");
+    assert!(link.contains(&path), "{link}");
+
+    let file = support::send(app, "GET", &path, IP, &headers, None).await;
+    assert_eq!(file.status(), 200);
+    let raw = text(&file);
+    let export: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        export["account"]["email"],
+        "affiliate@demo.leadsrefer.local"
+    );
+    assert_eq!(export["account"]["name"], "Demo Publisher");
+    assert_eq!(export["tax_profile"]["legal_name"], "Pat Publisher");
+    assert_eq!(export["tax_profile"]["tin_last4"], "6789");
+    assert!(
+        export["payout_method"]["method"]
+            .as_str()
+            .unwrap()
+            .ends_with("ending 6789")
+    );
+    assert_eq!(export["links"][0]["code"], demo.link.as_str());
+    assert_eq!(export["conversions"].as_array().unwrap().len(), 2);
+    assert_eq!(export["clicks"].as_array().unwrap().len(), 2);
+    assert_eq!(export["payouts"][0]["amount"]["minor"], 251_800);
+    assert!(!export["audit"].as_array().unwrap().is_empty());
+    assert_eq!(export["privacy_requests"][0]["id"], id.as_str());
+    // Secrets masked; other people's data absent.
+    for secret in [SSN, "123456789", ACCOUNT_NUMBER, "password_hash"] {
+        assert!(!raw.contains(secret), "the export shows {secret}");
+    }
+    for other in [
+        "advertiser@demo.leadsrefer.local",
+        "admin@demo.leadsrefer.local",
+        "Demo Shop\"",
+        "\"revenue\"",
+        "ip_hash",
+        "postback_secret",
+    ] {
+        assert!(!raw.contains(other), "the export shows {other}");
+    }
+
+    // Only its owner can fetch it, and only for seven days; then the file goes.
+    let advertiser = support::sign_in(app, demo, "advertiser").await;
+    let foreign = support::send(app, "GET", &path, IP, &[("cookie", &advertiser.0)], None).await;
+    assert_eq!(foreign.status(), 404);
+    platform
+        .clock
+        .advance(SignedDuration::from_hours(7 * 24 + 1));
+    let affiliate = support::sign_in(app, demo, "affiliate").await;
+    let late = support::send(app, "GET", &path, IP, &[("cookie", &affiliate.0)], None).await;
+    assert_eq!(late.status(), 404);
+    assert!(text(&late).contains("expired"));
+    assert!(
+        job(app, "retention")
+            .await
+            .contains("1 expired export files deleted")
+    );
+    let key =
+        shared::ports::BlobKey::parse(format!("exports/{}/{id}.json", demo.affiliate_id)).unwrap();
+    assert!(app.blobs.get(&key).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn erasure_leaves_no_personal_field_but_the_kept_records_pseudonymised() {
+    let platform = busy_world("2026-06-02T12:00:00Z").await;
+    let (app, demo) = (&platform.app, &platform.demo);
+    let affiliate = support::sign_in(app, demo, "affiliate").await;
+    let headers = [
+        ("cookie", affiliate.0.as_str()),
+        ("x-csrf-token", affiliate.1.as_str()),
+    ];
+    let key = support::send(
+        app,
+        "POST",
+        "/api/auth/api-keys",
+        IP,
+        &headers,
+        Some(json!({"name": "tracker"})),
+    )
+    .await;
+    let api_key = body(&key)["secret"].as_str().unwrap().to_string();
+    let wrong = support::send(
+        app,
+        "POST",
+        "/api/privacy/erasure",
+        IP,
+        &headers,
+        Some(json!({"password": "not it at all"})),
+    )
+    .await;
+    assert_eq!(wrong.status(), 400);
+    let erased = support::send(
+        app,
+        "POST",
+        "/api/privacy/erasure",
+        IP,
+        &headers,
+        Some(json!({"password": demo.credentials[2].2.expose()})),
+    )
+    .await;
+    assert_eq!(erased.status(), 200, "{}", text(&erased));
+    assert!(
+        erased.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+
+    // Nothing can act for the account any more.
+    let me = support::send(
+        app,
+        "GET",
+        "/api/auth/me",
+        IP,
+        &[("cookie", &affiliate.0)],
+        None,
+    )
+    .await;
+    assert_eq!(me.status(), 401);
+    let bearer = format!("Bearer {api_key}");
+    let by_key = support::send(
+        app,
+        "GET",
+        "/api/auth/me",
+        IP,
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert_eq!(by_key.status(), 401);
+    // (From another network: a failed sign-in is audited with its network, as any other.)
+    let sign_in = support::send(
+        app,
+        "POST",
+        "/api/auth/sign-in",
+        "198.51.100.99",
+        &[],
+        Some(json!({"email": "affiliate@demo.leadsrefer.local", "password": demo.credentials[2].2.expose()})),
+    )
+    .await;
+    assert_eq!(sign_in.status(), 401);
+
+    // No personal field anywhere in the database: not the email, names, address, TIN,
+    // account number, nor the network the account signed in from.
+    app.table.flush().await.unwrap();
+    let db = rusqlite_dump(&platform);
+    for personal in [
+        "affiliate@demo.leadsrefer.local",
+        "Demo Publisher",
+        "Pat Publisher",
+        "Pat's Deals",
+        "1 Main St",
+        "Springfield",
+        "62701",
+        SSN,
+        "123456789",
+        ACCOUNT_NUMBER,
+        "203.0.113.0/24",
+    ] {
+        assert!(!db.contains(personal), "the table still holds {personal}");
+    }
+    // The records the law keeps are there, naming the account by its id only.
+    let payouts = app
+        .store
+        .payouts_of_affiliate(demo.affiliate_id)
+        .await
+        .unwrap();
+    assert_eq!(payouts.len(), 1);
+    let usd = Currency::parse("USD").unwrap();
+    assert_eq!(
+        app.store
+            .balance_from_entries(&Account::platform_cash(), usd)
+            .await
+            .unwrap(),
+        -251_800
+    );
+    // …and the 1099 is still filed, from the sealed W-9.
+    let filing = shared::tax_forms::file_year(app, 2026).await.unwrap();
+    assert_eq!(filing.forms[0].box1, 251_800);
+    let csv = app
+        .blobs
+        .get(&shared::tax_forms::csv_key(2026).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(contains(&csv, "Pat Publisher") && contains(&csv, SSN));
+
+    // The email can register anew; admins see the request.
+    let admin = support::sign_in(app, demo, "admin").await;
+    let requests = support::send(
+        app,
+        "GET",
+        "/api/admin/privacy/requests",
+        IP,
+        &[("cookie", &admin.0)],
+        None,
+    )
+    .await;
+    let requests = body(&requests);
+    assert_eq!(requests["requests"][0]["kind"], "erasure");
+    assert_eq!(requests["requests"][0]["overdue"], false);
+    assert!(requests["requests"][0]["due_at"].is_string());
+}
+
+/// Every row of the database as text (attributes are JSON), but the demo's sign-in card: the
+/// local runner's seed keeps the demo accounts' sign-ins to print them, and those accounts are
+/// made up.
+fn rusqlite_dump(platform: &support::Platform) -> String {
+    let db = rusqlite::Connection::open(platform.data.path().join("leadsrefer.sqlite3")).unwrap();
+    let mut statement = db
+        .prepare("SELECT pk || ' ' || sk || ' ' || attrs FROM items WHERE pk != 'META#demo'")
+        .unwrap();
+    statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn retention_deletes_tracking_at_three_years_and_erased_financial_records_at_seven() {
+    let platform = busy_world("2026-06-02T12:00:00Z").await;
+    let (app, demo, clock) = (&platform.app, &platform.demo, &platform.clock);
+    let conversions = |app: App| async move {
+        let (page, _) = app
+            .store
+            .conversions_of_affiliate(demo.affiliate_id, None, 100)
+            .await
+            .unwrap();
+        page
+    };
+    let conversion = conversions(app.clone()).await[0].clone();
+    let raw_rows = |pattern: &'static str| {
+        let db =
+            rusqlite::Connection::open(platform.data.path().join("leadsrefer.sqlite3")).unwrap();
+        db.query_row(
+            "SELECT count(*) FROM items WHERE pk LIKE ?1",
+            [pattern],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap()
+    };
+    // The advertiser erases nothing; the affiliate erases their account a year later.
+    clock.advance(SignedDuration::from_hours(365 * 24));
+    let account = app
+        .store
+        .account(shared::domain::accounts::AccountId(demo.affiliate_id.0))
+        .await
+        .unwrap()
+        .unwrap();
+    shared::privacy::erase(app, &account, &demo.credentials[2].2)
+        .await
+        .unwrap();
+
+    // A day before three years: everything stays.
+    clock.set(conversion.at + SignedDuration::from_hours(3 * 365 * 24));
+    let report = job(app, "retention").await;
+    assert!(report.starts_with("0 expired records purged"), "{report}");
+    assert!(app.store.conversion(conversion.id).await.unwrap().is_some());
+    // Three years and a day: clicks, conversions and their keys go, from the file too.
+    clock.set(conversion.at + SignedDuration::from_hours((3 * 365 + 2) * 24));
+    let report = job(app, "retention").await;
+    assert!(!report.starts_with("0 expired"), "{report}");
+    app.table.flush().await.unwrap();
+    assert_eq!(raw_rows("CLICK#%"), 0);
+    assert_eq!(raw_rows("CONV#%"), 0);
+    assert_eq!(raw_rows("CONVKEY#%"), 0);
+    assert!(
+        raw_rows("STATS#%") == 0,
+        "hourly counters are tracking records too"
+    );
+    // Financial records stay: the payout, the ledger, the tax profile.
+    assert_eq!(raw_rows("RUN#%#PAYOUTS"), 1);
+    assert!(raw_rows("LACCT#affiliate:%") > 0);
+    assert_eq!(raw_rows("TAX#%"), 1);
+    assert!(report.contains("1 still within seven years"), "{report}");
+
+    // Seven years after the last financial activity (the erasure, a year after the payout),
+    // less a day: still kept. After: deleted, and only the erased account's.
+    let erased_at = app.store.privacy_requests().await.unwrap()[0]
+        .completed_at
+        .unwrap();
+    let seven = shared::retention::financial_expiry(erased_at);
+    clock.set(seven - SignedDuration::from_hours(24));
+    job(app, "retention").await;
+    assert_eq!(raw_rows("RUN#%#PAYOUTS"), 1);
+    clock.set(seven + SignedDuration::from_hours(1));
+    let report = job(app, "retention").await;
+    assert!(
+        report.contains("1 erased accounts' financial records deleted"),
+        "{report}"
+    );
+    assert_eq!(raw_rows("RUN#%#PAYOUTS"), 0);
+    assert_eq!(raw_rows("LACCT#affiliate:%"), 0);
+    assert_eq!(raw_rows("LBAL#affiliate:%"), 0);
+    assert_eq!(raw_rows("TAX#%"), 0);
+    assert!(
+        app.store
+            .account(shared::domain::accounts::AccountId(demo.affiliate_id.0))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The open accounts keep theirs, however old.
+    assert!(raw_rows("LACCT#advertiser:%") > 0);
+    assert!(raw_rows("LACCT#platform:%") > 0);
+    assert!(
+        app.store
+            .account(shared::domain::accounts::AccountId(demo.advertiser_id.0))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let again = job(app, "retention").await;
+    assert!(
+        again.contains("0 erased accounts' financial records deleted"),
+        "{again}"
+    );
+}
+
+/// A mailer that fails every send after the first `ok` ones, and counts what it delivered.
+struct Interrupted {
+    inner: Arc<dyn Mailer>,
+    ok: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Mailer for Interrupted {
+    async fn send(&self, email: &Email) -> Result<String, MailError> {
+        if self
+            .ok
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_err()
+        {
+            return Err(MailError::Invalid("the mail service went away".into()));
+        }
+        self.inner.send(email).await
+    }
+}
+
+#[tokio::test]
+async fn a_policy_notice_reaches_each_active_user_exactly_once_despite_interruptions() {
+    let platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;
+    let (app, demo) = (&platform.app, &platform.demo);
+    // More users than one batch, and some who must not be told.
+    for n in 0..120 {
+        let status = if n % 10 == 0 {
+            shared::domain::accounts::AccountStatus::Suspended
+        } else {
+            shared::domain::accounts::AccountStatus::Active
+        };
+        shared::accounts::create_account(
+            app,
+            shared::domain::accounts::Role::Affiliate,
+            shared::domain::email::EmailAddress::parse(&format!("user{n}@example.test")).unwrap(),
+            format!("User {n}"),
+            &shared::secret::Secret::new("a long enough password".into()),
+            status,
+        )
+        .await
+        .unwrap();
+    }
+    let admin = support::sign_in(app, demo, "admin").await;
+    let published = support::send(
+        app,
+        "POST",
+        "/api/admin/policy-versions",
+        IP,
+        &[("cookie", &admin.0), ("x-csrf-token", &admin.1)],
+        Some(json!({"version": "2026-06", "summary": "Call recordings are kept three years."})),
+    )
+    .await;
+    assert_eq!(published.status(), 201, "{}", text(&published));
+    let twice = support::send(
+        app,
+        "POST",
+        "/api/admin/policy-versions",
+        IP,
+        &[("cookie", &admin.0), ("x-csrf-token", &admin.1)],
+        Some(json!({"version": "2026-06", "summary": "again"})),
+    )
+    .await;
+    assert_eq!(twice.status(), 400);
+
+    // The mail service fails after 40 sends, then after 50 more; each run resumes.
+    let mut runs = 0;
+    for ok in [40, 50, 1_000] {
+        let mut interrupted = app.clone();
+        interrupted.mailer = Arc::new(Interrupted {
+            inner: app.mailer.clone(),
+            ok: AtomicUsize::new(ok),
+        });
+        runs += 1;
+        let result = (shared::jobs::find("policy-notices").unwrap().run)(interrupted).await;
+        if ok < 1_000 {
+            assert!(result.is_err(), "run {runs} was interrupted");
+        } else {
+            assert!(result.unwrap().contains("111 notified in all"));
+        }
+    }
+    assert_eq!(job(app, "policy-notices").await, "no policy notice to send");
+    let mail = support::mail(platform.data.path());
+    let notices: Vec<&String> = mail
+        .iter()
+        .filter(|m| m.contains("privacy policy changes"))
+        .collect();
+    // 108 active new users and the 3 demo accounts, once each.
+    assert_eq!(notices.len(), 111);
+    let mut recipients: Vec<&str> = notices
+        .iter()
+        .map(|m| m.lines().find_map(|l| l.strip_prefix("To: ")).unwrap())
+        .collect();
+    recipients.sort_unstable();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 111, "nobody twice");
+    assert!(
+        !recipients.iter().any(|r| r.contains("user0@")),
+        "not the suspended"
+    );
+    let listed = support::send(
+        app,
+        "GET",
+        "/api/admin/policy-versions",
+        IP,
+        &[("cookie", &admin.0)],
+        None,
+    )
+    .await;
+    assert_eq!(body(&listed)["policies"][0]["notified"], 111);
+}
+
+#[tokio::test]
+async fn a_user_corrects_their_profile() {
+    let platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;
+    let (app, demo) = (&platform.app, &platform.demo);
+    let affiliate = support::sign_in(app, demo, "affiliate").await;
+    let corrected = support::send(
+        app,
+        "PATCH",
+        "/api/auth/me",
+        IP,
+        &[("cookie", &affiliate.0), ("x-csrf-token", &affiliate.1)],
+        Some(json!({"name": "Pat Publisher"})),
+    )
+    .await;
+    assert_eq!(corrected.status(), 200, "{}", text(&corrected));
+    assert_eq!(body(&corrected)["account"]["name"], "Pat Publisher");
+}
