@@ -812,3 +812,198 @@ async fn the_money_path_runs_on_the_aws_adapters() {
         "{csv}"
     );
 }
+
+/// A demo party's email and password, as the banner prints them (`role email / password`).
+fn banner_sign_in(banner: &str, role: &str) -> (String, String) {
+    let line = banner
+        .lines()
+        .find(|l| l.trim_start().starts_with(role))
+        .unwrap_or_else(|| panic!("the banner prints the {role}:\n{banner}"));
+    let mut words = line.split_whitespace().skip(1);
+    (
+        words.next().unwrap().to_string(),
+        words.nth(1).unwrap().to_string(),
+    )
+}
+
+/// `leadsrefer run JOB` on the backend's data; answers what it printed.
+async fn run_job(backend: &Backend, job: &str) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leadsrefer"));
+    command.args(["run", job]);
+    backend.configure(&mut command);
+    let output = command.output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "{job}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Issue 7's walkthrough, as a new user does it over HTTP on the local runner (trace logs on):
+/// the affiliate certifies a W-9 and gives a bank account, is paid over the year's 1099
+/// threshold, the tax-forms job files the year (CSV and statement), the affiliate reads the
+/// statement, exports their data and erases the account. Neither the TIN nor the account
+/// number ever reaches the logs.
+#[tokio::test]
+async fn an_affiliate_is_paid_over_the_threshold_gets_a_1099_exports_and_erases() {
+    use reqwest::Method;
+    let backend = Backend::embedded();
+    let runner = Runner::start_logging(&backend, "trace").await;
+    let base = runner.base.clone();
+    let (admin_email, admin_password) = banner_sign_in(&runner.banner, "admin");
+    let (shop_email, shop_password) = banner_sign_in(&runner.banner, "advertiser");
+    let (pub_email, pub_password) = banner_sign_in(&runner.banner, "affiliate");
+    let publisher = Party::sign_in(&base, &pub_email, &pub_password).await;
+    let (status, profile) = publisher
+        .call(
+            Method::PUT,
+            format!("{base}/api/tax/profile"),
+            Some(serde_json::json!({
+                "status": "us", "legal_name": "Pat Publisher", "classification": "individual",
+                "tin_type": "ssn", "tin": "123-45-6789", "signed_name": "Pat Publisher", "certify": true,
+                "address": {"line1": "1 Main St", "city": "Springfield", "state": "IL", "zip": "62701"}
+            })),
+        )
+        .await;
+    assert_eq!(
+        (status, &profile["profile"]["tin_last4"]),
+        (200, &Value::from("6789"))
+    );
+    let (status, _) = publisher
+        .call(
+            Method::PUT,
+            format!("{base}/api/payouts/method"),
+            Some(serde_json::json!({
+                "type": "ach", "routing_number": "021000021", "account_number": "000987654321",
+                "account_type": "checking", "name_on_account": "Pat Publisher"
+            })),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // The advertiser pays $2,100.00 a conversion; one conversion, approved.
+    let shop = Party::sign_in(&base, &shop_email, &shop_password).await;
+    let (_, offers) = shop
+        .call(Method::GET, format!("{base}/api/offers"), None)
+        .await;
+    let offer_id = offers["offers"][0]["id"].as_str().unwrap().to_string();
+    let (status, changed) = shop
+        .call(
+            Method::PATCH,
+            format!("{base}/api/offers/{offer_id}"),
+            Some(serde_json::json!({ "revenue": { "fixed": "2500.00" }, "payout": { "fixed": "2100.00" } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    let click_id = click(&runner.tracking_url).await;
+    let (status, conversion) =
+        postback(&runner.postback_template.replace("{click_id}", &click_id)).await;
+    assert_eq!(status, 201, "{conversion}");
+    let id = conversion["conversion"]["id"].as_str().unwrap();
+    let (status, _) = shop
+        .call(
+            Method::PUT,
+            format!("{base}/api/conversions/{id}/status"),
+            Some(serde_json::json!({ "status": "approved" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let admin = Party::sign_in(&base, &admin_email, &admin_password).await;
+    let (status, run) = admin
+        .call(Method::POST, format!("{base}/api/admin/payout-runs"), None)
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert!(run["report"].to_string().contains("pays 2100.00"), "{run}");
+    let year = shared::tax::tax_year(shared::ports::Clock::now(&shared::ports::SystemClock));
+    let (status, _) = admin
+        .call(
+            Method::POST,
+            format!("{base}/api/admin/tax-forms"),
+            Some(serde_json::json!({ "year": year })),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (status, export) = publisher
+        .call(Method::POST, format!("{base}/api/privacy/exports"), None)
+        .await;
+    assert_eq!(status, 202);
+    let export_id = export["id"].as_str().unwrap().to_string();
+    let logs = runner.logs.clone();
+    runner.stop_with("TERM").await;
+
+    // The jobs, on demand, as an operator runs them.
+    let filed = run_job(&backend, "tax-forms").await;
+    assert!(
+        filed.contains(&format!("{year}: 1 forms, box 1 $2100.00")),
+        "{filed}"
+    );
+    assert!(
+        run_job(&backend, "data-exports")
+            .await
+            .contains("1 exports written")
+    );
+    let Backend::Embedded(data) = &backend else {
+        unreachable!()
+    };
+    let csv = std::fs::read_to_string(data.path().join(format!("blobs/tax/{year}/1099-nec.csv")))
+        .unwrap();
+    assert!(
+        csv.contains("123-45-6789") && csv.contains("2100.00"),
+        "{csv}"
+    );
+
+    let runner = Runner::start_logging(&backend, "trace").await;
+    let base = runner.base.clone();
+    let publisher = Party::sign_in(&base, &pub_email, &pub_password).await;
+    let statement = client()
+        .get(format!("{base}/api/tax/forms/{year}"))
+        .header("cookie", &publisher.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(statement.status(), 200);
+    let statement = statement.text().await.unwrap();
+    assert!(statement.contains("***-**-6789") && statement.contains("$2100.00"));
+    let file = client()
+        .get(format!("{base}/api/privacy/exports/{export_id}"))
+        .header("cookie", &publisher.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    let file: Value = file.json().await.unwrap();
+    assert_eq!(file["account"]["email"], pub_email.as_str());
+    assert_eq!(file["payouts"][0]["amount"]["minor"], 210_000);
+
+    let (status, erased) = publisher
+        .call(
+            Method::POST,
+            format!("{base}/api/privacy/erasure"),
+            Some(serde_json::json!({ "password": pub_password })),
+        )
+        .await;
+    assert_eq!(status, 200, "{erased}");
+    let refused = client()
+        .post(format!("{base}/api/auth/sign-in"))
+        .json(&serde_json::json!({ "email": pub_email, "password": pub_password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let later_logs = runner.logs.clone();
+    runner.stop_with("TERM").await;
+
+    let logs = format!("{}{}", logs.lock().unwrap(), later_logs.lock().unwrap());
+    assert!(logs.lines().count() >= 15, "logging was on:\n{logs}");
+    for secret in [
+        "123-45-6789",
+        "123456789",
+        "000987654321",
+        pub_password.as_str(),
+        admin_password.as_str(),
+    ] {
+        assert!(!logs.contains(secret), "{secret} reached the logs");
+    }
+}
