@@ -15,7 +15,7 @@ use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use shared::App;
-use shared::http::{ApiError, MAX_BODY_BYTES};
+use shared::http::{ApiError, body_limit};
 use shared::routes;
 use tokio::net::TcpListener;
 
@@ -104,8 +104,9 @@ async fn answer(
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
-    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Err(_) => ApiError::too_large("body", MAX_BODY_BYTES).into_response("-"),
+    let limit = body_limit(&path);
+    let response = match Limited::new(body, limit).collect().await {
+        Err(_) => ApiError::too_large("body", limit).into_response("-"),
         Ok(collected) => {
             let client = if trust_proxy {
                 forwarded_for(&parts.headers).unwrap_or(peer.ip())

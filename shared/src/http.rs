@@ -22,6 +22,16 @@ pub const MAX_QUERY_BYTES: usize = 8 * 1024;
 /// The largest request body any route reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The largest body a server reads for `path`: [`MAX_BODY_BYTES`], but for the one upload
+/// route (a signed W-8BEN).
+pub fn body_limit(path: &str) -> usize {
+    if path == "/api/tax/profile/w8ben" {
+        crate::tax::MAX_DOCUMENT_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
+
 /// An error answered to the caller: `{"error": {"code", "field", "message"}}`.
 /// 4xx messages say what was wrong with which field; 5xx bodies say nothing of internals.
 #[derive(Debug)]

@@ -42,7 +42,7 @@ pub async fn send_once(app: &App, key: &str, email: &Email) -> Result<Sent, Noti
         NoticeClaim::Claimed => {}
     }
     if let Err(error) = app.mailer.send(email).await {
-        app.store.release_notice(key).await?;
+        app.store.release_notice(key, now).await?;
         return Err(error.into());
     }
     app.store.mark_notice_sent(key).await?;

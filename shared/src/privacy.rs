@@ -4,10 +4,11 @@
 //!   them (secrets masked) as one JSON file to `Blobs`, mails a link, and serves it to them
 //!   alone for seven days.
 //! - **Erasure**: at once, the account is closed, its sessions and API keys revoked, its
-//!   payout method deleted, and every personal field erased or pseudonymised. Records the law
-//!   requires (payouts, ledger, tax) stay, stripped of names and addresses in the clear (the
-//!   W-9's are sealed for the 1099 only), until the `retention` job deletes them seven years
-//!   after the last financial activity.
+//!   payout method and exports deleted, and every personal field erased or pseudonymised.
+//!   Records the law requires (payouts, ledger, tax) stay, naming the account by its id only:
+//!   a W-9's names and address are sealed like its TIN (for the 1099 only), payouts keep the
+//!   bank and the last four digits of where they went and nothing else. The `retention` job
+//!   deletes them seven years after the last financial activity.
 //! - **Policy notices**: a published policy version is mailed to every active user once, by
 //!   the `policy-notices` job, in batches, resumable.
 
@@ -256,9 +257,16 @@ pub async fn exports_job(app: App) -> Result<String, JobError> {
                 request.id
             ),
         };
-        crate::notices::send_once(&app, &format!("export#{}", request.id), &mail)
-            .await
-            .map_err(|e| JobError(e.into()))?;
+        // A mail that fails (or that another run is sending) leaves the request waiting for
+        // the next run, and the requests after it go on.
+        match crate::notices::send_once(&app, &format!("export#{}", request.id), &mail).await {
+            Ok(crate::notices::Sent::Now | crate::notices::Sent::Before) => {}
+            Ok(crate::notices::Sent::Elsewhere) => continue,
+            Err(error) => {
+                tracing::error!(%error, request = %request.id, "the export link could not be mailed");
+                continue;
+            }
+        }
         request.status = RequestStatus::Done;
         request.completed_at = Some(now);
         request.download_until = Some(until);
@@ -306,6 +314,7 @@ pub async fn erase(
                 affiliate_id,
                 country,
                 certified_at,
+                document,
                 ..
             }) => {
                 store
@@ -316,20 +325,30 @@ pub async fn erase(
                             country,
                             signed_name: ERASED.into(),
                             certified_at,
+                            document,
                         },
                     )
                     .await?
             }
             None => {}
         }
-        // Payouts are kept for the law; where they went is not needed for it.
+        // Payouts are kept for the law; who exactly received them is not needed for it (the
+        // bank and the last four digits stay, to match statements). A payout still to be put
+        // in a bank file keeps its account until it is.
         for payout in store.payouts_of_affiliate(affiliate).await? {
             let mut kept = payout.clone();
             match &mut kept.method {
                 PayoutMethod::Paypal { email } => *email = erased_email(account),
                 PayoutMethod::Ach {
-                    name_on_account, ..
-                } => *name_on_account = ERASED.into(),
+                    name_on_account,
+                    account_sealed,
+                    ..
+                } => {
+                    *name_on_account = ERASED.into();
+                    if payout.status != crate::domain::payout::PayoutStatus::Created {
+                        *account_sealed = ERASED.into();
+                    }
+                }
             }
             if kept != payout {
                 store.change_payout(&payout, &kept, None).await?;
@@ -345,6 +364,20 @@ pub async fn erase(
         }
     }
     store.forget_audit_clients(account.id).await?;
+    // Exports hold everything: made ones are deleted, waiting ones never made.
+    for mut request in store.privacy_requests_of(account.id).await? {
+        if request.kind != RequestKind::Export || request.records_deleted_at.is_some() {
+            continue;
+        }
+        if request.status == RequestStatus::Pending {
+            request.status = RequestStatus::Cancelled;
+        } else {
+            app.blobs.delete(&export_key(&request)?).await?;
+        }
+        request.records_deleted_at = Some(now);
+        request.download_until = None;
+        store.save_privacy_request(&request).await?;
+    }
     let erased = Account {
         email: erased_email(account),
         name: ERASED.into(),
@@ -427,7 +460,7 @@ pub async fn notices_job(app: App) -> Result<String, JobError> {
         }
         let mut cursor = None;
         // Users who have the notice, counted afresh by each run: sent now or by an earlier one.
-        let (mut sent, mut before) = (0u64, 0u64);
+        let (mut sent, mut before, mut elsewhere) = (0u64, 0u64, 0u64);
         loop {
             let (accounts, next) = app
                 .store
@@ -452,7 +485,8 @@ pub async fn notices_job(app: App) -> Result<String, JobError> {
                     .map_err(|e| JobError(e.into()))?
                 {
                     crate::notices::Sent::Now => sent += 1,
-                    _ => before += 1,
+                    crate::notices::Sent::Before => before += 1,
+                    crate::notices::Sent::Elsewhere => elsewhere += 1,
                 }
             }
             policy.notified = sent + before;
@@ -462,6 +496,15 @@ pub async fn notices_job(app: App) -> Result<String, JobError> {
                 Some(next) => cursor = Some(next),
                 None => break,
             }
+        }
+        // Finished only when every notice is out: one another run still holds waits for the
+        // next run.
+        if elsewhere > 0 {
+            lines.push(format!(
+                "policy {}: {} notified, {elsewhere} being sent by another run",
+                policy.version, policy.notified
+            ));
+            continue;
         }
         policy.notified_at = Some(app.clock.now());
         app.store.save_policy(&policy).await.map_err(failed)?;

@@ -15,8 +15,8 @@ use jiff::{Timestamp, ToSpan};
 use crate::app::App;
 use crate::domain::accounts::AccountId;
 use crate::domain::ids::{AdvertiserId, AffiliateId};
-use crate::domain::ledger::Account;
-use crate::domain::money::Currency;
+use crate::domain::ledger::{Account, Entry, Transaction};
+use crate::domain::money::{Currency, Money};
 use crate::jobs::JobError;
 use crate::ports::TableError;
 use crate::store::{RequestKind, RequestStatus};
@@ -50,8 +50,11 @@ pub async fn last_financial_activity(
     let mut last = erased_at;
     for account in ledger_accounts(id) {
         for currency in currencies {
-            for (_, _, at) in app.store.ledger_entries(&account, *currency).await? {
-                last = last.max(at);
+            for (transaction, _, at) in app.store.ledger_entries(&account, *currency).await? {
+                // This job's own write-off (left by a run that stopped midway) is no activity.
+                if !transaction.starts_with("retention:") {
+                    last = last.max(at);
+                }
             }
         }
     }
@@ -120,12 +123,53 @@ pub async fn job(app: App) -> Result<String, JobError> {
         let mut entries = 0;
         for account in ledger_accounts(id) {
             for currency in &currencies {
+                // What the account still holds moves to `platform:unclaimed` first, so that the
+                // books still balance once its entries are gone.
+                let balance = app
+                    .store
+                    .balance(&account, *currency)
+                    .await
+                    .map_err(failed)?;
+                if balance != 0 {
+                    let write_off = Transaction::new(
+                        format!("retention:{}:{}", account.as_str(), currency.code()),
+                        now,
+                        format!("balance of erased account {id} at the end of its retention"),
+                        vec![
+                            Entry {
+                                account: account.clone(),
+                                amount: Money::new(-balance, *currency),
+                            },
+                            Entry {
+                                account: Account::platform_unclaimed(),
+                                amount: Money::new(balance, *currency),
+                            },
+                        ],
+                    )
+                    .map_err(|e| JobError(e.into()))?;
+                    app.store.post(&write_off).await.map_err(failed)?;
+                }
                 entries += app
                     .store
                     .delete_ledger_account(&account, *currency)
                     .await
                     .map_err(failed)?;
             }
+        }
+        if let Some(crate::domain::tax::TaxProfile::Foreign {
+            document: Some(document),
+            ..
+        }) = app
+            .store
+            .tax_profile(AffiliateId(id.0))
+            .await
+            .map_err(failed)?
+            && let Ok(key) = crate::ports::BlobKey::parse(document.key)
+        {
+            app.blobs
+                .delete(&key)
+                .await
+                .map_err(|e| JobError(e.into()))?;
         }
         let payouts = app
             .store

@@ -7,7 +7,7 @@ use crate::domain::ids::AffiliateId;
 use crate::domain::money::{Bps, Currency, Money};
 use crate::domain::payout::{Payout, PayoutStatus};
 use crate::domain::tax::{
-    ERASED, Identity, TaxClassification, TaxProfile, TinType, UsAddress, W9, check_tin,
+    ERASED, Identity, TaxClassification, TaxDocument, TaxProfile, TinType, UsAddress, W9, check_tin,
 };
 use crate::ports::keys::{self, EncryptionContext};
 use crate::ports::{KeyError, TableError};
@@ -24,6 +24,8 @@ pub enum TaxError {
     Keys(#[from] KeyError),
     #[error("storage failed")]
     Storage(#[from] TableError),
+    #[error("the document could not be stored")]
+    Blobs(#[from] crate::ports::BlobError),
 }
 
 fn invalid(field: &'static str, problem: impl Into<String>) -> TaxError {
@@ -171,11 +173,17 @@ pub async fn set_profile(
                     "the certification must be accepted (true)",
                 ));
             }
+            // A W-8BEN uploaded before stays with the renewed statement.
+            let document = match app.store.tax_profile(affiliate).await? {
+                Some(TaxProfile::Foreign { document, .. }) => document,
+                _ => None,
+            };
             TaxProfile::Foreign {
                 affiliate_id: affiliate,
                 country,
                 signed_name: text("signed_name", &signed_name, 100)?,
                 certified_at: now,
+                document,
             }
         }
     };
@@ -402,4 +410,62 @@ pub async fn pseudonymise(app: &App, affiliate: AffiliateId, w9: &W9) -> Result<
         identity_sealed: Some(sealed),
         ..w9.clone()
     })
+}
+
+/// The largest W-8BEN file taken (a scanned, signed form is a few hundred kilobytes).
+pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
+
+/// Stores a foreign payee's signed W-8BEN (a PDF) with their profile, replacing an earlier one.
+pub async fn upload_w8ben(
+    app: &App,
+    affiliate: AffiliateId,
+    pdf: Vec<u8>,
+) -> Result<TaxDocument, TaxError> {
+    let Some(TaxProfile::Foreign {
+        affiliate_id,
+        country,
+        signed_name,
+        certified_at,
+        document: previous,
+    }) = app.store.tax_profile(affiliate).await?
+    else {
+        return Err(invalid(
+            "status",
+            "state that you are foreign first (PUT /api/tax/profile with status foreign)",
+        ));
+    };
+    if pdf.len() > MAX_DOCUMENT_BYTES {
+        return Err(invalid("body", "must be at most 5 MiB"));
+    }
+    if !pdf.starts_with(b"%PDF-") {
+        return Err(invalid("body", "must be the signed W-8BEN as a PDF file"));
+    }
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&pdf));
+    let key = crate::ports::BlobKey::parse(format!("tax/w8ben/{affiliate}/{}.pdf", &sha256[..16]))?;
+    let document = TaxDocument {
+        key: key.as_str().to_string(),
+        bytes: pdf.len() as u64,
+        sha256,
+        uploaded_at: app.clock.now(),
+    };
+    app.blobs.put(&key, pdf, "application/pdf").await?;
+    app.store
+        .save_tax_profile(
+            affiliate,
+            &TaxProfile::Foreign {
+                affiliate_id,
+                country,
+                signed_name,
+                certified_at,
+                document: Some(document.clone()),
+            },
+        )
+        .await?;
+    // The replaced file goes once the new one is on record.
+    if let Some(previous) = previous.filter(|p| p.key != document.key)
+        && let Ok(old) = crate::ports::BlobKey::parse(previous.key)
+    {
+        app.blobs.delete(&old).await?;
+    }
+    Ok(document)
 }

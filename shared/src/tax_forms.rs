@@ -9,8 +9,8 @@
 //! - `tax/{year}/statements/{affiliate}.html`: the recipient's statement (Copy B), TIN
 //!   truncated to its last four as recipient copies may be;
 //!
-//! and mails each recipient once that their form is ready. It runs daily in January for the
-//! year just ended (once), and for any year an admin requests (`POST /api/admin/tax-forms`),
+//! and mails each recipient once that their form is ready. It runs hourly: it files the year
+//! just ended once in January, and any past year an admin requests (`POST /api/admin/tax-forms`),
 //! which also regenerates a corrected year. Only this job's role may open TINs.
 
 use std::fmt::Write as _;
@@ -53,6 +53,9 @@ pub struct Filing {
     pub forms: Vec<Form>,
     /// One line per payee left out, or filed without a TIN, and why.
     pub notes: Vec<String>,
+    /// Recipients not yet told their form is ready (the mail failed, or another run is
+    /// sending it): the year is filed again by the next run, which tells only them.
+    pub untold: usize,
 }
 
 fn usd(cents: i64) -> String {
@@ -95,6 +98,8 @@ pub const COLUMNS: [&str; 22] = [
 
 /// Writes `year`'s forms, statements and CSV, and tells each recipient once.
 pub async fn file_year(app: &App, year: i16) -> Result<Filing, TaxFormsError> {
+    // Before the year is over its forms are drafts: written for a look, nobody told.
+    let draft = crate::tax::tax_year(app.clock.now()) <= year;
     let threshold = app.payouts.tax.threshold(year);
     let payer = &app.payouts.tax.payer;
     let mut filing = Filing::default();
@@ -211,12 +216,17 @@ pub async fn file_year(app: &App, year: i16) -> Result<Filing, TaxFormsError> {
                 statement,
                 "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Form 1099-NEC {year}</title>\
 <style>body{{font-family:sans-serif;max-width:40em;margin:2em auto}}td,th{{border:1px solid #999;padding:.4em;text-align:left;vertical-align:top}}table{{border-collapse:collapse;width:100%}}</style></head><body>\n\
-<h1>Form 1099-NEC: Nonemployee Compensation, {year}</h1>\n<p>Copy B, for recipient. This is important tax information and is being furnished to the IRS.</p>\n<table>\n\
+<h1>{}Form 1099-NEC: Nonemployee Compensation, {year}</h1>\n<p>Copy B, for recipient. This is important tax information and is being furnished to the IRS.</p>\n<table>\n\
 <tr><th>Payer</th><td>{}<br>{}<br>{}, {} {}<br>{}</td></tr>\n<tr><th>Payer's TIN</th><td>{}</td></tr>\n\
 <tr><th>Recipient</th><td>{}{}<br>{}{}<br>{}, {} {}</td></tr>\n<tr><th>Recipient's TIN</th><td>{}</td></tr>\n\
 <tr><th>Account number</th><td>{affiliate}</td></tr>\n\
 <tr><th>1 Nonemployee compensation</th><td>${}</td></tr>\n<tr><th>4 Federal income tax withheld</th><td>${}</td></tr>\n</table>\n\
 <p>Box 1 is the total of payments made to you in {year} by PayPal or bank transfer, before any backup withholding. Keep this statement for your records.</p>\n</body></html>\n",
+                if draft {
+                    "DRAFT (the year is not over) — "
+                } else {
+                    ""
+                },
                 html(&payer.name),
                 html(&payer.address),
                 html(&payer.city),
@@ -260,12 +270,20 @@ pub async fn file_year(app: &App, year: i16) -> Result<Filing, TaxFormsError> {
                     app.public_url
                 ),
             };
-            if let Err(error) =
+            let told = if draft {
+                Ok(crate::notices::Sent::Before)
+            } else {
                 crate::notices::send_once(app, &format!("1099#{year}#{affiliate}"), &mail).await
-            {
-                filing.notes.push(format!(
-                    "affiliate {affiliate}: the form is ready but the mail failed ({error}); the next run tries again"
-                ));
+            };
+            match told {
+                Ok(crate::notices::Sent::Now | crate::notices::Sent::Before) => {}
+                Ok(crate::notices::Sent::Elsewhere) => filing.untold += 1,
+                Err(error) => {
+                    filing.untold += 1;
+                    filing.notes.push(format!(
+                        "affiliate {affiliate}: the form is ready but the mail failed ({error}); the next run tries again"
+                    ));
+                }
             }
             filing.forms.push(Form {
                 affiliate,
@@ -308,13 +326,18 @@ pub async fn job(app: App) -> Result<String, JobError> {
         .map(|year| year.year)
         .collect();
     let last_year = today.year() - 1;
+    // Filed in January unless filed since the year ended (a draft from before does not count).
     if today.month() == 1
         && app
             .store
             .tax_forms_year(last_year)
             .await
             .map_err(|e| failed(e.into()))?
-            .is_none_or(|record| record.filed_at.is_none())
+            .is_none_or(|record| {
+                record
+                    .filed_at
+                    .is_none_or(|at| crate::tax::tax_year(at) <= last_year)
+            })
         && !years.contains(&last_year)
     {
         years.push(last_year);
@@ -328,8 +351,13 @@ pub async fn job(app: App) -> Result<String, JobError> {
         let box1: i64 = filing.forms.iter().map(|f| f.box1).sum();
         let box4: i64 = filing.forms.iter().map(|f| f.box4).sum();
         let line = format!(
-            "{year}: {} forms, box 1 ${}, box 4 ${} in tax/{year}/1099-nec.csv{}",
+            "{year}: {} forms{}, box 1 ${}, box 4 ${} in tax/{year}/1099-nec.csv{}",
             filing.forms.len(),
+            if crate::tax::tax_year(now) <= year {
+                " (drafts: the year is not over)"
+            } else {
+                ""
+            },
             usd(box1),
             usd(box4),
             if filing.notes.is_empty() {
@@ -341,7 +369,8 @@ pub async fn job(app: App) -> Result<String, JobError> {
         app.store
             .save_tax_forms_year(&TaxFormsYear {
                 year,
-                requested_at: None,
+                // Still asked for while a recipient waits for their mail.
+                requested_at: (filing.untold > 0).then_some(now),
                 filed_at: Some(app.clock.now()),
                 report: line.clone(),
             })

@@ -156,6 +156,11 @@ async fn erasure_leaves_no_personal_field_but_the_kept_records_pseudonymised() {
     )
     .await;
     let api_key = body(&key)["secret"].as_str().unwrap().to_string();
+    let export = support::send(app, "POST", "/api/privacy/exports", IP, &headers, None).await;
+    assert_eq!(export.status(), 202);
+    job(app, "data-exports").await;
+    let exports = platform.data.path().join("blobs/exports");
+    assert_eq!(support::walk(&exports).len(), 1);
     let wrong = support::send(
         app,
         "POST",
@@ -243,6 +248,19 @@ async fn erasure_leaves_no_personal_field_but_the_kept_records_pseudonymised() {
         .await
         .unwrap();
     assert_eq!(payouts.len(), 1);
+    let shared::domain::payout::PayoutMethod::Ach {
+        account_sealed,
+        account_last4,
+        ..
+    } = &payouts[0].method
+    else {
+        panic!("an ACH payout")
+    };
+    assert_eq!(
+        (account_sealed.as_str(), account_last4.as_str()),
+        ("[erased]", "6789")
+    );
+    assert!(support::walk(&exports).is_empty(), "the export is gone");
     let usd = Currency::parse("USD").unwrap();
     assert_eq!(
         app.store
@@ -274,9 +292,21 @@ async fn erasure_leaves_no_personal_field_but_the_kept_records_pseudonymised() {
     )
     .await;
     let requests = body(&requests);
-    assert_eq!(requests["requests"][0]["kind"], "erasure");
-    assert_eq!(requests["requests"][0]["overdue"], false);
-    assert!(requests["requests"][0]["due_at"].is_string());
+    let erasure = requests["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "erasure")
+        .expect("the erasure is listed");
+    assert_eq!(erasure["overdue"], false);
+    assert!(erasure["due_at"].is_string());
+    let export = requests["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "export")
+        .unwrap();
+    assert!(export["records_deleted_at"].is_string(), "{export}");
 }
 
 /// Every row of the database as text (attributes are JSON), but the demo's sign-in card: the
@@ -318,8 +348,10 @@ async fn retention_deletes_tracking_at_three_years_and_erased_financial_records_
         )
         .unwrap()
     };
-    // The advertiser erases nothing; the affiliate erases their account a year later.
+    // The advertiser erases nothing; the affiliate erases their account a year later, with
+    // $42.00 earned and not yet paid.
     clock.advance(SignedDuration::from_hours(365 * 24));
+    support::earn(app, demo, 4_200).await;
     let account = app
         .store
         .account(shared::domain::accounts::AccountId(demo.affiliate_id.0))
@@ -335,17 +367,20 @@ async fn retention_deletes_tracking_at_three_years_and_erased_financial_records_
     let report = job(app, "retention").await;
     assert!(report.starts_with("0 expired records purged"), "{report}");
     assert!(app.store.conversion(conversion.id).await.unwrap().is_some());
+    let counters = raw_rows("STATS#%");
     // Three years and a day: clicks, conversions and their keys go, from the file too.
     clock.set(conversion.at + SignedDuration::from_hours((3 * 365 + 2) * 24));
     let report = job(app, "retention").await;
     assert!(!report.starts_with("0 expired"), "{report}");
     app.table.flush().await.unwrap();
-    assert_eq!(raw_rows("CLICK#%"), 0);
-    assert_eq!(raw_rows("CONV#%"), 0);
-    assert_eq!(raw_rows("CONVKEY#%"), 0);
+    // The first two conversions' records are gone; the one earned a year later is not due.
+    assert_eq!(raw_rows("CLICK#%"), 1);
+    assert_eq!(raw_rows("CONV#%"), 1);
+    assert_eq!(raw_rows("CONVKEY#%"), 1);
+    assert_eq!(raw_rows(format!("CONV#{}", conversion.id).leak()), 0);
     assert!(
-        raw_rows("STATS#%") == 0,
-        "hourly counters are tracking records too"
+        (1..counters).contains(&raw_rows("STATS#%")),
+        "the old hours' counters are tracking records too"
     );
     // Financial records stay: the payout, the ledger, the tax profile.
     assert_eq!(raw_rows("RUN#%#PAYOUTS"), 1);
@@ -379,6 +414,32 @@ async fn retention_deletes_tracking_at_three_years_and_erased_financial_records_
             .unwrap()
             .is_none()
     );
+    // What the erased account still held went to `platform:unclaimed`: the books balance.
+    let usd = Currency::parse("USD").unwrap();
+    assert_eq!(
+        app.store
+            .balance(&Account::platform_unclaimed(), usd)
+            .await
+            .unwrap(),
+        -4_200
+    );
+    let mut books = 0;
+    for account in [
+        Account::advertiser_receivable(demo.advertiser_id),
+        Account::platform_margin(),
+        Account::platform_cash(),
+        Account::payouts_clearing(),
+        Account::tax_withheld(),
+        Account::platform_unclaimed(),
+    ] {
+        let balance = app.store.balance(&account, usd).await.unwrap();
+        assert_eq!(
+            balance,
+            app.store.balance_from_entries(&account, usd).await.unwrap()
+        );
+        books += balance;
+    }
+    assert_eq!(books, 0, "every balance left sums to zero");
     // The open accounts keep theirs, however old.
     assert!(raw_rows("LACCT#advertiser:%") > 0);
     assert!(raw_rows("LACCT#platform:%") > 0);
@@ -525,4 +586,37 @@ async fn a_user_corrects_their_profile() {
     .await;
     assert_eq!(corrected.status(), 200, "{}", text(&corrected));
     assert_eq!(body(&corrected)["account"]["name"], "Pat Publisher");
+}
+
+#[tokio::test]
+async fn a_notice_a_dead_run_claimed_is_sent_once_its_claim_is_stale() {
+    let platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;
+    let (app, demo) = (&platform.app, &platform.demo);
+    shared::privacy::publish_policy(app, "v2", "Shorter retention.")
+        .await
+        .unwrap();
+    // A run claimed the affiliate's notice and died before sending it.
+    let key = format!("policy#v2#{}", demo.affiliate_id);
+    let now = app.clock.now().as_second();
+    assert_eq!(
+        app.store.claim_notice(&key, now, 900).await.unwrap(),
+        shared::store::NoticeClaim::Claimed
+    );
+    let report = job(app, "policy-notices").await;
+    assert!(report.contains("1 being sent by another run"), "{report}");
+    let told = |platform: &support::Platform| {
+        support::mail(platform.data.path())
+            .iter()
+            .filter(|m| m.contains("privacy policy changes") && m.contains("affiliate@demo"))
+            .count()
+    };
+    assert_eq!(told(&platform), 0);
+    platform.clock.advance(SignedDuration::from_mins(16));
+    let report = job(app, "policy-notices").await;
+    assert!(
+        report.contains("3 notified in all (2 before this run)"),
+        "{report}"
+    );
+    assert_eq!(told(&platform), 1);
+    assert_eq!(job(app, "policy-notices").await, "no policy notice to send");
 }

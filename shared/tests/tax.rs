@@ -304,13 +304,27 @@ async fn the_filing_csv_holds_the_tin_and_the_statement_its_last_four_only() {
     .await;
     assert_eq!(missing.status(), 404);
 
-    // The recipient is told once, however often the year is filed.
+    // Nobody is told of a draft; once the year is over, the recipient is told once, however
+    // often the year is filed.
+    assert!(statement.contains("DRAFT"));
+    let told = |platform: &support::Platform| {
+        support::mail(platform.data.path())
+            .iter()
+            .filter(|m| m.contains("Form 1099-NEC from LeadsRefer is ready"))
+            .count()
+    };
+    assert_eq!(told(&platform), 0);
+    platform.clock.set("2027-01-02T08:00:00Z".parse().unwrap());
     file(app, 2026).await;
-    let told = support::mail(platform.data.path())
-        .iter()
-        .filter(|m| m.contains("Form 1099-NEC from LeadsRefer is ready"))
-        .count();
-    assert_eq!(told, 1);
+    file(app, 2026).await;
+    assert_eq!(told(&platform), 1);
+    let statement = blob(
+        app,
+        &format!("tax/2026/statements/{}.html", demo.affiliate_id),
+    )
+    .await
+    .unwrap();
+    assert!(!statement.contains("DRAFT"));
 }
 
 /// RFC 4180 fields, quotes and all.
@@ -468,6 +482,23 @@ async fn the_job_files_last_year_once_in_january_and_any_year_an_admin_asks_for(
             .unwrap()
     };
     assert_eq!(job().await, "no tax year to file", "not before January");
+    // A draft of the year in progress, on request, does not stand in for January's filing.
+    let admin = support::sign_in(app, demo, "admin").await;
+    let draft = support::send(
+        app,
+        "POST",
+        "/api/admin/tax-forms",
+        "203.0.113.9",
+        &[("cookie", &admin.0), ("x-csrf-token", &admin.1)],
+        Some(json!({"year": 2026})),
+    )
+    .await;
+    assert_eq!(draft.status(), 202, "{:?}", draft.body());
+    assert!(
+        job()
+            .await
+            .starts_with("2026: 1 forms (drafts: the year is not over)")
+    );
     clock.set("2027-01-04T08:00:00Z".parse().unwrap());
     assert!(job().await.starts_with("2026: 1 forms, box 1 $3000.00"));
     assert_eq!(job().await, "no tax year to file", "once");
@@ -494,4 +525,65 @@ async fn the_job_files_last_year_once_in_january_and_any_year_an_admin_asks_for(
     )
     .await;
     assert_eq!(body(&listed)["years"][0]["year"], 2026);
+}
+
+#[tokio::test]
+async fn a_foreign_payee_uploads_a_signed_w8ben_kept_byte_for_byte() {
+    let (app, demo, _data) = world().await;
+    let affiliate = support::sign_in(&app, &demo, "affiliate").await;
+    let headers = [
+        ("cookie", affiliate.0.as_str()),
+        ("x-csrf-token", affiliate.1.as_str()),
+    ];
+    // A 300 KB form: more than a JSON body may be, less than the upload limit.
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.extend((0..300_000u32).map(|i| (i % 251) as u8));
+    let upload = |body: Vec<u8>, content_type: &'static str| {
+        let app = app.clone();
+        async move {
+            support::send_body(
+                &app,
+                "PUT",
+                "/api/tax/profile/w8ben",
+                "203.0.113.9",
+                &headers,
+                Some((content_type, lambda_http::Body::Binary(body))),
+            )
+            .await
+        }
+    };
+    let early = upload(pdf.clone(), "application/pdf").await;
+    assert_eq!(
+        (early.status().as_u16(), support::field(&early)),
+        (400, "status".into()),
+        "not before the payee says they are foreign"
+    );
+    let foreign = put(
+        &app,
+        &affiliate,
+        json!({"status": "foreign", "country": "DE", "signed_name": "Pat", "certify": true}),
+    )
+    .await;
+    assert_eq!(foreign.status(), 200);
+    let wrong_type = upload(pdf.clone(), "image/png").await;
+    assert_eq!(support::field(&wrong_type), "content-type");
+    let not_pdf = upload(b"<html>".to_vec(), "application/pdf").await;
+    assert_eq!(support::field(&not_pdf), "body");
+    let saved = upload(pdf.clone(), "application/pdf").await;
+    assert_eq!(saved.status(), 200, "{:?}", saved.body());
+    let document = &body(&saved)["profile"]["w8ben"];
+    assert_eq!(document["bytes"], pdf.len());
+    let key = shared::ports::BlobKey::parse(document["key"].as_str().unwrap()).unwrap();
+    assert_eq!(app.blobs.get(&key).await.unwrap().unwrap(), pdf);
+    // A renewed statement keeps the form on file.
+    let renewed = put(
+        &app,
+        &affiliate,
+        json!({"status": "foreign", "country": "FR", "signed_name": "Pat", "certify": true}),
+    )
+    .await;
+    assert_eq!(
+        body(&renewed)["profile"]["w8ben"]["sha256"],
+        document["sha256"]
+    );
 }

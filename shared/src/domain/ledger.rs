@@ -47,12 +47,18 @@ impl Account {
         Self("platform:cash".into())
     }
 
-    /// The platform's margin: revenue less payouts (a credit balance).
     /// Backup withholding kept from affiliates' payments, owed to the IRS (a credit balance).
     pub fn tax_withheld() -> Self {
         Self("platform:tax-withheld".into())
     }
 
+    /// What an erased account still held when its records were deleted, seven years on: owed
+    /// to or by no one the platform can reach (escheatment is the operator's to handle).
+    pub fn platform_unclaimed() -> Self {
+        Self("platform:unclaimed".into())
+    }
+
+    /// The platform's margin: revenue less payouts (a credit balance).
     pub fn platform_margin() -> Self {
         Self("platform:margin".into())
     }

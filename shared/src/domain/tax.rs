@@ -128,7 +128,22 @@ pub enum TaxProfile {
         country: String,
         signed_name: String,
         certified_at: Timestamp,
+        /// The signed W-8BEN, once uploaded.
+        #[serde(default)]
+        document: Option<TaxDocument>,
     },
+}
+
+/// A signed form the payee uploaded (a W-8BEN), kept in `Blobs` as a tax record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TaxDocument {
+    /// Its key in `Blobs`.
+    pub key: String,
+    pub bytes: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    #[schema(value_type = String)]
+    pub uploaded_at: Timestamp,
 }
 
 #[cfg(test)]

@@ -368,12 +368,12 @@ async fn correct_me(app: App, request: Request) -> Result<Response, ApiError> {
     let name = crate::domain::accounts::check_name(&body.name)
         .map_err(|problem| ApiError::invalid("name", problem))?;
     let caller = caller(&request);
-    let mut account = caller.account.clone();
-    account.name = name;
-    app.store
-        .save_account(&account)
+    let account = app
+        .store
+        .rename_account(caller.account.id, &name, caller.account.status)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::conflict("account", "changed meanwhile; try again"))?;
     caller
         .audit(&app, "account.corrected", Some(account.id.to_string()))
         .await?;

@@ -146,6 +146,7 @@ pub const ROUTES: &[Route] = &[
     payouts::RUNS,
     tax::GET,
     tax::SET,
+    tax::W8BEN,
     tax::FORM,
     tax::REQUEST_FORMS,
     tax::FORM_YEARS,

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::{Route, schema};
 use crate::app::App;
 use crate::caller::{ADMIN, AFFILIATE, caller};
-use crate::domain::tax::{TaxClassification, TaxProfile, TinType, UsAddress};
+use crate::domain::tax::{TaxClassification, TaxDocument, TaxProfile, TinType, UsAddress};
 use crate::http::{ApiError, Fields, Request, Response, json, json_body, path_param, uncached};
 use crate::secret::Secret;
 use crate::store::TaxFormsYear;
@@ -30,6 +30,16 @@ pub const SET: Route = Route::new("payouts", &["PUT"], "/api/tax/profile", AFFIL
     "Certify a W-9 (`{\"status\":\"us\",\"legal_name\",\"business_name\",\"classification\",\"address\":{line1,line2,city,state,zip},\"tin_type\":\"ssn\"|\"ein\"|\"itin\",\"tin\",\"signed_name\",\"certify\":true}`) or a foreign status (`{\"status\":\"foreign\",\"country\",\"signed_name\",\"certify\":true}`)",
     |app, request| Box::pin(set(app, request)))
 .takes(schema::<ProfileInputDoc>)
+.answers(schema::<ProfileAnswer>);
+
+pub const W8BEN: Route = Route::new(
+    "payouts",
+    &["PUT"],
+    "/api/tax/profile/w8ben",
+    AFFILIATE,
+    "Upload your signed W-8BEN (`content-type: application/pdf`, at most 5 MiB) after stating you are foreign",
+    |app, request| Box::pin(w8ben(app, request)),
+)
 .answers(schema::<ProfileAnswer>);
 
 pub const FORM: Route = Route::new(
@@ -114,6 +124,9 @@ pub struct ProfileView {
     pub country: Option<String>,
     pub signed_name: String,
     pub certified_at: String,
+    /// Foreign: the signed W-8BEN on file, if uploaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub w8ben: Option<TaxDocument>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -135,11 +148,13 @@ pub fn view(profile: &TaxProfile) -> ProfileView {
             country: None,
             signed_name: w9.signed_name.clone(),
             certified_at: w9.certified_at.to_string(),
+            w8ben: None,
         },
         TaxProfile::Foreign {
             country,
             signed_name,
             certified_at,
+            document,
             ..
         } => ProfileView {
             status: "foreign".into(),
@@ -152,6 +167,7 @@ pub fn view(profile: &TaxProfile) -> ProfileView {
             country: Some(country.clone()),
             signed_name: signed_name.clone(),
             certified_at: certified_at.to_string(),
+            w8ben: document.clone(),
         },
     }
 }
@@ -293,6 +309,8 @@ async fn form(app: App, request: Request) -> Result<Response, ApiError> {
 
 async fn request_forms(app: App, request: Request) -> Result<Response, ApiError> {
     let input: FormsRequest = json_body(&request)?;
+    // The year in progress may be asked for: its forms are drafts (no one is told), and
+    // January files it again, complete.
     let this_year = crate::tax::tax_year(app.clock.now());
     if !(2000..=this_year).contains(&input.year) {
         return Err(ApiError::invalid(
@@ -329,4 +347,44 @@ async fn form_years(app: App, _request: Request) -> Result<Response, ApiError> {
         .await
         .map_err(ApiError::internal)?;
     Ok(json(StatusCode::OK, &FormYears { years }))
+}
+
+async fn w8ben(app: App, request: Request) -> Result<Response, ApiError> {
+    let affiliate = crate::caller::active_affiliate(&request)?;
+    let content_type = request
+        .headers()
+        .get(lambda_http::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/pdf")
+    {
+        return Err(ApiError::invalid(
+            "content-type",
+            "must be application/pdf: send the signed W-8BEN file as the body",
+        ));
+    }
+    let pdf = request.body().as_ref().to_vec();
+    tax::upload_w8ben(&app, affiliate, pdf)
+        .await
+        .map_err(|error| match error {
+            TaxError::Invalid { field, problem } => ApiError::invalid(field, problem),
+            other => ApiError::internal(other),
+        })?;
+    caller(&request)
+        .audit(&app, "tax_profile.w8ben_uploaded", None)
+        .await?;
+    let profile = app
+        .store
+        .tax_profile(affiliate)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json(
+        StatusCode::OK,
+        &ProfileAnswer {
+            profile: profile.as_ref().map(view),
+        },
+    ))
 }

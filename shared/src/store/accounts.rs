@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Store, with_index};
-use crate::domain::accounts::{Account, AccountId};
+use crate::domain::accounts::{Account, AccountId, AccountStatus};
 use crate::domain::email::EmailAddress;
 use crate::ports::table::{
     Cond, Cursor, EXPIRES_AT, Item, Key, Query, TableError, Update, Write, from_item, to_item,
@@ -135,6 +135,31 @@ impl Store {
             account.id.to_string(),
         );
         self.table.put(record, Cond::Exists).await
+    }
+
+    /// Changes an account's name only, if its status is still `status` (a suspension or an
+    /// erasure in between wins): `Ok(None)` if it changed.
+    pub async fn rename_account(
+        &self,
+        id: AccountId,
+        name: &str,
+        status: AccountStatus,
+    ) -> Result<Option<Account>, TableError> {
+        let status =
+            serde_json::to_value(status).map_err(|e| TableError::Invalid(e.to_string()))?;
+        match self
+            .table
+            .update(
+                &account_key(id),
+                Update::default().set("name", name),
+                Cond::Equals("status".into(), status),
+            )
+            .await
+        {
+            Ok(item) => Ok(Some(from_item(item)?)),
+            Err(TableError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes an account's record (the retention job, after an erasure and seven years).

@@ -519,6 +519,15 @@ impl Store {
             .collect())
     }
 
+    /// Posts a ledger transaction on its own, once: `Ok(false)` if it was posted before.
+    pub async fn post(&self, ledger: &Transaction) -> Result<bool, TableError> {
+        match self.table.transact(ledger_writes(ledger)?).await {
+            Ok(()) => Ok(true),
+            Err(TableError::Conflict { write: 0, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes an account's ledger entries and balance in one currency (the retention job, for
     /// records past their period); the transactions stay, naming only account ids.
     pub async fn delete_ledger_account(

@@ -82,12 +82,13 @@ impl Store {
             .map(|_| ())
     }
 
-    /// Gives a claim back after the mail failed, so that the next run sends it.
-    pub async fn release_notice(&self, key: &str) -> Result<(), TableError> {
+    /// Gives back the claim made at `claimed_at` after the mail failed, so that the next run
+    /// sends it (a claim another run took over since is left to it).
+    pub async fn release_notice(&self, key: &str, claimed_at: i64) -> Result<(), TableError> {
         self.table
             .delete(
                 &notice_key(key),
-                Cond::Equals("state".into(), Value::from("sending")),
+                Cond::Equals("claimed_at".into(), Value::from(claimed_at)),
             )
             .await
             .map(|_| ())

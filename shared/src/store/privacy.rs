@@ -25,6 +25,8 @@ pub enum RequestKind {
 pub enum RequestStatus {
     Pending,
     Done,
+    /// An export the account's erasure overtook.
+    Cancelled,
 }
 
 /// A data-subject request, answered within the month the GDPR allows (DOMAIN.md).

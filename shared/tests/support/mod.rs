@@ -48,6 +48,19 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: Option<Value>,
 ) -> Response {
+    let body = body.map(|json| ("application/json", Body::Text(json.to_string())));
+    send_body(app, method, uri, ip, headers, body).await
+}
+
+/// As [`send`], with a body of any type.
+pub async fn send_body(
+    app: &App,
+    method: &str,
+    uri: &str,
+    ip: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, Body)>,
+) -> Response {
     let mut builder = lambda_http::http::Request::builder()
         .method(method)
         .uri(uri);
@@ -63,9 +76,9 @@ pub async fn send(
     let mut context = ApiGatewayV2httpRequestContext::default();
     context.http.source_ip = Some(ip.into());
     let body = match body {
-        Some(json) => {
-            builder = builder.header("content-type", "application/json");
-            Body::Text(json.to_string())
+        Some((content_type, body)) => {
+            builder = builder.header("content-type", content_type);
+            body
         }
         None => Body::Empty,
     };
@@ -248,4 +261,12 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// Epoch seconds of a UTC date-time such as `2026-06-02T12:00:00Z`.
 pub fn at(text: &str) -> i64 {
     text.parse::<jiff::Timestamp>().unwrap().as_second()
+}
+
+/// The field an error answer names.
+pub fn field(response: &Response) -> String {
+    body(response)["error"]["field"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
