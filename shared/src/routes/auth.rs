@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::{Route, schema};
 use crate::accounts::{self, AccountError, Adulthood, NewSession, Registration};
 use crate::app::App;
-use crate::caller::{self, ANY_ROLE, Access, Credential, caller, client};
+use crate::caller::{self, ANY_ROLE, Access, Caller, Credential, caller, client};
 use crate::domain::accounts::{Account, AccountStatus, Role, check_name, check_password};
 use crate::domain::email::EmailAddress;
 use crate::http::{ApiError, Params, Request, Response, json, json_body, path_param};
@@ -348,25 +348,25 @@ async fn sign_out(app: App, request: Request) -> Result<Response, ApiError> {
     Ok(response)
 }
 
+/// `account` as the caller sees it, with the session's CSRF token when it is a session.
+fn session_view(caller: &Caller, account: &Account) -> SessionView {
+    SessionView {
+        account: AccountView::of(account),
+        csrf_token: match &caller.credential {
+            Credential::Session { csrf_token, .. } => Some(csrf_token.clone()),
+            Credential::ApiKey => None,
+        },
+    }
+}
+
 async fn me(_app: App, request: Request) -> Result<Response, ApiError> {
     let caller = caller(&request);
-    let csrf_token = match &caller.credential {
-        Credential::Session { csrf_token, .. } => Some(csrf_token.clone()),
-        Credential::ApiKey => None,
-    };
-    Ok(json(
-        StatusCode::OK,
-        &SessionView {
-            account: AccountView::of(&caller.account),
-            csrf_token,
-        },
-    ))
+    Ok(json(StatusCode::OK, &session_view(caller, &caller.account)))
 }
 
 async fn correct_me(app: App, request: Request) -> Result<Response, ApiError> {
     let body: ProfileCorrection = json_body(&request)?;
-    let name = crate::domain::accounts::check_name(&body.name)
-        .map_err(|problem| ApiError::invalid("name", problem))?;
+    let name = check_name(&body.name).map_err(|problem| ApiError::invalid("name", problem))?;
     let caller = caller(&request);
     let account = app
         .store
@@ -377,17 +377,7 @@ async fn correct_me(app: App, request: Request) -> Result<Response, ApiError> {
     caller
         .audit(&app, "account.corrected", Some(account.id.to_string()))
         .await?;
-    let csrf_token = match &caller.credential {
-        Credential::Session { csrf_token, .. } => Some(csrf_token.clone()),
-        Credential::ApiKey => None,
-    };
-    Ok(json(
-        StatusCode::OK,
-        &SessionView {
-            account: AccountView::of(&account),
-            csrf_token,
-        },
-    ))
+    Ok(json(StatusCode::OK, &session_view(caller, &account)))
 }
 
 async fn change_password(app: App, request: Request) -> Result<Response, ApiError> {

@@ -376,15 +376,5 @@ async fn w8ben(app: App, request: Request) -> Result<Response, ApiError> {
     caller(&request)
         .audit(&app, "tax_profile.w8ben_uploaded", None)
         .await?;
-    let profile = app
-        .store
-        .tax_profile(affiliate)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(json(
-        StatusCode::OK,
-        &ProfileAnswer {
-            profile: profile.as_ref().map(view),
-        },
-    ))
+    get(app, request).await
 }

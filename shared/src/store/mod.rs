@@ -485,14 +485,11 @@ impl Store {
         account: &Account,
         currency: Currency,
     ) -> Result<i64, TableError> {
-        let entries: Vec<Item> = self
-            .query_all(Query::partition(ledger_entries_partition(
-                account, currency,
-            )))
-            .await?;
-        Ok(entries
+        Ok(self
+            .ledger_entries(account, currency)
+            .await?
             .iter()
-            .filter_map(|e| e.get("amount").and_then(Value::as_i64))
+            .map(|(_, amount, _)| amount)
             .sum())
     }
 
