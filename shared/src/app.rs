@@ -14,6 +14,7 @@ use crate::adapters::outbox::OutboxMailer;
 use crate::adapters::s3::S3Blobs;
 use crate::adapters::ses::SesMailer;
 use crate::adapters::sqlite::SqliteTable;
+use crate::adapters::twilio::Twilio;
 use crate::domain::email::EmailAddress;
 use crate::domain::privacy::Pseudonymizer;
 use crate::geo::Geo;
@@ -50,6 +51,8 @@ pub struct App {
     pub visits: Arc<dyn Visits>,
     /// How payouts are made.
     pub payouts: Arc<PayoutSettings>,
+    /// Call tracking's Twilio account; none turns call tracking off.
+    pub twilio: Option<Arc<Twilio>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +163,7 @@ impl App {
             geo: Arc::new(Geo::none()),
             visits: Arc::new(visits),
             payouts: Arc::new(payout_settings()?),
+            twilio: twilio()?,
         })
     }
 
@@ -200,6 +204,7 @@ impl App {
             outbound: Outbound::new(allow_private_from_env(false)),
             geo: Arc::new(Geo::none()),
             payouts: Arc::new(payout_settings()?),
+            twilio: twilio()?,
         })
     }
 
@@ -250,6 +255,17 @@ fn payout_settings() -> Result<PayoutSettings, SetupError> {
         path: PathBuf::from("(environment)"),
         source: problem.into(),
     })
+}
+
+/// Call tracking's Twilio account from the environment (see [`Twilio::from_env`]).
+fn twilio() -> Result<Option<Arc<Twilio>>, SetupError> {
+    Twilio::from_env()
+        .map(|twilio| twilio.map(Arc::new))
+        .map_err(|problem| SetupError::Adapter {
+            what: "the Twilio settings",
+            path: PathBuf::from("(environment)"),
+            source: problem.into(),
+        })
 }
 
 /// The embedded backend's data folder: `LEADSREFER_DATA`, else `.leadsrefer`.

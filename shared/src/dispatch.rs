@@ -1,4 +1,6 @@
-//! Affiliate postbacks through an outbox, and the `dispatch` job that delivers them.
+//! Affiliate postbacks through an outbox, and the `dispatch` job that delivers them. Call
+//! recordings to archive go through the same outbox: a delivery that fetches the recording
+//! from Twilio into `Blobs`, with the same retries and dead letters.
 //!
 //! Recording a conversion writes its postback to the outbox in the same transaction, so a
 //! postback exists exactly when its conversion does. Its id is the conversion and status it
@@ -41,15 +43,20 @@ pub const LEASE: SignedDuration = SignedDuration::from_mins(2);
 /// How many postbacks one run delivers at most (the next run takes the rest).
 const PER_RUN: usize = 500;
 
-/// One postback to an affiliate.
+/// One postback to an affiliate, or one call recording to archive.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
-    /// `{conversion id}:{status}`.
+    /// `{conversion id}:{status}`, or `recording:{RecordingSid}`.
     pub id: String,
     pub affiliate_id: AffiliateId,
-    pub conversion_id: ConversionId,
-    /// The affiliate's URL with the macros filled in.
+    /// The conversion a postback reports (none for a recording).
+    #[serde(default)]
+    pub conversion_id: Option<ConversionId>,
+    /// The affiliate's URL with the macros filled in (for a recording: what it fetches).
     pub url: String,
+    /// A recording to archive instead of a URL to call.
+    #[serde(default)]
+    pub recording: Option<RecordingFetch>,
     pub attempts: u32,
     pub created_at: Timestamp,
     pub due_at: Timestamp,
@@ -57,6 +64,14 @@ pub struct Delivery {
     pub last_error: Option<String>,
     #[serde(default)]
     pub lease_until: Option<i64>,
+}
+
+/// A call recording the `dispatch` job archives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingFetch {
+    pub call_sid: String,
+    pub recording_sid: String,
+    pub duration_secs: u32,
 }
 
 fn shard(id: &str) -> u32 {
@@ -120,8 +135,9 @@ pub fn delivery(app: &App, template: &str, conversion: &Conversion, click: &Clic
     Delivery {
         id: format!("{}:{status}", conversion.id),
         affiliate_id: conversion.affiliate_id,
-        conversion_id: conversion.id,
+        conversion_id: Some(conversion.id),
         url: postback_url(template, conversion, click),
+        recording: None,
         attempts: 0,
         created_at: now,
         due_at: now,
@@ -240,7 +256,18 @@ async fn deliver(
         Err(TableError::Conflict { .. }) => return Ok(()),
         other => other?,
     }
-    let outcome = app.outbound.get(&delivery.url).await;
+    let outcome = match &delivery.recording {
+        None => app.outbound.get(&delivery.url).await,
+        Some(fetch) => crate::calls::archive(
+            app,
+            &fetch.call_sid,
+            &fetch.recording_sid,
+            fetch.duration_secs,
+        )
+        .await
+        .map(|()| 200)
+        .map_err(|e| crate::outbound::OutboundError::Failed(e.to_string())),
+    };
     let release = Write::Delete {
         key: in_flight_key(&delivery.id),
         cond: Cond::Exists,
@@ -268,12 +295,12 @@ async fn deliver(
                 Ok(status) => (format!("answered HTTP {status}"), false),
                 Err(e) => (e.to_string(), e.is_permanent()),
             };
-            tracing::info!(delivery = %delivery.id, attempts = delivery.attempts, %error, "affiliate postback failed");
+            tracing::info!(delivery = %delivery.id, attempts = delivery.attempts, %error, "delivery failed");
             delivery.last_error = Some(error);
             let too_old = now.duration_since(delivery.created_at) >= GIVE_UP_AFTER;
             if permanent || too_old || delivery.attempts >= MAX_ATTEMPTS {
                 report.dead += 1;
-                tracing::warn!(delivery = %delivery.id, "affiliate postback given up: in the dead letters");
+                tracing::warn!(delivery = %delivery.id, "delivery given up: in the dead letters");
                 Write::Put {
                     item: to_item(&delivery, &dead_letter_key(&delivery.id))?,
                     cond: Cond::Always,
@@ -286,6 +313,59 @@ async fn deliver(
         }
     };
     app.table.transact(vec![release, next]).await
+}
+
+/// Queues a completed recording for archiving, once per RecordingSid (Twilio may repeat the
+/// callback): a marker claimed in the same write as the queue entry.
+pub async fn enqueue_recording(
+    app: &App,
+    call_sid: &str,
+    recording_sid: &str,
+    duration_secs: u32,
+) -> Result<(), TableError> {
+    let Some(call) = app.store.call(call_sid).await? else {
+        return Ok(());
+    };
+    let now = app.clock.now();
+    let delivery = Delivery {
+        id: format!("recording:{recording_sid}"),
+        // The call's affiliate, or (unattributed) nobody's: the advertiser's id stands in, so
+        // the dead letter still names an account.
+        affiliate_id: call
+            .affiliate_id
+            .unwrap_or(AffiliateId(call.advertiser_id.0)),
+        conversion_id: None,
+        url: format!("twilio:recording:{recording_sid}"),
+        recording: Some(RecordingFetch {
+            call_sid: call_sid.to_string(),
+            recording_sid: recording_sid.to_string(),
+            duration_secs,
+        }),
+        attempts: 0,
+        created_at: now,
+        due_at: now,
+        last_error: None,
+        lease_until: None,
+    };
+    let mut marker = to_item(
+        &serde_json::json!({ "call_sid": call_sid }),
+        &Key::new(format!("RECFETCH#{recording_sid}"), "RECFETCH"),
+    )?;
+    marker.insert("expires_at".into(), Value::from(tracking_expiry(now)));
+    match app
+        .table
+        .transact(vec![
+            Write::Put {
+                item: marker,
+                cond: Cond::NotExists,
+            },
+            enqueue(&delivery)?,
+        ])
+        .await
+    {
+        Ok(()) | Err(TableError::Conflict { write: 0, .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Every postback waiting in the queue (at most 1000 a shard), soonest due first in each.

@@ -300,6 +300,26 @@ impl Params {
         Ok(params)
     }
 
+    /// The parameters of a form body alone (what a webhook's signature covers).
+    pub fn from_form(body: &[u8]) -> Result<Self, ApiError> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::too_large("body", MAX_BODY_BYTES));
+        }
+        let mut params = Self::default();
+        params.add_form(body)?;
+        Ok(params)
+    }
+
+    /// Every parameter, by name.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// A parameter as sent (any text, control characters included), if present.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     /// The query string's and the body's parameters; the body may be a form or a JSON object.
     pub fn from_query_and_body(request: &Request) -> Result<Self, ApiError> {
         let mut params = Self::from_query(request)?;

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod adapters;
 pub mod app;
 pub mod caller;
+pub mod calls;
 pub mod contract;
 pub mod csv;
 pub mod dispatch;

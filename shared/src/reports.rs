@@ -116,6 +116,7 @@ pub struct Totals {
     pub clicks: i64,
     pub unique_clicks: i64,
     pub invalid_clicks: i64,
+    pub calls: i64,
     pub conversions: i64,
     pub rejected_conversions: i64,
     /// Minor units of the row's currency.
@@ -128,6 +129,7 @@ impl Totals {
         self.clicks += counters.clicks;
         self.unique_clicks += counters.unique_clicks;
         self.invalid_clicks += counters.invalid_clicks;
+        self.calls += counters.calls;
         self.conversions += counters.conversions;
         self.rejected_conversions += counters.rejected_conversions;
         self.revenue += counters.revenue;

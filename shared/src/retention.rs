@@ -9,8 +9,10 @@
 //!   this job deletes them once seven years have passed since its last ledger entry, payout or
 //!   the erasure itself, whichever came last.
 //! - Data export files go when their download link expires.
+//! - Call recordings go with their calls, three years on: they are kept by the call's day
+//!   (`calls/{YYYY-MM-DD}/…`), and each run deletes the 30 days before the cutoff.
 
-use jiff::{Timestamp, ToSpan};
+use jiff::{SignedDuration, Timestamp, ToSpan};
 
 use crate::app::App;
 use crate::domain::accounts::AccountId;
@@ -68,6 +70,23 @@ pub async fn job(app: App) -> Result<String, JobError> {
     let failed = |e: TableError| JobError(e.into());
     let now = app.clock.now();
     let purged = app.table.purge_expired().await.map_err(failed)?;
+    let mut recordings = 0;
+    let cutoff = now - crate::domain::tracking::TRACKING_RETENTION;
+    for days_before in 1..=30 {
+        let day = (cutoff - SignedDuration::from_hours(24 * days_before)).strftime("%Y-%m-%d");
+        for key in app
+            .blobs
+            .list(&format!("calls/{day}/"))
+            .await
+            .map_err(|e| JobError(e.into()))?
+        {
+            app.blobs
+                .delete(&key)
+                .await
+                .map_err(|e| JobError(e.into()))?;
+            recordings += 1;
+        }
+    }
     let currencies: Vec<Currency> = {
         let mut codes: Vec<&'static str> = app
             .store
@@ -187,7 +206,7 @@ pub async fn job(app: App) -> Result<String, JobError> {
         ));
     }
     Ok(format!(
-        "{purged} expired records purged; {exports} expired export files deleted; {} erased accounts' financial records deleted, {waiting} still within seven years{}",
+        "{purged} expired records purged; {recordings} call recordings past three years deleted; {exports} expired export files deleted; {} erased accounts' financial records deleted, {waiting} still within seven years{}",
         deleted.len(),
         if deleted.is_empty() {
             String::new()

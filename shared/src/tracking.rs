@@ -143,11 +143,19 @@ pub async fn record_click(
         expires_at: tracking_expiry(now),
     };
     app.store.create_click(&click, offer.currency).await?;
+    // Dynamic number insertion: an offer whose landing page shows `{call_number}` lends
+    // the visitor one of its pool's numbers, so that their call comes back to this click.
+    let call_number = if offer.destination.as_str().contains("{call_number}") {
+        crate::calls::lend_number(app, offer.id, click.id, &click.visitor.ip_hash).await?
+    } else {
+        None
+    };
     let macros = Macros {
         click_id: click.id,
         affiliate_id: click.affiliate_id,
         offer_id: click.offer_id,
         subs: &click.subs,
+        call_number: call_number.as_ref().map(|n| n.as_str()),
     };
     let target = match (excluded, &offer.fallback_url) {
         (None, _) => ClickTarget::Redirect(offer.destination.fill(&macros)),
@@ -171,6 +179,9 @@ pub enum PostbackAuth {
     /// The pixel on the advertiser's page, which names its offer and carries the click's
     /// cookie: the click must be of that offer.
     Pixel(OfferId),
+    /// A qualified call, vouched for by Twilio's signature on the webhook that reported it
+    /// (checked by the calls route), with the call's own fraud signals.
+    Call { flags: Vec<String> },
 }
 
 pub struct Postback {
@@ -359,6 +370,9 @@ fn conversion_flags(
     {
         flags.push("ip_mismatch".to_string());
     }
+    if let PostbackAuth::Call { flags: call_flags } = auth {
+        flags.extend(call_flags.iter().cloned());
+    }
     flags
 }
 
@@ -393,6 +407,7 @@ fn authenticate(offer: &Offer, auth: &PostbackAuth, now: Timestamp) -> Result<()
         }
         PostbackAuth::Pixel(offer_id) if *offer_id == offer.id => Ok(()),
         PostbackAuth::Pixel(_) => Err(TrackingError::UnknownClick),
+        PostbackAuth::Call { .. } => Ok(()),
     }
 }
 

@@ -12,3 +12,4 @@ pub mod paypal;
 pub mod s3;
 pub mod ses;
 pub mod sqlite;
+pub mod twilio;

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod agent;
+pub mod calls;
 pub mod caps;
 pub mod email;
 pub mod ids;

@@ -115,6 +115,8 @@ pub struct Macros<'a> {
     pub affiliate_id: AffiliateId,
     pub offer_id: OfferId,
     pub subs: &'a Subs,
+    /// The pool number lent to the click, for pay-per-call offers.
+    pub call_number: Option<&'a str>,
 }
 
 impl Macros<'_> {
@@ -127,6 +129,7 @@ impl Macros<'_> {
                 let index = usize::from(name.as_bytes()[3] - b'1');
                 self.subs.get(index).unwrap_or_default().to_string()
             }
+            "call_number" => self.call_number.unwrap_or_default().to_string(),
             _ => return None,
         })
     }
@@ -334,6 +337,7 @@ mod tests {
             affiliate_id: AffiliateId(Ulid::from_parts(2, 2)),
             offer_id: OfferId(Ulid::from_parts(3, 3)),
             subs,
+            call_number: Some("+14155550100"),
         }
     }
 

@@ -108,7 +108,10 @@ async fn flagged(app: App, request: Request) -> Result<Response, ApiError> {
 pub struct DeadLetterView {
     pub id: String,
     pub affiliate_id: String,
-    pub conversion_id: String,
+    /// The conversion a postback reports; none for a call recording to archive.
+    pub conversion_id: Option<String>,
+    /// `postback` or `recording`.
+    pub kind: String,
     pub attempts: u32,
     pub last_error: Option<String>,
     pub created_at: String,
@@ -128,7 +131,13 @@ async fn dead_letters(app: App, _request: Request) -> Result<Response, ApiError>
         .map(|d| DeadLetterView {
             id: d.id,
             affiliate_id: d.affiliate_id.to_string(),
-            conversion_id: d.conversion_id.to_string(),
+            conversion_id: d.conversion_id.map(|id| id.to_string()),
+            kind: if d.recording.is_some() {
+                "recording"
+            } else {
+                "postback"
+            }
+            .into(),
             attempts: d.attempts,
             last_error: d.last_error,
             created_at: d.created_at.to_string(),

@@ -17,6 +17,7 @@ use crate::http::{ApiError, Request, Response};
 
 pub mod admin;
 pub mod auth;
+pub mod calls;
 pub mod click;
 pub mod conversions;
 pub mod links;
@@ -164,6 +165,16 @@ pub const ROUTES: &[Route] = &[
     privacy::ALL_REQUESTS,
     privacy::PUBLISH_POLICY,
     privacy::POLICIES,
+    calls::VOICE,
+    calls::STATUS,
+    calls::RECORDING,
+    calls::TRANSCRIPTION,
+    calls::REGISTER_NUMBER,
+    calls::NUMBERS,
+    calls::SETTINGS,
+    calls::LIST,
+    calls::RECORDING_LINK,
+    calls::STREAM,
     openapi::ROUTE,
 ];
 

@@ -543,8 +543,17 @@ fn destination(text: &str) -> Result<Destination, ApiError> {
 
 /// The offer named in the path, if the caller may manage it (else 404: no leak of existence).
 async fn managed_offer(app: &App, request: &Request, caller: &Caller) -> Result<Offer, ApiError> {
-    let offer = path_param(request, "offer_id")
-        .as_deref()
+    managed(app, caller, path_param(request, "offer_id").as_deref()).await
+}
+
+/// The offer with this id, if the caller may manage it: its advertiser or an admin (else 404,
+/// naming `offer_id`).
+pub(crate) async fn managed(
+    app: &App,
+    caller: &Caller,
+    offer_id: Option<&str>,
+) -> Result<Offer, ApiError> {
+    let offer = offer_id
         .and_then(OfferId::parse)
         .ok_or_else(|| ApiError::not_found("offer_id", "no such offer"))?;
     let offer = app.store.offer(offer).await.map_err(ApiError::internal)?;

@@ -53,6 +53,8 @@ pub struct ReportRowView {
     pub unique_clicks: i64,
     /// Robots, link previews and HEAD requests.
     pub invalid_clicks: i64,
+    /// Calls to the offers' tracking numbers.
+    pub calls: i64,
     /// Pending and approved conversions.
     pub conversions: i64,
     /// Conversions rejected on arrival (a cap).
@@ -96,6 +98,7 @@ fn row_view(row: &ReportRow, group_by: &[Dimension], sides: Sides) -> ReportRowV
         clicks: totals.clicks,
         unique_clicks: totals.unique_clicks,
         invalid_clicks: totals.invalid_clicks,
+        calls: totals.calls,
         conversions: totals.conversions,
         rejected_conversions: totals.rejected_conversions,
         cr: totals.conversion_rate(),
@@ -230,6 +233,7 @@ fn csv_response(report: &Report, request: &ReportRequest, sides: Sides) -> Respo
         "clicks",
         "unique_clicks",
         "invalid_clicks",
+        "calls",
         "conversions",
         "rejected_conversions",
         "cr",
@@ -256,6 +260,7 @@ fn csv_response(report: &Report, request: &ReportRequest, sides: Sides) -> Respo
             view.clicks.to_string(),
             view.unique_clicks.to_string(),
             view.invalid_clicks.to_string(),
+            view.calls.to_string(),
             view.conversions.to_string(),
             view.rejected_conversions.to_string(),
             view.cr.unwrap_or_default(),

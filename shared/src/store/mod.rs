@@ -30,6 +30,7 @@
 use std::sync::Arc;
 
 mod accounts;
+mod calls;
 mod notices;
 mod offers;
 mod payouts;

@@ -69,6 +69,9 @@ pub struct HourCounters {
     /// Robots, link previews, HEAD requests: recorded, not counted as clicks.
     #[serde(default)]
     pub invalid_clicks: i64,
+    /// Calls to tracking numbers.
+    #[serde(default)]
+    pub calls: i64,
     /// Pending and approved conversions.
     #[serde(default)]
     pub conversions: i64,
@@ -170,6 +173,33 @@ pub fn count_click(click: &Click, currency: Currency) -> Result<Vec<Write>, Tabl
         click.at,
         &Dimensions::of_click(click, currency),
         counts,
+    )
+}
+
+/// Counts a call under its click's dimensions (an unattributed call under the offer alone is
+/// not counted: no party's report could show it).
+pub fn count_call(
+    call: &crate::domain::calls::Call,
+    currency: Currency,
+) -> Result<Vec<Write>, TableError> {
+    let Some(affiliate_id) = call.affiliate_id else {
+        return Ok(vec![]);
+    };
+    let dimensions = Dimensions {
+        offer_id: call.offer_id,
+        affiliate_id,
+        advertiser_id: call.advertiser_id,
+        country: call.caller_country.clone(),
+        device: None,
+        subs: Subs::default(),
+        currency,
+    };
+    count(
+        "k",
+        &call.sid,
+        call.started_at,
+        &dimensions,
+        &[("calls", 1)],
     )
 }
 

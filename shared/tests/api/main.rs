@@ -198,8 +198,9 @@ impl World {
         let letter = shared::dispatch::Delivery {
             id: world.dead_letter.clone(),
             affiliate_id: p,
-            conversion_id: shared::domain::ids::ConversionId::parse(&world.conversion).unwrap(),
+            conversion_id: shared::domain::ids::ConversionId::parse(&world.conversion),
             url: "https://publisher.world.test/pb".into(),
+            recording: None,
             attempts: shared::dispatch::MAX_ATTEMPTS,
             created_at: now,
             due_at: now,

@@ -71,7 +71,15 @@ fn expectation(world: &World, route: &Route, method: &str, who: Who) -> Expect {
         (_, path) if path.contains("{payout_id}") => Expect::Reachable,
         // No forms filed and no exports made in the world: 404 for everyone allowed in
         // (tests/tax.rs and tests/privacy.rs try real ones).
-        (_, path) if path.contains("{year}") || path.contains("{request_id}") => Expect::Reachable,
+        (_, path)
+            if path.contains("{year}")
+                || path.contains("{request_id}")
+                || path.contains("{call_sid}") =>
+        {
+            Expect::Reachable
+        }
+        // A number for an offer the other advertiser does not have.
+        ("POST", "/api/numbers") if !owner => Expect::Hidden,
         // A link for an offer the other affiliate is not approved for.
         ("POST", "/api/links") if !owner => Expect::Hidden,
         (_, path) if path.contains('{') && !owner => Expect::Hidden,
@@ -135,10 +143,11 @@ pub async fn request(
             "?affiliate_id={}",
             world.affiliate_id(Who::Affiliate)
         )),
-        ("GET", "/api/conversions") if who == Who::Admin => path.push_str(&format!(
-            "?advertiser_id={}",
-            world.advertiser_id(Who::Advertiser)
-        )),
+        ("GET", "/api/conversions" | "/api/numbers" | "/api/calls") if who == Who::Admin => path
+            .push_str(&format!(
+                "?advertiser_id={}",
+                world.advertiser_id(Who::Advertiser)
+            )),
         ("GET" | "POST", "/postback") => {
             path.push_str("?click_id=01ARZ3NDEKTSV4RRFFQ69G5FAV&token=x")
         }
@@ -196,6 +205,16 @@ pub async fn request(
             Some(json!({ "version": unique, "summary": "We now keep call recordings." }))
         }
         ("POST", "/api/admin/tax-forms") => Some(json!({ "year": 2025 })),
+        ("POST", "/api/numbers") => {
+            let digits: String = unique
+                .bytes()
+                .rev()
+                .map(|b| char::from(b'0' + b % 10))
+                .take(7)
+                .collect();
+            Some(json!({ "number": format!("+1415{digits}"), "offer_id": world.offer.to_string() }))
+        }
+        ("PUT", "/api/offers/{offer_id}/calls") => Some(json!({ "destination": "+14155550100" })),
         ("POST", "/api/conversions/status") => {
             Some(json!({ "ids": [world.conversion], "status": "approved" }))
         }

@@ -201,6 +201,23 @@ fn semantic_cases(route: &Route, valid: &Value) -> Vec<(Value, &'static str)> {
             (json!({ "type": "paypal", "email": "nope" }), "email"),
         ],
         "/api/auth/me" => vec![(json!({ "name": "   " }), "name")],
+        "/api/numbers" => vec![
+            (with(json!({ "number": "4155550100" })), "number"),
+            (with(json!({ "affiliate_id": "nope" })), "affiliate_id"),
+            (with(json!({ "offer_id": "nope" })), "offer_id"),
+        ],
+        "/api/offers/{offer_id}/calls" => vec![
+            (json!({ "destination": "555-0100" }), "destination"),
+            (
+                with(json!({ "min_duration_secs": -1 })),
+                "min_duration_secs",
+            ),
+            (with(json!({ "notice": "x".repeat(501) })), "notice"),
+            (
+                with(json!({ "delete_from_twilio": "yes" })),
+                "delete_from_twilio",
+            ),
+        ],
         "/api/privacy/erasure" => vec![(json!({ "password": "not the password" }), "password")],
         "/api/admin/policy-versions" => vec![
             (with(json!({ "version": "v 2!" })), "version"),

@@ -1,0 +1,455 @@
+//! Pay-per-call through Twilio: tracking numbers, the webhooks Twilio calls, recordings
+//! archived to `Blobs`, and qualified calls converting through the same path as postbacks.
+//!
+//! A call to a tracking number is tied to a click: a static number's affiliate gets a click
+//! made for the call; a pool number belongs to the click it is lent to (dynamic number
+//! insertion, [`lend_number`]). The call is recorded once per CallSid however often Twilio
+//! repeats a webhook; when the put-through call ends, a connected duration of at least the
+//! offer's minimum converts it, once (its CallSid is the conversion's transaction id). The
+//! recording is fetched by the `dispatch` job through the outbox, retried until archived, and
+//! given up only into the dead letters an admin sees.
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::app::App;
+use crate::domain::calls::{Assignment, Call, CallSettings, E164, Recording};
+use crate::domain::ids::{ClickId, OfferId};
+use crate::domain::offer::OfferStatus;
+use crate::domain::tracking::{Click, EventName, Subs, Visitor, tracking_expiry};
+use crate::ports::{BlobError, BlobKey, TableError};
+use crate::store::Recorded;
+use crate::tracking::{Postback, PostbackAuth, TrackingError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("storage failed")]
+    Storage(#[from] TableError),
+    #[error("the conversion could not be recorded: {0}")]
+    Tracking(#[from] TrackingError),
+    #[error("the recording could not be stored")]
+    Blobs(#[from] BlobError),
+    #[error("{0}")]
+    Twilio(String),
+}
+
+/// A parameter of a Twilio webhook.
+pub trait WebhookParams {
+    fn param(&self, name: &str) -> Option<&str>;
+}
+
+/// TwiML text, escaped for XML.
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// A polite TwiML answer for a call that cannot be put through: never an error page.
+pub fn polite(message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>{}</Say><Hangup/></Response>",
+        xml(message)
+    )
+}
+
+/// The TwiML that ends a put-through call's `action` request.
+pub const HANG_UP: &str =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Hangup/></Response>";
+
+/// Lends one of an offer's pool numbers to a click for the offer's lease time, starting from
+/// the visitor's place in the pool so that visitors spread over it; none when every number
+/// is lent (the landing page then shows none).
+pub async fn lend_number(
+    app: &App,
+    offer: OfferId,
+    click: ClickId,
+    visitor: &str,
+) -> Result<Option<E164>, TableError> {
+    let Some(settings) = app.store.call_settings(offer).await? else {
+        return Ok(None);
+    };
+    let pool = app.store.pool(offer).await?;
+    if pool.is_empty() {
+        return Ok(None);
+    }
+    let start = visitor.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
+    let until = (app.clock.now() + SignedDuration::from_mins(i64::from(settings.lease_minutes)))
+        .as_second();
+    for i in 0..pool.len() {
+        let number = &pool[(start + i) % pool.len()];
+        if app.store.lease_number(number, click, until).await? {
+            return Ok(Some(number.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// The voice webhook: records the call once and answers the TwiML that puts it through
+/// (recorded from answer, both sides) to the advertiser, after the offer's notice.
+pub async fn voice(
+    app: &App,
+    params: &impl WebhookParams,
+    webhook_base: &str,
+) -> Result<String, CallError> {
+    const UNKNOWN: &str = "Sorry, this number is not in service. Goodbye.";
+    let sid = params.param("CallSid").unwrap_or_default();
+    let Some(number) = params.param("To").and_then(|to| E164::parse(to).ok()) else {
+        return Ok(polite(UNKNOWN));
+    };
+    let Some(tracking) = app.store.number(&number).await? else {
+        return Ok(polite(UNKNOWN));
+    };
+    let offer = app.store.offer(tracking.offer_id).await?;
+    let settings = app.store.call_settings(tracking.offer_id).await?;
+    let (Some(offer), Some(settings)) = (offer, settings) else {
+        return Ok(polite(UNKNOWN));
+    };
+    if offer.status != OfferStatus::Active {
+        return Ok(polite(
+            "Sorry, we are not taking calls on this line at the moment. Please try again later.",
+        ));
+    }
+    if app.store.call(sid).await?.is_none() {
+        record_call(app, params, sid, &number, &tracking.assignment, &offer).await?;
+    }
+    let notice = settings
+        .notice
+        .as_deref()
+        .map(|text| format!("<Say>{}</Say>", xml(text)))
+        .unwrap_or_default();
+    Ok(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{notice}<Dial record=\"record-from-answer-dual\" recordingStatusCallback=\"{base}/twilio/recording\" recordingStatusCallbackEvent=\"completed\" action=\"{base}/twilio/status\" method=\"POST\"><Number>{}</Number></Dial></Response>",
+        xml(settings.destination.as_str()),
+        base = xml(webhook_base),
+    ))
+}
+
+/// A new call (and, for a static number, the click it stands on), once per CallSid.
+async fn record_call(
+    app: &App,
+    params: &impl WebhookParams,
+    sid: &str,
+    number: &E164,
+    assignment: &Assignment,
+    offer: &crate::domain::offer::Offer,
+) -> Result<Call, CallError> {
+    let now = app.clock.now();
+    let caller_hash = app
+        .pseudonymizer
+        .caller_hash(params.param("From").unwrap_or_default());
+    let caller_country = params
+        .param("FromCountry")
+        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
+        .map(str::to_string);
+    // Who the call belongs to: a static number's link, or the click a pool number is lent to.
+    let (click, made) = match assignment {
+        Assignment::Static { link, affiliate_id } => {
+            let link = app.store.link(link).await?;
+            let click = Click {
+                id: ClickId(app.clock.new_id()),
+                link: link
+                    .as_ref()
+                    .map(|l| l.code.clone())
+                    .ok_or(TrackingError::UnknownLink)?,
+                offer_id: offer.id,
+                affiliate_id: *affiliate_id,
+                advertiser_id: offer.advertiser_id,
+                at: now,
+                subs: link.map(|l| l.subs).unwrap_or_else(Subs::default),
+                visitor: Visitor {
+                    ip_hash: caller_hash.clone(),
+                    ip_prefix: String::new(),
+                    country: caller_country.clone(),
+                },
+                region: None,
+                device: None,
+                os: None,
+                browser: None,
+                flags: vec!["call".into()],
+                unique: true,
+                expires_at: tracking_expiry(now),
+            };
+            (Some(click), true)
+        }
+        Assignment::Pool => match app.store.leased_to(number).await? {
+            Some(id) => (app.store.click(id).await?, false),
+            None => (None, false),
+        },
+    };
+    let call = Call {
+        sid: sid.to_string(),
+        number: number.clone(),
+        offer_id: offer.id,
+        advertiser_id: offer.advertiser_id,
+        affiliate_id: click.as_ref().map(|c| c.affiliate_id),
+        click_id: click.as_ref().map(|c| c.id),
+        caller_hash,
+        caller_country,
+        started_at: now,
+        outcome: None,
+        connected_secs: None,
+        conversion_id: None,
+        recording: None,
+        transcription: None,
+        flags: if click.is_none() {
+            vec!["unattributed".into()]
+        } else {
+            vec![]
+        },
+        expires_at: tracking_expiry(now),
+        version: 0,
+    };
+    let recorded = app.store.create_call(&call, offer.currency).await?;
+    // The click made for this call is kept only if this request recorded the call.
+    if made
+        && recorded.click_id == call.click_id
+        && let Some(click) = click
+    {
+        app.store.create_click(&click, offer.currency).await?;
+    }
+    Ok(recorded)
+}
+
+/// The put-through call ended (Twilio's `Dial` action, or a status callback): its outcome and
+/// connected time are recorded, and a long enough call converts, once.
+pub async fn status(app: &App, params: &impl WebhookParams) -> Result<(), CallError> {
+    let sid = params.param("CallSid").unwrap_or_default();
+    let outcome = params
+        .param("DialCallStatus")
+        .or(params.param("CallStatus"))
+        .map(str::to_string);
+    let seconds: Option<u32> = params
+        .param("DialCallDuration")
+        .or(params.param("CallDuration"))
+        .and_then(|d| d.parse().ok());
+    let Some(call) = app
+        .store
+        .change_call(sid, |call| {
+            let changed = (call.outcome.is_none() && outcome.is_some())
+                || (seconds.is_some() && call.connected_secs.is_none_or(|s| Some(s) < seconds));
+            if changed {
+                call.outcome = call.outcome.take().or(outcome.clone());
+                call.connected_secs = call.connected_secs.max(seconds);
+            }
+            changed
+        })
+        .await?
+    else {
+        return Ok(());
+    };
+    convert(app, call).await
+}
+
+/// Converts a call that qualifies and has not converted.
+async fn convert(app: &App, call: Call) -> Result<(), CallError> {
+    let (Some(click_id), None) = (call.click_id, call.conversion_id) else {
+        return Ok(());
+    };
+    let Some(settings) = app.store.call_settings(call.offer_id).await? else {
+        return Ok(());
+    };
+    let connected = call.connected_secs.unwrap_or(0);
+    if call.outcome.as_deref() != Some("completed") || connected < settings.min_duration_secs {
+        return Ok(());
+    }
+    // A second qualifying call from one caller within the window is held for review.
+    let until = (call.started_at
+        + SignedDuration::from_hours(i64::from(settings.repeat_window_hours)))
+    .as_second();
+    let mut flags = Vec::new();
+    if app
+        .store
+        .note_caller(call.offer_id, &call.caller_hash, &call.sid, until)
+        .await?
+    {
+        flags.push("repeat_caller".to_string());
+    }
+    let recorded = crate::tracking::record_conversion(
+        app,
+        Postback {
+            click_id,
+            txn_id: Some(call.sid.clone()),
+            event: EventName::default_event(),
+            amount: None,
+            currency: None,
+            auth: PostbackAuth::Call { flags },
+            client_prefix: None,
+        },
+    )
+    .await?;
+    let conversion = match recorded {
+        Recorded::New(conversion) | Recorded::Duplicate(conversion) => conversion,
+    };
+    app.store
+        .change_call(&call.sid, |call| {
+            let changed = call.conversion_id.is_none();
+            call.conversion_id = Some(conversion.id);
+            changed
+        })
+        .await?;
+    Ok(())
+}
+
+/// The recording status callback: a completed recording is queued for archiving (once per
+/// RecordingSid); a failed or absent one is noted on the call.
+pub async fn recording(app: &App, params: &impl WebhookParams) -> Result<(), CallError> {
+    let sid = params.param("CallSid").unwrap_or_default();
+    let recording_sid = params.param("RecordingSid").unwrap_or_default();
+    match params.param("RecordingStatus") {
+        Some("completed") if !recording_sid.is_empty() => {
+            let duration = params
+                .param("RecordingDuration")
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0);
+            crate::dispatch::enqueue_recording(app, sid, recording_sid, duration).await?;
+        }
+        Some(status @ ("failed" | "absent")) => {
+            let flag = format!("recording_{status}");
+            app.store
+                .change_call(sid, |call| {
+                    let changed = !call.flags.contains(&flag);
+                    if changed {
+                        call.flags.push(flag.clone());
+                    }
+                    changed
+                })
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A transcription of the call, kept with it.
+pub async fn transcription(app: &App, params: &impl WebhookParams) -> Result<(), CallError> {
+    let sid = params.param("CallSid").unwrap_or_default();
+    if params.param("TranscriptionStatus") != Some("completed") {
+        return Ok(());
+    }
+    let text: String = params
+        .param("TranscriptionText")
+        .unwrap_or_default()
+        .chars()
+        .take(20_000)
+        .collect();
+    app.store
+        .change_call(sid, |call| {
+            let changed = call.transcription.as_deref() != Some(&text);
+            call.transcription = Some(text.clone());
+            changed
+        })
+        .await?;
+    Ok(())
+}
+
+/// Where a call's recording is kept: by the call's day, so that the retention job finds the
+/// ones past three years by their keys.
+pub fn recording_key(call: &Call, recording_sid: &str) -> Result<BlobKey, BlobError> {
+    BlobKey::parse(format!(
+        "calls/{}/{}/{recording_sid}.mp3",
+        call.started_at.strftime("%Y-%m-%d"),
+        call.sid
+    ))
+}
+
+/// Archives a recording (the `dispatch` job's step for a queued one): fetched from Twilio,
+/// stored, checked, recorded on its call, then deleted from Twilio if the offer says so. Each
+/// step is safe to repeat; an error is retried by the outbox.
+pub async fn archive(
+    app: &App,
+    call_sid: &str,
+    recording_sid: &str,
+    duration_secs: u32,
+) -> Result<(), CallError> {
+    let twilio = app
+        .twilio
+        .clone()
+        .ok_or_else(|| CallError::Twilio("Twilio is not configured".into()))?;
+    let Some(call) = app.store.call(call_sid).await? else {
+        return Err(CallError::Twilio(format!("no call {call_sid}")));
+    };
+    if call
+        .recording
+        .as_ref()
+        .is_none_or(|r| r.recording_sid != recording_sid)
+    {
+        let audio = twilio
+            .fetch_recording(recording_sid)
+            .await
+            .map_err(|e| CallError::Twilio(e.to_string()))?;
+        if audio.is_empty() {
+            return Err(CallError::Twilio("Twilio sent an empty recording".into()));
+        }
+        let key = recording_key(&call, recording_sid)?;
+        let recording = Recording {
+            recording_sid: recording_sid.to_string(),
+            key: key.as_str().to_string(),
+            bytes: audio.len() as u64,
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&audio)),
+            duration_secs,
+            archived_at: app.clock.now(),
+        };
+        app.blobs.put(&key, audio, "audio/mpeg").await?;
+        app.store
+            .change_call(call_sid, |call| {
+                let changed = call.recording.as_ref() != Some(&recording);
+                call.recording = Some(recording.clone());
+                changed
+            })
+            .await?;
+    }
+    let delete = app
+        .store
+        .call_settings(call.offer_id)
+        .await?
+        .is_some_and(|s| s.delete_from_twilio);
+    if delete {
+        twilio
+            .delete_recording(recording_sid)
+            .await
+            .map_err(|e| CallError::Twilio(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A link to stream a recording, good for five minutes: `/recordings/{sid}?expires=…&signature=…`.
+pub fn recording_link(app: &App, call_sid: &str) -> String {
+    let expires = (app.clock.now() + SignedDuration::from_mins(5)).as_second();
+    let signature = app
+        .pseudonymizer
+        .sign("recording", &format!("{call_sid}:{expires}"));
+    format!(
+        "{}/recordings/{call_sid}?expires={expires}&signature={signature}",
+        app.public_url
+    )
+}
+
+/// Whether a recording link is genuine and still good at `now`.
+pub fn recording_link_valid(
+    app: &App,
+    call_sid: &str,
+    expires: i64,
+    signature: &str,
+    now: Timestamp,
+) -> bool {
+    now.as_second() < expires
+        && app
+            .pseudonymizer
+            .verify("recording", &format!("{call_sid}:{expires}"), signature)
+}
+
+/// Sensible call settings for an offer that gives only where calls go.
+pub fn default_settings(destination: E164) -> CallSettings {
+    CallSettings {
+        destination,
+        min_duration_secs: 90,
+        notice: None,
+        delete_from_twilio: false,
+        repeat_window_hours: 24,
+        lease_minutes: 30,
+    }
+}

@@ -1,0 +1,212 @@
+//! Pay-per-call: tracking numbers, calls and Twilio's webhook signature.
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::ids::{AdvertiserId, AffiliateId, ClickId, ConversionId, LinkCode, OfferId};
+
+/// A phone number in E.164: `+`, then 8 to 15 digits, the first not 0.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct E164(String);
+
+impl E164 {
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        let digits = text
+            .strip_prefix('+')
+            .ok_or("must be in E.164 form: + and the country code, such as +14155550100")?;
+        if !(8..=15).contains(&digits.len())
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || digits.starts_with('0')
+        {
+            return Err("must be in E.164 form: + and 8 to 15 digits, such as +14155550100");
+        }
+        Ok(Self(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for E164 {
+    type Error = &'static str;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<E164> for String {
+    fn from(number: E164) -> Self {
+        number.0
+    }
+}
+
+/// How a tracking number ties a call to an affiliate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Assignment {
+    /// Always the same affiliate's link: every call is theirs.
+    Static {
+        #[schema(value_type = String)]
+        link: LinkCode,
+        #[schema(value_type = String)]
+        affiliate_id: AffiliateId,
+    },
+    /// One of the offer's pool: the click handler lends it to a visitor for a while (dynamic
+    /// number insertion), and a call to it belongs to that click.
+    Pool,
+}
+
+/// A phone number bought in Twilio and registered for an offer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TrackingNumber {
+    #[schema(value_type = String)]
+    pub number: E164,
+    #[schema(value_type = String)]
+    pub offer_id: OfferId,
+    #[schema(value_type = String)]
+    pub advertiser_id: AdvertiserId,
+    pub assignment: Assignment,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+}
+
+/// An offer's calls: where they go and what makes one a conversion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CallSettings {
+    /// The advertiser's number calls are put through to.
+    #[schema(value_type = String)]
+    pub destination: E164,
+    /// A call connected at least this long converts (90 s is common).
+    pub min_duration_secs: u32,
+    /// Played to the caller before the call is put through ("This call may be recorded…").
+    pub notice: Option<String>,
+    /// Delete the recording from Twilio once it is archived.
+    pub delete_from_twilio: bool,
+    /// A second qualifying call from one caller within this many hours is held for review.
+    pub repeat_window_hours: u32,
+    /// How long a pool number stays lent to a visitor.
+    pub lease_minutes: u32,
+}
+
+/// A recording, archived.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Recording {
+    pub recording_sid: String,
+    /// Its key in `Blobs`.
+    pub key: String,
+    pub bytes: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    pub duration_secs: u32,
+    #[schema(value_type = String)]
+    pub archived_at: Timestamp,
+}
+
+/// One call to a tracking number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    /// Twilio's CallSid of the inbound call.
+    pub sid: String,
+    pub number: E164,
+    pub offer_id: OfferId,
+    pub advertiser_id: AdvertiserId,
+    /// Whose call it is: none for a pool number no visitor held.
+    pub affiliate_id: Option<AffiliateId>,
+    pub click_id: Option<ClickId>,
+    /// The caller's number as a keyed hash, like a visitor's IP: never the number.
+    pub caller_hash: String,
+    pub caller_country: Option<String>,
+    pub started_at: Timestamp,
+    /// Twilio's status of the put-through call (`completed`, `busy`, `no-answer`…), once known.
+    pub outcome: Option<String>,
+    /// Seconds the caller and the advertiser were connected.
+    pub connected_secs: Option<u32>,
+    pub conversion_id: Option<ConversionId>,
+    pub recording: Option<Recording>,
+    pub transcription: Option<String>,
+    pub flags: Vec<String>,
+    pub expires_at: i64,
+    /// Bumped by every change: callbacks racing on one call never lose each other's writes.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// Twilio's `X-Twilio-Signature` of a request: base64(HMAC-SHA1(auth token, the full URL as
+/// Twilio called it, then each POST parameter's name and value, sorted by name)).
+pub fn twilio_signature(auth_token: &[u8], url: &str, params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(auth_token).expect("HMAC takes any key");
+    mac.update(url.as_bytes());
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Whether `signature` is Twilio's for the request, compared in constant time.
+pub fn twilio_signature_valid(
+    auth_token: &[u8],
+    url: &str,
+    params: &[(String, String)],
+    signature: &str,
+) -> bool {
+    let expected = twilio_signature(auth_token, url, params);
+    subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), signature.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_e164() {
+        assert!(E164::parse("+14155550100").is_ok());
+        for bad in [
+            "14155550100",
+            "+0123456789",
+            "+1415",
+            "+1415555010012345",
+            "+1 415",
+        ] {
+            assert!(E164::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_signature_is_twilios_documented_example() {
+        // Twilio's security documentation: this request, token 12345.
+        let params: Vec<(String, String)> = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        assert_eq!(
+            twilio_signature(b"12345", url, &params),
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        );
+        assert!(twilio_signature_valid(
+            b"12345",
+            url,
+            &params,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        ));
+        assert!(!twilio_signature_valid(
+            b"12346",
+            url,
+            &params,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        ));
+    }
+}
