@@ -17,6 +17,11 @@ use shared::seed::Demo;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// The fake Twilio and Twilio's own webhook signer, shared with the in-process call tests.
+#[path = "../../shared/tests/support/twilio.rs"]
+#[allow(dead_code)]
+mod twilio;
+
 /// Where a runner keeps its data.
 enum Backend {
     Embedded(tempfile::TempDir),
@@ -89,8 +94,14 @@ impl Runner {
 
     /// Starts a runner logging at `level`, every log line kept in `logs`.
     async fn start_logging(backend: &Backend, level: &str) -> Self {
+        Self::start_with(backend, level, &[]).await
+    }
+
+    /// As [`Runner::start_logging`], with more environment variables.
+    async fn start_with(backend: &Backend, level: &str, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_leadsrefer"));
         command.args(["serve", "--addr", "127.0.0.1:0"]);
+        command.envs(env.iter().copied());
         backend.configure(&mut command);
         let mut child = command
             .env("RUST_LOG", level)
@@ -1007,4 +1018,164 @@ async fn an_affiliate_is_paid_over_the_threshold_gets_a_1099_exports_and_erases(
     ] {
         assert!(!logs.contains(secret), "{secret} reached the logs");
     }
+}
+
+/// Issue 8's walkthrough on the real local runner: an advertiser sets up calls for the demo
+/// offer and a tracking number for the demo affiliate; Twilio's conversation follows (voice
+/// webhook, the put-through call's end, the recording), each request signed by Twilio's own
+/// library; the runner's dispatch timer archives the recording from a fake Twilio. The call,
+/// its conversion and its recording are then where each party should see them.
+#[tokio::test]
+async fn a_scripted_twilio_conversation_makes_a_call_a_conversion_and_an_archived_recording() {
+    use reqwest::Method;
+    let (fake, api_base) = twilio::FakeTwilio::start().await;
+    let mp3: Vec<u8> = b"ID3\x04"
+        .iter()
+        .copied()
+        .chain((0..150_000u32).map(|i| i as u8))
+        .collect();
+    fake.recordings
+        .lock()
+        .unwrap()
+        .insert("RE77".into(), mp3.clone());
+    let backend = Backend::embedded();
+    let runner = Runner::start_with(
+        &backend,
+        "info",
+        &[
+            ("LEADSREFER_TWILIO_ACCOUNT_SID", twilio::ACCOUNT_SID),
+            ("LEADSREFER_TWILIO_AUTH_TOKEN", twilio::AUTH_TOKEN),
+            ("LEADSREFER_TWILIO_API_BASE", &api_base),
+        ],
+    )
+    .await;
+    let base = runner.base.clone();
+    let (shop_email, shop_password) = banner_sign_in(&runner.banner, "advertiser");
+    let (pub_email, pub_password) = banner_sign_in(&runner.banner, "affiliate");
+    let shop = Party::sign_in(&base, &shop_email, &shop_password).await;
+    let publisher = Party::sign_in(&base, &pub_email, &pub_password).await;
+    let (_, me) = publisher
+        .call(Method::GET, format!("{base}/api/auth/me"), None)
+        .await;
+    let affiliate_id = me["account"]["id"].as_str().unwrap().to_string();
+    let (_, offers) = shop
+        .call(Method::GET, format!("{base}/api/offers"), None)
+        .await;
+    let offer_id = offers["offers"][0]["id"].as_str().unwrap().to_string();
+    let (status, settings) = shop
+        .call(
+            Method::PUT,
+            format!("{base}/api/offers/{offer_id}/calls"),
+            Some(serde_json::json!({ "destination": "+14155550100", "min_duration_secs": 90 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{settings}");
+    let (status, number) = shop
+        .call(
+            Method::POST,
+            format!("{base}/api/numbers"),
+            Some(serde_json::json!({ "number": "+14155550123", "offer_id": offer_id, "affiliate_id": affiliate_id })),
+        )
+        .await;
+    assert_eq!(status, 201, "{number}");
+
+    let webhook = |path: &'static str, params: Vec<(&'static str, &'static str)>| {
+        let base = base.clone();
+        async move {
+            let url = format!("{base}{path}");
+            let signature = twilio::signature(twilio::AUTH_TOKEN, &url, &params);
+            let response = client()
+                .post(&url)
+                .header("x-twilio-signature", signature)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(twilio::form(&params))
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let sid = ("CallSid", "CA77");
+    let account = ("AccountSid", twilio::ACCOUNT_SID);
+    let (status, twiml) = webhook(
+        "/twilio/voice",
+        vec![
+            account,
+            sid,
+            ("From", "+12125550123"),
+            ("To", "+14155550123"),
+            ("FromCountry", "US"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{twiml}");
+    assert!(
+        twiml.contains("record-from-answer-dual") && twiml.contains("+14155550100"),
+        "{twiml}"
+    );
+    let (status, _) = webhook(
+        "/twilio/status",
+        vec![
+            account,
+            sid,
+            ("DialCallStatus", "completed"),
+            ("DialCallDuration", "140"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = webhook(
+        "/twilio/recording",
+        vec![
+            account,
+            sid,
+            ("RecordingSid", "RE77"),
+            ("RecordingStatus", "completed"),
+            ("RecordingDuration", "138"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 204);
+
+    // The runner's dispatch timer (every 10 s) archives the recording.
+    let mut calls = Value::Null;
+    for _ in 0..40 {
+        let (_, seen) = shop
+            .call(Method::GET, format!("{base}/api/calls"), None)
+            .await;
+        calls = seen;
+        if calls["calls"][0]["recording"].is_object() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let call = &calls["calls"][0];
+    assert_eq!(call["sid"], "CA77", "{calls}");
+    assert_eq!(call["connected_secs"], 140);
+    assert!(call["conversion_id"].is_string(), "{call}");
+    assert_eq!(call["recording"]["bytes"], mp3.len());
+    let (_, link) = shop
+        .call(
+            Method::GET,
+            format!("{base}/api/calls/CA77/recording"),
+            None,
+        )
+        .await;
+    let audio = client()
+        .get(link["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(audio.status(), 200);
+    assert_eq!(audio.bytes().await.unwrap().to_vec(), mp3);
+    let (_, theirs) = publisher
+        .call(Method::GET, format!("{base}/api/calls"), None)
+        .await;
+    assert_eq!(theirs["calls"][0]["sid"], "CA77");
+    assert!(theirs["calls"][0].get("recording").is_none());
+    let (_, conversions) = publisher
+        .call(Method::GET, format!("{base}/api/conversions"), None)
+        .await;
+    assert_eq!(conversions["conversions"].as_array().unwrap().len(), 1);
+    runner.stop_with("TERM").await;
 }

@@ -2,6 +2,8 @@
 //! handlers, the demo accounts' sign-ins, and JSON answers.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod twilio;
+
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};

@@ -1,0 +1,595 @@
+//! Pay-per-call against the real store and a fake Twilio on loopback: webhooks signed by
+//! Twilio's own library are accepted and anything altered is refused; a short call does not
+//! convert, a long one converts once however its callbacks repeat or arrive; recordings are
+//! archived byte for byte, after failed downloads too; each party sees its own calls.
+
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+use lambda_http::Body;
+use serde_json::{Value, json};
+use shared::App;
+use shared::adapters::twilio::{Twilio, TwilioSettings};
+use shared::domain::calls::E164;
+use shared::http::Response;
+use shared::secret::Secret;
+use support::twilio::{ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, form, signature};
+use support::{Platform, body};
+
+mod support;
+
+const HOOKS: &str = "https://calls.example.test";
+const NUMBER: &str = "+14155550123";
+const POOL_NUMBER: &str = "+14155550199";
+const DESTINATION: &str = "+14155550100";
+const IP: &str = "203.0.113.9";
+
+struct World {
+    platform: Platform,
+    fake: FakeTwilio,
+}
+
+impl World {
+    async fn new() -> Self {
+        Self::on(support::platform(support::at("2026-06-02T12:00:00Z")).await).await
+    }
+
+    /// The platform on the AWS adapters, on the emulator `infra/test` starts.
+    async fn on_aws() -> Self {
+        shared::contract::emulator::endpoint();
+        let config = shared::adapters::aws::sdk_config().await;
+        let settings =
+            shared::contract::emulator::provision(&config, "calls", "no-reply@leadsrefer.test")
+                .await;
+        let clock = Arc::new(shared::ports::ManualClock::at(
+            "2026-06-02T12:00:00Z".parse().unwrap(),
+        ));
+        let app = App::aws(
+            &settings,
+            clock.clone(),
+            shared::domain::email::EmailAddress::parse("no-reply@leadsrefer.test").unwrap(),
+        )
+        .await
+        .unwrap();
+        let (demo, _) = shared::seed::seed_demo(&app).await.unwrap();
+        Self::on(Platform {
+            app,
+            clock,
+            demo,
+            data: tempfile::tempdir().unwrap(),
+        })
+        .await
+    }
+
+    async fn on(mut platform: Platform) -> Self {
+        let (fake, base) = FakeTwilio::start().await;
+        platform.app.twilio = Some(Arc::new(Twilio::new(TwilioSettings {
+            api_base: base,
+            account_sid: ACCOUNT_SID.into(),
+            auth_token: Secret::new(AUTH_TOKEN.into()),
+            webhook_base: Some(HOOKS.into()),
+        })));
+        let world = Self { platform, fake };
+        let advertiser = world.sign_in("advertiser").await;
+        let offer = world.platform.demo.offer_id;
+        let settings = world
+            .send(
+                &advertiser,
+                "PUT",
+                &format!("/api/offers/{offer}/calls"),
+                Some(json!({
+                    "destination": DESTINATION, "min_duration_secs": 90, "delete_from_twilio": true,
+                    "notice": "This call may be recorded for quality & training."
+                })),
+            )
+            .await;
+        assert_eq!(settings.status(), 200, "{}", text(&settings));
+        let registered = world
+            .send(
+                &advertiser,
+                "POST",
+                "/api/numbers",
+                Some(json!({
+                    "number": NUMBER, "offer_id": offer.to_string(),
+                    "affiliate_id": world.platform.demo.affiliate_id.to_string()
+                })),
+            )
+            .await;
+        assert_eq!(registered.status(), 201, "{}", text(&registered));
+        world
+    }
+
+    fn app(&self) -> &App {
+        &self.platform.app
+    }
+
+    async fn sign_in(&self, role: &str) -> (String, String) {
+        support::sign_in(self.app(), &self.platform.demo, role).await
+    }
+
+    async fn send(
+        &self,
+        who: &(String, String),
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Response {
+        support::send(
+            self.app(),
+            method,
+            uri,
+            IP,
+            &[("cookie", &who.0), ("x-csrf-token", &who.1)],
+            body,
+        )
+        .await
+    }
+
+    /// A webhook as Twilio sends it: form-encoded, signed over `url_path` (what Twilio
+    /// called) with `token`.
+    async fn hook_signed(
+        &self,
+        path: &str,
+        url_path: &str,
+        token: &str,
+        params: &[(&str, &str)],
+    ) -> Response {
+        let signature = signature(token, &format!("{HOOKS}{url_path}"), params);
+        support::send_body(
+            self.app(),
+            "POST",
+            path,
+            "54.172.60.1",
+            &[("x-twilio-signature", &signature)],
+            Some((
+                "application/x-www-form-urlencoded",
+                Body::Text(form(params)),
+            )),
+        )
+        .await
+    }
+
+    async fn hook(&self, path: &str, params: &[(&str, &str)]) -> Response {
+        self.hook_signed(path, path, AUTH_TOKEN, params).await
+    }
+
+    async fn voice(&self, sid: &str, to: &str, from: &str) -> String {
+        let answer = self
+            .hook(
+                "/twilio/voice",
+                &[
+                    ("AccountSid", ACCOUNT_SID),
+                    ("CallSid", sid),
+                    ("From", from),
+                    ("To", to),
+                    ("FromCountry", "US"),
+                    ("CallStatus", "ringing"),
+                    ("Direction", "inbound"),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status(), 200, "{}", text(&answer));
+        assert_eq!(answer.headers()["content-type"], "text/xml; charset=utf-8");
+        text(&answer)
+    }
+
+    async fn ended(&self, sid: &str, seconds: &str) -> Response {
+        self.hook(
+            "/twilio/status",
+            &[
+                ("AccountSid", ACCOUNT_SID),
+                ("CallSid", sid),
+                ("DialCallStatus", "completed"),
+                ("DialCallDuration", seconds),
+                ("DialCallSid", "CAchild"),
+            ],
+        )
+        .await
+    }
+
+    async fn recorded(&self, sid: &str, recording: &str) -> Response {
+        self.hook(
+            "/twilio/recording",
+            &[
+                ("AccountSid", ACCOUNT_SID),
+                ("CallSid", sid),
+                ("RecordingSid", recording),
+                (
+                    "RecordingUrl",
+                    &format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{recording}"),
+                ),
+                ("RecordingStatus", "completed"),
+                ("RecordingDuration", "125"),
+                ("RecordingChannels", "2"),
+                ("RecordingSource", "DialVerb"),
+            ],
+        )
+        .await
+    }
+
+    async fn dispatch(&self) -> String {
+        (shared::jobs::find("dispatch").unwrap().run)(self.app().clone())
+            .await
+            .unwrap()
+    }
+
+    async fn conversions(&self) -> usize {
+        let (page, _) = self
+            .app()
+            .store
+            .conversions_of_affiliate(self.platform.demo.affiliate_id, None, 100)
+            .await
+            .unwrap();
+        page.len()
+    }
+}
+
+fn text(response: &Response) -> String {
+    String::from_utf8_lossy(response.body().as_ref()).into_owned()
+}
+
+fn audio(seed: u8) -> Vec<u8> {
+    let mut mp3 = b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec();
+    mp3.extend((0..200_000u32).map(|i| (i as u8).wrapping_mul(seed)));
+    mp3
+}
+
+#[tokio::test]
+async fn signatures_from_twilios_library_pass_and_anything_altered_is_refused() {
+    let w = World::new().await;
+    let params = [
+        ("AccountSid", ACCOUNT_SID),
+        ("CallSid", "CA0001"),
+        ("From", "+12125550123"),
+        ("To", NUMBER),
+    ];
+    let good = w.hook("/twilio/voice", &params).await;
+    assert_eq!(good.status(), 200, "{}", text(&good));
+    // Another URL, another parameter value, another token: each refused, nothing recorded.
+    let other_url = w
+        .hook_signed("/twilio/voice", "/twilio/voice?x=1", AUTH_TOKEN, &params)
+        .await;
+    let other_token = w
+        .hook_signed("/twilio/voice", "/twilio/voice", "another-token", &params)
+        .await;
+    let signature = signature(AUTH_TOKEN, &format!("{HOOKS}/twilio/voice"), &params);
+    let mut altered = params;
+    altered[3] = ("To", "+14155550999");
+    let other_param = support::send_body(
+        w.app(),
+        "POST",
+        "/twilio/voice",
+        IP,
+        &[("x-twilio-signature", &signature)],
+        Some((
+            "application/x-www-form-urlencoded",
+            Body::Text(form(&altered)),
+        )),
+    )
+    .await;
+    let unsigned = support::send_body(
+        w.app(),
+        "POST",
+        "/twilio/voice",
+        IP,
+        &[],
+        Some((
+            "application/x-www-form-urlencoded",
+            Body::Text(form(&params)),
+        )),
+    )
+    .await;
+    for refused in [other_url, other_token, other_param, unsigned] {
+        assert_eq!(
+            (refused.status().as_u16(), support::field(&refused)),
+            (403, "signature".to_string())
+        );
+    }
+    assert!(w.app().store.call("CA0001").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_call_is_put_through_recorded_and_a_long_one_converts_once() {
+    let w = World::new().await;
+    let twiml = w.voice("CA1001", NUMBER, "+12125550123").await;
+    assert!(twiml.contains("<Say>This call may be recorded for quality &amp; training.</Say>"));
+    assert!(twiml.contains(
+        "<Dial record=\"record-from-answer-dual\" recordingStatusCallback=\"https://calls.example.test/twilio/recording\""
+    ));
+    assert!(twiml.contains(&format!("<Number>{DESTINATION}</Number>")));
+    // A repeat of the webhook records nothing new.
+    w.voice("CA1001", NUMBER, "+12125550123").await;
+    let call = w.app().store.call("CA1001").await.unwrap().unwrap();
+    assert_eq!(call.affiliate_id, Some(w.platform.demo.affiliate_id));
+    assert!(!call.caller_hash.contains("2125550123"));
+
+    // A short call does not convert.
+    assert_eq!(w.ended("CA1001", "45").await.status(), 200);
+    assert_eq!(w.conversions().await, 0);
+
+    // A long one converts once: callbacks repeated, the recording's before its status.
+    w.voice("CA1002", NUMBER, "+13105550111").await;
+    w.fake
+        .recordings
+        .lock()
+        .unwrap()
+        .insert("RE1002".into(), audio(7));
+    assert_eq!(w.recorded("CA1002", "RE1002").await.status(), 204);
+    assert_eq!(w.recorded("CA1002", "RE1002").await.status(), 204);
+    for _ in 0..3 {
+        let ended = w.ended("CA1002", "125").await;
+        assert_eq!(ended.status(), 200);
+        assert!(text(&ended).contains("<Hangup/>"));
+    }
+    assert_eq!(w.conversions().await, 1);
+    let call = w.app().store.call("CA1002").await.unwrap().unwrap();
+    assert!(call.conversion_id.is_some());
+    assert_eq!(call.connected_secs, Some(125));
+
+    // The recording is archived once, byte for byte, then deleted from Twilio.
+    let report = w.dispatch().await;
+    assert!(report.starts_with("1 delivered"), "{report}");
+    assert!(w.dispatch().await.starts_with("0 delivered"));
+    let call = w.app().store.call("CA1002").await.unwrap().unwrap();
+    let recording = call.recording.expect("archived");
+    let stored = w
+        .app()
+        .blobs
+        .get(&shared::ports::BlobKey::parse(recording.key.clone()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, audio(7));
+    assert_eq!(
+        recording.sha256,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(audio(7)))
+    );
+    assert_eq!((recording.bytes, recording.duration_secs), (200_010, 125));
+    assert_eq!(*w.fake.deleted.lock().unwrap(), vec!["RE1002".to_string()]);
+    assert_eq!(*w.fake.downloads.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_download_is_retried_and_archived_in_the_end() {
+    let w = World::new().await;
+    w.voice("CA2001", NUMBER, "+12125550123").await;
+    w.fake
+        .recordings
+        .lock()
+        .unwrap()
+        .insert("RE2001".into(), audio(3));
+    *w.fake.failures.lock().unwrap() = 2;
+    w.recorded("CA2001", "RE2001").await;
+    assert!(w.dispatch().await.contains("1 to retry"));
+    assert!(
+        w.app()
+            .store
+            .call("CA2001")
+            .await
+            .unwrap()
+            .unwrap()
+            .recording
+            .is_none()
+    );
+    w.platform.clock.advance(SignedDuration::from_secs(31));
+    assert!(w.dispatch().await.contains("1 to retry"));
+    w.platform.clock.advance(SignedDuration::from_secs(61));
+    assert!(w.dispatch().await.starts_with("1 delivered"));
+    let call = w.app().store.call("CA2001").await.unwrap().unwrap();
+    assert_eq!(call.recording.unwrap().bytes, 200_010);
+    assert_eq!(*w.fake.downloads.lock().unwrap(), 3);
+}
+
+#[tokio::test]
+async fn unknown_numbers_and_paused_offers_get_a_polite_message() {
+    let w = World::new().await;
+    let unknown = w.voice("CA3001", "+14155550777", "+12125550123").await;
+    assert!(unknown.contains("<Say>Sorry, this number is not in service. Goodbye.</Say><Hangup/>"));
+    let mut offer = w
+        .app()
+        .store
+        .offer(w.platform.demo.offer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    offer.status = shared::domain::offer::OfferStatus::Paused;
+    w.app().store.save_offer(&offer).await.unwrap();
+    let paused = w.voice("CA3002", NUMBER, "+12125550123").await;
+    assert!(paused.contains("not taking calls"), "{paused}");
+    assert!(!paused.contains("<Dial"));
+}
+
+#[tokio::test]
+async fn a_pool_number_shown_to_a_visitor_brings_their_call_back_to_the_click() {
+    let w = World::new().await;
+    let advertiser = w.sign_in("advertiser").await;
+    let pool = w
+        .send(
+            &advertiser,
+            "POST",
+            "/api/numbers",
+            Some(
+                json!({ "number": POOL_NUMBER, "offer_id": w.platform.demo.offer_id.to_string() }),
+            ),
+        )
+        .await;
+    assert_eq!(pool.status(), 201, "{}", text(&pool));
+    let mut offer = w
+        .app()
+        .store
+        .offer(w.platform.demo.offer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    offer.destination = shared::domain::offer::Destination::parse(
+        "https://shop.example.com/call?clickid={click_id}&phone={call_number}",
+    )
+    .unwrap();
+    w.app().store.save_offer(&offer).await.unwrap();
+    let click = support::send(
+        w.app(),
+        "GET",
+        &format!("/c/{}", w.platform.demo.link),
+        "198.51.100.77",
+        &[],
+        None,
+    )
+    .await;
+    let location = click.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.ends_with("&phone=%2B14155550199"), "{location}");
+    let click_id = location
+        .split("clickid=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    // The only pool number is lent: the next visitor gets none.
+    let second = support::send(
+        w.app(),
+        "GET",
+        &format!("/c/{}", w.platform.demo.link),
+        "198.51.100.78",
+        &[],
+        None,
+    )
+    .await;
+    assert!(
+        second.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("&phone=")
+    );
+    w.voice("CA4001", POOL_NUMBER, "+12125550123").await;
+    let call = w.app().store.call("CA4001").await.unwrap().unwrap();
+    assert_eq!(call.click_id.map(|c| c.to_string()), Some(click_id.clone()));
+    w.ended("CA4001", "200").await;
+    let (conversions, _) = w
+        .app()
+        .store
+        .conversions_of_affiliate(w.platform.demo.affiliate_id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(conversions[0].click_id.to_string(), click_id);
+    // After the lease a call to the number is nobody's.
+    w.platform.clock.advance(SignedDuration::from_mins(31));
+    w.voice("CA4002", POOL_NUMBER, "+12125550123").await;
+    let stray = w.app().store.call("CA4002").await.unwrap().unwrap();
+    assert_eq!(stray.flags, vec!["unattributed".to_string()]);
+    let _ = E164::parse(POOL_NUMBER).unwrap();
+}
+
+#[tokio::test]
+async fn each_party_sees_its_own_calls_and_only_advertisers_hear_them() {
+    let w = World::new().await;
+    w.voice("CA5001", NUMBER, "+12125550123").await;
+    w.fake
+        .recordings
+        .lock()
+        .unwrap()
+        .insert("RE5001".into(), audio(5));
+    w.ended("CA5001", "95").await;
+    w.hook(
+        "/twilio/transcription",
+        &[
+            ("AccountSid", ACCOUNT_SID),
+            ("CallSid", "CA5001"),
+            ("TranscriptionStatus", "completed"),
+            ("TranscriptionText", "Hi, I would like to order."),
+        ],
+    )
+    .await;
+    w.recorded("CA5001", "RE5001").await;
+    w.dispatch().await;
+
+    let advertiser = w.sign_in("advertiser").await;
+    let affiliate = w.sign_in("affiliate").await;
+    let seen = body(&w.send(&advertiser, "GET", "/api/calls", None).await);
+    assert_eq!(seen["calls"][0]["sid"], "CA5001");
+    assert_eq!(
+        seen["calls"][0]["transcription"],
+        "Hi, I would like to order."
+    );
+    assert!(seen["calls"][0]["recording"]["sha256"].is_string());
+    let theirs = w.send(&affiliate, "GET", "/api/calls", None).await;
+    let theirs_text = text(&theirs);
+    assert_eq!(body(&theirs)["calls"][0]["sid"], "CA5001");
+    assert!(!theirs_text.contains("recording") && !theirs_text.contains("order."));
+    let numbers = body(&w.send(&affiliate, "GET", "/api/numbers", None).await);
+    assert_eq!(numbers["numbers"][0]["number"], NUMBER);
+    let refused = w
+        .send(&affiliate, "GET", "/api/calls/CA5001/recording", None)
+        .await;
+    assert_eq!(refused.status(), 403);
+
+    let link = w
+        .send(&advertiser, "GET", "/api/calls/CA5001/recording", None)
+        .await;
+    assert_eq!(link.status(), 200, "{}", text(&link));
+    let url = body(&link)["url"].as_str().unwrap().to_string();
+    let path = url.strip_prefix(&*w.app().public_url).unwrap().to_string();
+    let streamed = support::send(w.app(), "GET", &path, IP, &[], None).await;
+    assert_eq!(streamed.status(), 200);
+    assert_eq!(streamed.headers()["content-type"], "audio/mpeg");
+    assert_eq!(streamed.body().as_ref(), audio(5).as_slice());
+    let tampered = path.replace("CA5001", "CA5002");
+    assert_eq!(
+        support::send(w.app(), "GET", &tampered, IP, &[], None)
+            .await
+            .status(),
+        403
+    );
+    w.platform.clock.advance(SignedDuration::from_mins(6));
+    assert_eq!(
+        support::send(w.app(), "GET", &path, IP, &[], None)
+            .await
+            .status(),
+        403,
+        "the link expires"
+    );
+
+    // Reports count calls.
+    let report = body(
+        &w.send(
+            &advertiser,
+            "GET",
+            "/api/reports?from=2026-06-01&to=2026-06-03",
+            None,
+        )
+        .await,
+    );
+    assert_eq!(report["totals"][0]["calls"], 1, "{report}");
+}
+
+#[tokio::test]
+async fn recordings_are_archived_to_s3_on_the_aws_adapters() {
+    let w = World::on_aws().await;
+    w.voice("CA6001", NUMBER, "+12125550123").await;
+    w.fake
+        .recordings
+        .lock()
+        .unwrap()
+        .insert("RE6001".into(), audio(9));
+    *w.fake.failures.lock().unwrap() = 1;
+    w.ended("CA6001", "300").await;
+    w.recorded("CA6001", "RE6001").await;
+    assert!(w.dispatch().await.contains("1 to retry"));
+    w.platform.clock.advance(SignedDuration::from_secs(31));
+    assert!(w.dispatch().await.starts_with("1 delivered"));
+    let call = w.app().store.call("CA6001").await.unwrap().unwrap();
+    assert!(call.conversion_id.is_some());
+    let recording = call.recording.unwrap();
+    let stored = w
+        .app()
+        .blobs
+        .get(&shared::ports::BlobKey::parse(recording.key).unwrap())
+        .await
+        .unwrap()
+        .expect("in S3");
+    assert_eq!(
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&stored)),
+        recording.sha256
+    );
+    assert_eq!(stored, audio(9));
+}
