@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::domain::calls::{Assignment, Call, CallSettings, E164, Recording};
 use crate::domain::ids::{ClickId, OfferId};
 use crate::domain::offer::OfferStatus;
-use crate::domain::tracking::{Click, EventName, Subs, Visitor, tracking_expiry};
+use crate::domain::tracking::{Click, EventName, Visitor, tracking_expiry};
 use crate::ports::{BlobError, BlobKey, TableError};
 use crate::store::Recorded;
 use crate::tracking::{Postback, PostbackAuth, TrackingError};
@@ -36,6 +36,9 @@ pub enum CallError {
 pub trait WebhookParams {
     fn param(&self, name: &str) -> Option<&str>;
 }
+
+/// The flag of the click a static number's call stands on: counted as a call, not a click.
+pub const CALL_FLAG: &str = "call";
 
 /// TwiML text, escaped for XML.
 fn xml(text: &str) -> String {
@@ -58,10 +61,25 @@ pub fn polite(message: &str) -> String {
 pub const HANG_UP: &str =
     "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Hangup/></Response>";
 
-/// Lends one of an offer's pool numbers to a click for the offer's lease time, starting from
-/// the visitor's place in the pool so that visitors spread over it; none when every number
-/// is lent (the landing page then shows none).
-pub async fn lend_number(
+/// How many pool numbers one click tries before showing none (a busy pool costs a click a
+/// few writes at most).
+const LEND_ATTEMPTS: usize = 3;
+
+/// Lends one of an offer's pool numbers to a click for the offer's lease time: the number the
+/// visitor holds already, if any (one number per visitor session), else a free one, starting
+/// from the visitor's place in the pool so that visitors spread over it. None when the pool is
+/// busy, and on any failure: a landing page without a number beats a failed click.
+pub async fn lend_number(app: &App, offer: OfferId, click: ClickId, visitor: &str) -> Option<E164> {
+    match try_lend(app, offer, click, visitor).await {
+        Ok(number) => number,
+        Err(error) => {
+            tracing::warn!(%error, %offer, "no pool number could be lent");
+            None
+        }
+    }
+}
+
+async fn try_lend(
     app: &App,
     offer: OfferId,
     click: ClickId,
@@ -70,6 +88,12 @@ pub async fn lend_number(
     let Some(settings) = app.store.call_settings(offer).await? else {
         return Ok(None);
     };
+    let until = (app.clock.now() + SignedDuration::from_mins(i64::from(settings.lease_minutes)))
+        .as_second();
+    if let Some(number) = app.store.visitor_lease(offer, visitor).await? {
+        app.store.renew_lease(&number, click, until).await?;
+        return Ok(Some(number));
+    }
     let pool = app.store.pool(offer).await?;
     if pool.is_empty() {
         return Ok(None);
@@ -77,11 +101,12 @@ pub async fn lend_number(
     let start = visitor.bytes().fold(0usize, |h, b| {
         h.wrapping_mul(31).wrapping_add(usize::from(b))
     });
-    let until = (app.clock.now() + SignedDuration::from_mins(i64::from(settings.lease_minutes)))
-        .as_second();
-    for i in 0..pool.len() {
+    for i in 0..pool.len().min(LEND_ATTEMPTS) {
         let number = &pool[(start + i) % pool.len()];
         if app.store.lease_number(number, click, until).await? {
+            app.store
+                .note_visitor_lease(offer, visitor, number, until)
+                .await?;
             return Ok(Some(number.clone()));
         }
     }
@@ -113,8 +138,12 @@ pub async fn voice(
             "Sorry, we are not taking calls on this line at the moment. Please try again later.",
         ));
     }
-    if app.store.call(sid).await?.is_none() {
-        record_call(app, params, sid, &number, &tracking.assignment, &offer).await?;
+    match app.store.call(sid).await? {
+        None => {
+            record_call(app, params, sid, &number, &tracking.assignment, &offer).await?;
+        }
+        // A repeat after a failure between the call's record and its click's: the click now.
+        Some(call) => ensure_click(app, &call).await?,
     }
     let notice = settings
         .notice
@@ -138,41 +167,30 @@ async fn record_call(
     offer: &crate::domain::offer::Offer,
 ) -> Result<Call, CallError> {
     let now = app.clock.now();
-    let caller_hash = app
-        .pseudonymizer
-        .caller_hash(params.param("From").unwrap_or_default());
+    // A withheld number ("anonymous", "+266696687"…) is no one in particular: it gets no
+    // pseudonym that would make all such callers look like one.
+    let caller_hash = match params.param("From").map(E164::parse) {
+        Some(Ok(from)) => app.pseudonymizer.caller_hash(from.as_str()),
+        _ => String::new(),
+    };
     let caller_country = params
         .param("FromCountry")
         .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
         .map(str::to_string);
     // Who the call belongs to: a static number's link, or the click a pool number is lent to.
     let (click, made) = match assignment {
-        Assignment::Static { link, affiliate_id } => {
-            let link = app.store.link(link).await?;
-            let click = Click {
-                id: ClickId(app.clock.new_id()),
-                link: link
-                    .as_ref()
-                    .map(|l| l.code.clone())
-                    .ok_or(TrackingError::UnknownLink)?,
-                offer_id: offer.id,
-                affiliate_id: *affiliate_id,
-                advertiser_id: offer.advertiser_id,
-                at: now,
-                subs: link.map(|l| l.subs).unwrap_or_else(Subs::default),
-                visitor: Visitor {
-                    ip_hash: caller_hash.clone(),
-                    ip_prefix: String::new(),
-                    country: caller_country.clone(),
-                },
-                region: None,
-                device: None,
-                os: None,
-                browser: None,
-                flags: vec!["call".into()],
-                unique: true,
-                expires_at: tracking_expiry(now),
-            };
+        Assignment::Static { link, .. } => {
+            let id = ClickId(app.clock.new_id());
+            let click = call_click(
+                app,
+                link,
+                offer,
+                id,
+                now,
+                &caller_hash,
+                caller_country.clone(),
+            )
+            .await?;
             (Some(click), true)
         }
         Assignment::Pool => match app.store.leased_to(number).await? {
@@ -203,8 +221,12 @@ async fn record_call(
         expires_at: tracking_expiry(now),
         version: 0,
     };
-    let recorded = app.store.create_call(&call, offer.currency).await?;
-    // The click made for this call is kept only if this request recorded the call.
+    let recorded = app
+        .store
+        .create_call(&call, click.as_ref(), offer.currency)
+        .await?;
+    // The click made for this call is kept only if this request recorded the call (a crash
+    // in between is repaired by `ensure_click`).
     if made
         && recorded.click_id == call.click_id
         && let Some(click) = click
@@ -214,26 +236,103 @@ async fn record_call(
     Ok(recorded)
 }
 
-/// The put-through call ended (Twilio's `Dial` action, or a status callback): its outcome and
-/// connected time are recorded, and a long enough call converts, once.
+/// The click a static number's call stands on: the number's link, at the call's time, the
+/// caller's pseudonym as its visitor. Flagged `call`: it counts as a call, not as a click.
+async fn call_click(
+    app: &App,
+    link: &crate::domain::ids::LinkCode,
+    offer: &crate::domain::offer::Offer,
+    id: ClickId,
+    at: Timestamp,
+    caller_hash: &str,
+    caller_country: Option<String>,
+) -> Result<Click, CallError> {
+    let link = app
+        .store
+        .link(link)
+        .await?
+        .ok_or(TrackingError::UnknownLink)?;
+    Ok(Click {
+        id,
+        link: link.code,
+        offer_id: offer.id,
+        affiliate_id: link.affiliate_id,
+        advertiser_id: offer.advertiser_id,
+        at,
+        subs: link.subs,
+        visitor: Visitor {
+            ip_hash: caller_hash.to_string(),
+            ip_prefix: String::new(),
+            country: caller_country,
+        },
+        region: None,
+        device: None,
+        os: None,
+        browser: None,
+        flags: vec![CALL_FLAG.into()],
+        unique: true,
+        expires_at: tracking_expiry(at),
+    })
+}
+
+/// Makes the click of a static number's call if a failure left the call without it.
+async fn ensure_click(app: &App, call: &Call) -> Result<(), CallError> {
+    let Some(click_id) = call.click_id else {
+        return Ok(());
+    };
+    if app.store.click(click_id).await?.is_some() {
+        return Ok(());
+    }
+    let Some(tracking) = app.store.number(&call.number).await? else {
+        return Ok(());
+    };
+    let Assignment::Static { link, .. } = &tracking.assignment else {
+        return Ok(());
+    };
+    let Some(offer) = app.store.offer(call.offer_id).await? else {
+        return Ok(());
+    };
+    let click = call_click(
+        app,
+        link,
+        &offer,
+        click_id,
+        call.started_at,
+        &call.caller_hash,
+        call.caller_country.clone(),
+    )
+    .await?;
+    app.store.create_click(&click, offer.currency).await?;
+    Ok(())
+}
+
+/// Twilio's final statuses of a `<Dial>`.
+const FINAL: [&str; 5] = ["completed", "busy", "no-answer", "failed", "canceled"];
+
+/// The put-through call ended: Twilio's `<Dial>` action, whose `DialCallStatus` and
+/// `DialCallDuration` are the bridged call's outcome and the seconds caller and advertiser
+/// were connected (the caller's own `CallDuration` also counts the notice and the ringing, so
+/// it never decides). The outcome is recorded once, and a long enough call converts, once; a
+/// conversion that fails here is queued, so that the outbox makes it.
 pub async fn status(app: &App, params: &impl WebhookParams) -> Result<(), CallError> {
     let sid = params.param("CallSid").unwrap_or_default();
-    let outcome = params
+    let Some(outcome) = params
         .param("DialCallStatus")
-        .or(params.param("CallStatus"))
-        .map(str::to_string);
-    let seconds: Option<u32> = params
+        .filter(|status| FINAL.contains(status))
+    else {
+        return Ok(());
+    };
+    let seconds: u32 = params
         .param("DialCallDuration")
-        .or(params.param("CallDuration"))
-        .and_then(|d| d.parse().ok());
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
     let Some(call) = app
         .store
         .change_call(sid, |call| {
-            let changed = (call.outcome.is_none() && outcome.is_some())
-                || (seconds.is_some() && call.connected_secs.is_none_or(|s| Some(s) < seconds));
+            let changed = call.outcome.is_none();
             if changed {
-                call.outcome = call.outcome.take().or(outcome.clone());
-                call.connected_secs = call.connected_secs.max(seconds);
+                call.outcome = Some(outcome.to_string());
+                call.connected_secs = Some(seconds);
             }
             changed
         })
@@ -241,7 +340,18 @@ pub async fn status(app: &App, params: &impl WebhookParams) -> Result<(), CallEr
     else {
         return Ok(());
     };
-    convert(app, call).await
+    if let Err(error) = convert(app, call).await {
+        tracing::warn!(%error, call = %sid, "the call's conversion failed; queued to try again");
+        crate::dispatch::enqueue_call_job(
+            app,
+            &format!("call-conversion:{sid}"),
+            crate::dispatch::CallJob::Conversion {
+                call_sid: sid.to_string(),
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Converts a call that qualifies and has not converted.
@@ -249,6 +359,7 @@ async fn convert(app: &App, call: Call) -> Result<(), CallError> {
     let (Some(click_id), None) = (call.click_id, call.conversion_id) else {
         return Ok(());
     };
+    ensure_click(app, &call).await?;
     let Some(settings) = app.store.call_settings(call.offer_id).await? else {
         return Ok(());
     };
@@ -261,10 +372,11 @@ async fn convert(app: &App, call: Call) -> Result<(), CallError> {
         + SignedDuration::from_hours(i64::from(settings.repeat_window_hours)))
     .as_second();
     let mut flags = Vec::new();
-    if app
-        .store
-        .note_caller(call.offer_id, &call.caller_hash, &call.sid, until)
-        .await?
+    if !call.caller_hash.is_empty()
+        && app
+            .store
+            .note_caller(call.offer_id, &call.caller_hash, &call.sid, until)
+            .await?
     {
         flags.push("repeat_caller".to_string());
     }
@@ -305,7 +417,16 @@ pub async fn recording(app: &App, params: &impl WebhookParams) -> Result<(), Cal
                 .param("RecordingDuration")
                 .and_then(|d| d.parse().ok())
                 .unwrap_or(0);
-            crate::dispatch::enqueue_recording(app, sid, recording_sid, duration).await?;
+            crate::dispatch::enqueue_call_job(
+                app,
+                &format!("recording:{recording_sid}"),
+                crate::dispatch::CallJob::Recording {
+                    call_sid: sid.to_string(),
+                    recording_sid: recording_sid.to_string(),
+                    duration_secs: duration,
+                },
+            )
+            .await?;
         }
         Some(status @ ("failed" | "absent")) => {
             let flag = format!("recording_{status}");
@@ -344,6 +465,25 @@ pub async fn transcription(app: &App, params: &impl WebhookParams) -> Result<(),
         })
         .await?;
     Ok(())
+}
+
+/// The `dispatch` job's step for a call's queued work.
+pub async fn work(app: &App, job: &crate::dispatch::CallJob) -> Result<(), CallError> {
+    match job {
+        crate::dispatch::CallJob::Recording {
+            call_sid,
+            recording_sid,
+            duration_secs,
+        } => archive(app, call_sid, recording_sid, *duration_secs).await,
+        crate::dispatch::CallJob::Conversion { call_sid } => {
+            let call = app
+                .store
+                .call(call_sid)
+                .await?
+                .ok_or_else(|| CallError::Twilio(format!("no call {call_sid}")))?;
+            convert(app, call).await
+        }
+    }
 }
 
 /// Where a call's recording is kept: by the call's day, so that the retention job finds the

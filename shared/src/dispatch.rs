@@ -54,9 +54,9 @@ pub struct Delivery {
     pub conversion_id: Option<ConversionId>,
     /// The affiliate's URL with the macros filled in (for a recording: what it fetches).
     pub url: String,
-    /// A recording to archive instead of a URL to call.
+    /// Work for the calls instead of a URL to call.
     #[serde(default)]
-    pub recording: Option<RecordingFetch>,
+    pub job: Option<CallJob>,
     pub attempts: u32,
     pub created_at: Timestamp,
     pub due_at: Timestamp,
@@ -66,12 +66,18 @@ pub struct Delivery {
     pub lease_until: Option<i64>,
 }
 
-/// A call recording the `dispatch` job archives.
+/// Work for pay-per-call that must not be lost: the `dispatch` job does it, with retries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordingFetch {
-    pub call_sid: String,
-    pub recording_sid: String,
-    pub duration_secs: u32,
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CallJob {
+    /// Archive a call's recording.
+    Recording {
+        call_sid: String,
+        recording_sid: String,
+        duration_secs: u32,
+    },
+    /// Convert a qualified call whose conversion failed when its status arrived.
+    Conversion { call_sid: String },
 }
 
 fn shard(id: &str) -> u32 {
@@ -137,7 +143,7 @@ pub fn delivery(app: &App, template: &str, conversion: &Conversion, click: &Clic
         affiliate_id: conversion.affiliate_id,
         conversion_id: Some(conversion.id),
         url: postback_url(template, conversion, click),
-        recording: None,
+        job: None,
         attempts: 0,
         created_at: now,
         due_at: now,
@@ -256,17 +262,12 @@ async fn deliver(
         Err(TableError::Conflict { .. }) => return Ok(()),
         other => other?,
     }
-    let outcome = match &delivery.recording {
+    let outcome = match &delivery.job {
         None => app.outbound.get(&delivery.url).await,
-        Some(fetch) => crate::calls::archive(
-            app,
-            &fetch.call_sid,
-            &fetch.recording_sid,
-            fetch.duration_secs,
-        )
-        .await
-        .map(|()| 200)
-        .map_err(|e| crate::outbound::OutboundError::Failed(e.to_string())),
+        Some(job) => crate::calls::work(app, job)
+            .await
+            .map(|()| 200)
+            .map_err(|e| crate::outbound::OutboundError::Failed(e.to_string())),
     };
     let release = Write::Delete {
         key: in_flight_key(&delivery.id),
@@ -315,32 +316,26 @@ async fn deliver(
     app.table.transact(vec![release, next]).await
 }
 
-/// Queues a completed recording for archiving, once per RecordingSid (Twilio may repeat the
-/// callback): a marker claimed in the same write as the queue entry.
-pub async fn enqueue_recording(
-    app: &App,
-    call_sid: &str,
-    recording_sid: &str,
-    duration_secs: u32,
-) -> Result<(), TableError> {
-    let Some(call) = app.store.call(call_sid).await? else {
-        return Ok(());
+/// Queues work for a call, once per `id` (Twilio may repeat a callback): a marker claimed in
+/// the same write as the queue entry. Queued even for a call not (yet) on record: the job
+/// then fails, is retried, and ends in the dead letters an admin sees, never dropped.
+pub async fn enqueue_call_job(app: &App, id: &str, job: CallJob) -> Result<(), TableError> {
+    let call_sid = match &job {
+        CallJob::Recording { call_sid, .. } | CallJob::Conversion { call_sid } => call_sid.clone(),
     };
+    let affiliate_id = app
+        .store
+        .call(&call_sid)
+        .await?
+        .and_then(|call| call.affiliate_id)
+        .unwrap_or(AffiliateId(ulid::Ulid::nil()));
     let now = app.clock.now();
     let delivery = Delivery {
-        id: format!("recording:{recording_sid}"),
-        // The call's affiliate, or (unattributed) nobody's: the advertiser's id stands in, so
-        // the dead letter still names an account.
-        affiliate_id: call
-            .affiliate_id
-            .unwrap_or(AffiliateId(call.advertiser_id.0)),
+        id: id.to_string(),
+        affiliate_id,
         conversion_id: None,
-        url: format!("twilio:recording:{recording_sid}"),
-        recording: Some(RecordingFetch {
-            call_sid: call_sid.to_string(),
-            recording_sid: recording_sid.to_string(),
-            duration_secs,
-        }),
+        url: format!("twilio:{id}"),
+        job: Some(job),
         attempts: 0,
         created_at: now,
         due_at: now,
@@ -349,7 +344,7 @@ pub async fn enqueue_recording(
     };
     let mut marker = to_item(
         &serde_json::json!({ "call_sid": call_sid }),
-        &Key::new(format!("RECFETCH#{recording_sid}"), "RECFETCH"),
+        &Key::new(format!("CALLJOB#{id}"), "CALLJOB"),
     )?;
     marker.insert("expires_at".into(), Value::from(tracking_expiry(now)));
     match app

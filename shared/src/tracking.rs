@@ -145,8 +145,12 @@ pub async fn record_click(
     app.store.create_click(&click, offer.currency).await?;
     // Dynamic number insertion: an offer whose landing page shows `{call_number}` lends
     // the visitor one of its pool's numbers, so that their call comes back to this click.
-    let call_number = if offer.destination.as_str().contains("{call_number}") {
-        crate::calls::lend_number(app, offer.id, click.id, &click.visitor.ip_hash).await?
+    // Robots, previews and excluded visitors get none: they would empty the pool.
+    let call_number = if offer.destination.as_str().contains("{call_number}")
+        && click.counts()
+        && excluded.is_none()
+    {
+        crate::calls::lend_number(app, offer.id, click.id, &click.visitor.ip_hash).await
     } else {
         None
     };

@@ -237,15 +237,13 @@ fn audio(seed: u8) -> Vec<u8> {
 #[tokio::test]
 async fn signatures_from_twilios_library_pass_and_anything_altered_is_refused() {
     let w = World::new().await;
+    // Another URL, another parameter value, another token: each refused, nothing recorded.
     let params = [
         ("AccountSid", ACCOUNT_SID),
-        ("CallSid", "CA0001"),
+        ("CallSid", "CA0002"),
         ("From", "+12125550123"),
         ("To", NUMBER),
     ];
-    let good = w.hook("/twilio/voice", &params).await;
-    assert_eq!(good.status(), 200, "{}", text(&good));
-    // Another URL, another parameter value, another token: each refused, nothing recorded.
     let other_url = w
         .hook_signed("/twilio/voice", "/twilio/voice?x=1", AUTH_TOKEN, &params)
         .await;
@@ -279,13 +277,29 @@ async fn signatures_from_twilios_library_pass_and_anything_altered_is_refused() 
         )),
     )
     .await;
-    for refused in [other_url, other_token, other_param, unsigned] {
+    let garbled = support::send_body(
+        w.app(),
+        "POST",
+        "/twilio/voice",
+        IP,
+        &[("x-twilio-signature", &signature)],
+        Some((
+            "application/x-www-form-urlencoded",
+            Body::Text("To=%FF&To=2".into()),
+        )),
+    )
+    .await;
+    for refused in [other_url, other_token, other_param, unsigned, garbled] {
         assert_eq!(
             (refused.status().as_u16(), support::field(&refused)),
             (403, "signature".to_string())
         );
     }
-    assert!(w.app().store.call("CA0001").await.unwrap().is_some());
+    assert!(w.app().store.call("CA0002").await.unwrap().is_none());
+    // The same request as Twilio signed it passes.
+    let good = w.hook("/twilio/voice", &params).await;
+    assert_eq!(good.status(), 200, "{}", text(&good));
+    assert!(w.app().store.call("CA0002").await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -301,11 +315,43 @@ async fn a_call_is_put_through_recorded_and_a_long_one_converts_once() {
     w.voice("CA1001", NUMBER, "+12125550123").await;
     let call = w.app().store.call("CA1001").await.unwrap().unwrap();
     assert_eq!(call.affiliate_id, Some(w.platform.demo.affiliate_id));
-    assert!(!call.caller_hash.contains("2125550123"));
+    // The caller is the keyed pseudonym, never the number.
+    assert_eq!(
+        call.caller_hash,
+        w.app().pseudonymizer.caller_hash("+12125550123")
+    );
+    let stored = serde_json::to_string(&w.app().store.call("CA1001").await.unwrap()).unwrap();
+    assert!(!stored.contains("2125550123"), "{stored}");
 
-    // A short call does not convert.
+    // Not final yet: nothing. Then a short call: no conversion.
+    let ringing = w
+        .hook(
+            "/twilio/status",
+            &[
+                ("AccountSid", ACCOUNT_SID),
+                ("CallSid", "CA1001"),
+                ("DialCallStatus", "in-progress"),
+            ],
+        )
+        .await;
+    assert_eq!(ringing.status(), 200);
+    assert_eq!(
+        w.app().store.call("CA1001").await.unwrap().unwrap().outcome,
+        None
+    );
     assert_eq!(w.ended("CA1001", "45").await.status(), 200);
     assert_eq!(w.conversions().await, 0);
+    assert_eq!(
+        w.app()
+            .store
+            .call("CA1001")
+            .await
+            .unwrap()
+            .unwrap()
+            .outcome
+            .as_deref(),
+        Some("completed")
+    );
 
     // A long one converts once: callbacks repeated, the recording's before its status.
     w.voice("CA1002", NUMBER, "+13105550111").await;
@@ -592,4 +638,150 @@ async fn recordings_are_archived_to_s3_on_the_aws_adapters() {
         recording.sha256
     );
     assert_eq!(stored, audio(9));
+    // On S3 the advertiser's link is a presigned URL straight to the object.
+    let advertiser = w.sign_in("advertiser").await;
+    let link = body(
+        &w.send(&advertiser, "GET", "/api/calls/CA6001/recording", None)
+            .await,
+    );
+    let url = link["url"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    shared::outbound::install_crypto_provider();
+    let fetched = reqwest::get(url).await.unwrap();
+    assert!(fetched.status().is_success());
+    assert_eq!(fetched.bytes().await.unwrap().to_vec(), audio(9));
+}
+
+#[tokio::test]
+async fn a_second_qualifying_call_from_one_caller_is_held_but_withheld_numbers_are_not() {
+    let w = World::new().await;
+    for (sid, from) in [
+        ("CA7001", "+12125550123"),
+        ("CA7002", "+12125550123"),
+        ("CA7003", "anonymous"),
+        ("CA7004", "anonymous"),
+    ] {
+        w.voice(sid, NUMBER, from).await;
+        w.ended(sid, "100").await;
+    }
+    let flags = |sid: &'static str| {
+        let app = w.app().clone();
+        async move {
+            let call = app.store.call(sid).await.unwrap().unwrap();
+            let conversion = app
+                .store
+                .conversion(call.conversion_id.expect("converted"))
+                .await
+                .unwrap()
+                .unwrap();
+            conversion.flags
+        }
+    };
+    assert!(flags("CA7001").await.is_empty());
+    assert_eq!(flags("CA7002").await, vec!["repeat_caller".to_string()]);
+    assert!(flags("CA7003").await.is_empty());
+    assert!(
+        flags("CA7004").await.is_empty(),
+        "withheld numbers are no one in particular"
+    );
+    // A held conversion waits for review: it is not approved automatically.
+    let held = w
+        .app()
+        .store
+        .conversion(
+            w.app()
+                .store
+                .call("CA7002")
+                .await
+                .unwrap()
+                .unwrap()
+                .conversion_id
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(held.due_at.is_none());
+}
+
+#[tokio::test]
+async fn another_advertiser_never_reaches_a_call_or_its_recording() {
+    let w = World::new().await;
+    w.voice("CA8001", NUMBER, "+12125550123").await;
+    w.fake
+        .recordings
+        .lock()
+        .unwrap()
+        .insert("RE8001".into(), audio(2));
+    w.recorded("CA8001", "RE8001").await;
+    w.dispatch().await;
+    shared::accounts::create_account(
+        w.app(),
+        shared::domain::accounts::Role::Advertiser,
+        shared::domain::email::EmailAddress::parse("other@shop.test").unwrap(),
+        "Other Shop".into(),
+        &Secret::new("another long password".into()),
+        shared::domain::accounts::AccountStatus::Active,
+    )
+    .await
+    .unwrap();
+    let signed_in = support::send(
+        w.app(),
+        "POST",
+        "/api/auth/sign-in",
+        IP,
+        &[],
+        Some(json!({"email": "other@shop.test", "password": "another long password"})),
+    )
+    .await;
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let other = (
+        cookie,
+        body(&signed_in)["csrf_token"].as_str().unwrap().to_string(),
+    );
+    let link = w
+        .send(&other, "GET", "/api/calls/CA8001/recording", None)
+        .await;
+    assert_eq!(link.status(), 404);
+    let calls = body(&w.send(&other, "GET", "/api/calls", None).await);
+    assert_eq!(calls["calls"], json!([]));
+    let settings = w
+        .send(
+            &other,
+            "PUT",
+            &format!("/api/offers/{}/calls", w.platform.demo.offer_id),
+            Some(json!({ "destination": "+14155550666" })),
+        )
+        .await;
+    assert_eq!(settings.status(), 404);
+}
+
+#[tokio::test]
+async fn a_call_whose_click_was_lost_midway_gets_it_back_and_converts() {
+    let w = World::new().await;
+    w.voice("CA9001", NUMBER, "+12125550123").await;
+    let call = w.app().store.call("CA9001").await.unwrap().unwrap();
+    let click = call.click_id.unwrap();
+    // As if the process died between the call's record and its click's.
+    w.app().table.flush().await.unwrap();
+    w.app()
+        .table
+        .delete(
+            &shared::ports::Key::new(format!("CLICK#{click}"), "CLICK"),
+            shared::ports::table::Cond::Always,
+        )
+        .await
+        .unwrap();
+    assert!(w.app().store.click(click).await.unwrap().is_none());
+    // Twilio retries the webhook: the click is made again, with the same id.
+    w.voice("CA9001", NUMBER, "+12125550123").await;
+    assert!(w.app().store.click(click).await.unwrap().is_some());
+    w.ended("CA9001", "95").await;
+    assert_eq!(w.conversions().await, 1);
 }

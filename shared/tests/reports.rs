@@ -352,7 +352,7 @@ async fn csv_exports_match_the_json_report_and_defuse_formulas() {
     let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(
         lines[0],
-        "sub2,currency,clicks,unique_clicks,invalid_clicks,conversions,rejected_conversions,cr,payout,epc"
+        "sub2,currency,clicks,unique_clicks,invalid_clicks,calls,conversions,rejected_conversions,cr,payout,epc"
     );
     assert_eq!(
         lines.len() - 1,

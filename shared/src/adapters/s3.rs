@@ -41,6 +41,24 @@ impl S3Blobs {
 
 #[async_trait]
 impl Blobs for S3Blobs {
+    async fn link(
+        &self,
+        key: &BlobKey,
+        valid_for: std::time::Duration,
+    ) -> Result<Option<String>, BlobError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(valid_for)
+            .map_err(BlobError::backend)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .presigned(config)
+            .await
+            .map_err(BlobError::backend)?;
+        Ok(Some(request.uri().to_string()))
+    }
+
     async fn put(&self, key: &BlobKey, body: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
         self.client
             .put_object()

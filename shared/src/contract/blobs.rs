@@ -9,6 +9,7 @@ fn key(text: &str) -> BlobKey {
 /// Every case; `prefix` keeps runs on a shared backend apart.
 pub async fn run_all(blobs: &dyn Blobs, prefix: &str) {
     round_trips_bytes_exactly(blobs, prefix).await;
+    links_fetch_the_same_bytes(blobs, prefix).await;
     replaces_deletes_and_lists_by_prefix(blobs, prefix).await;
     refuses_keys_that_escape(blobs).await;
 }
@@ -32,6 +33,24 @@ pub async fn round_trips_bytes_exactly(blobs: &dyn Blobs, prefix: &str) {
             .unwrap(),
         None
     );
+}
+
+/// A backend that signs links gives one that fetches the object's bytes exactly.
+pub async fn links_fetch_the_same_bytes(blobs: &dyn Blobs, prefix: &str) {
+    let k = key(&format!("{prefix}/links/audio.mp3"));
+    let body: Vec<u8> = (0..=255u8).rev().cycle().take(30_000).collect();
+    blobs.put(&k, body.clone(), "audio/mpeg").await.unwrap();
+    let Some(url) = blobs
+        .link(&k, std::time::Duration::from_secs(300))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    crate::outbound::install_crypto_provider();
+    let fetched = reqwest::get(&url).await.unwrap();
+    assert!(fetched.status().is_success(), "{url}: {}", fetched.status());
+    assert_eq!(fetched.bytes().await.unwrap().to_vec(), body);
 }
 
 pub async fn replaces_deletes_and_lists_by_prefix(blobs: &dyn Blobs, prefix: &str) {

@@ -63,4 +63,15 @@ pub trait Blobs: Send + Sync {
 
     /// Every key that starts with `prefix`, in byte order.
     async fn list(&self, prefix: &str) -> Result<Vec<BlobKey>, BlobError>;
+
+    /// A URL that fetches the object, good for `valid_for`, where the backend can sign one
+    /// (an S3 presigned GET): large objects then never pass through a function. `None` where it
+    /// cannot, and the caller serves the bytes itself.
+    async fn link(
+        &self,
+        _key: &BlobKey,
+        _valid_for: std::time::Duration,
+    ) -> Result<Option<String>, BlobError> {
+        Ok(None)
+    }
 }

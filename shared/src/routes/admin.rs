@@ -110,7 +110,7 @@ pub struct DeadLetterView {
     pub affiliate_id: String,
     /// The conversion a postback reports; none for a call recording to archive.
     pub conversion_id: Option<String>,
-    /// `postback` or `recording`.
+    /// `postback`, `recording` or `call_conversion`.
     pub kind: String,
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -132,10 +132,10 @@ async fn dead_letters(app: App, _request: Request) -> Result<Response, ApiError>
             id: d.id,
             affiliate_id: d.affiliate_id.to_string(),
             conversion_id: d.conversion_id.map(|id| id.to_string()),
-            kind: if d.recording.is_some() {
-                "recording"
-            } else {
-                "postback"
+            kind: match d.job {
+                None => "postback",
+                Some(dispatch::CallJob::Recording { .. }) => "recording",
+                Some(dispatch::CallJob::Conversion { .. }) => "call_conversion",
             }
             .into(),
             attempts: d.attempts,

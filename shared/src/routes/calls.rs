@@ -37,7 +37,7 @@ pub const STATUS: Route = Route::new(
     &["POST"],
     "/twilio/status",
     TWILIO,
-    "Twilio's Dial action or status callback (signed): the call's outcome; a long enough call converts",
+    "Twilio's Dial action (signed; the voice answer names it): the put-through call's outcome and connected time; a long enough call converts",
     |app, request| Box::pin(status(app, request)),
 );
 
@@ -169,7 +169,14 @@ fn signed(app: &App, request: &Request) -> Result<Params, ApiError> {
         url.push('?');
         url.push_str(query);
     }
-    let params = Params::from_form(request.body().as_ref())?;
+    let refused = || {
+        ApiError::forbidden(
+            "signature",
+            "X-Twilio-Signature does not match this request",
+        )
+    };
+    // A body that does not parse was not signed by Twilio either.
+    let params = Params::from_form(request.body().as_ref()).map_err(|_| refused())?;
     let signature = request
         .headers()
         .get("x-twilio-signature")
@@ -178,10 +185,7 @@ fn signed(app: &App, request: &Request) -> Result<Params, ApiError> {
     if !twilio_signature_valid(twilio.auth_token(), &url, &params.pairs(), signature)
         || params.raw("AccountSid") != Some(twilio.account_sid())
     {
-        return Err(ApiError::forbidden(
-            "signature",
-            "X-Twilio-Signature does not match this request",
-        ));
+        return Err(refused());
     }
     Ok(params)
 }
@@ -427,10 +431,23 @@ async fn recording_link(app: App, request: Request) -> Result<Response, ApiError
     if !caller.is_admin() && caller.account.advertiser_id() != Some(call.advertiser_id) {
         return Err(hidden());
     }
-    if call.recording.is_none() {
-        return Err(hidden());
-    }
-    let url = calls::recording_link(&app, &sid);
+    // S3 signs a link straight to the object (a long call's MP3 is more than a function may
+    // answer); elsewhere the `/recordings` route serves it through a link signed here.
+    let valid_for = std::time::Duration::from_secs(300);
+    let key = call
+        .recording
+        .as_ref()
+        .and_then(|r| crate::ports::BlobKey::parse(r.key.clone()).ok())
+        .ok_or_else(hidden)?;
+    let url = match app
+        .blobs
+        .link(&key, valid_for)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Some(url) => url,
+        None => calls::recording_link(&app, &sid),
+    };
     let expires_at = (app.clock.now() + jiff::SignedDuration::from_mins(5)).to_string();
     caller
         .audit(&app, "call.recording_opened", Some(sid))

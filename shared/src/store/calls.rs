@@ -6,6 +6,7 @@
 //! | an offer's pool | `POOL#{offer}` | `POOL` (the numbers, one item: one read per click) | |
 //! | an offer's call settings | `CALLOFFER#{offer}` | `CALLS` | |
 //! | a pool number lent to a click | `LEASE#{e164}` | `LEASE` (expires with the lease) | |
+//! | the number a visitor holds | `VLEASE#{offer}#{visitor}` | `VLEASE` (expires with it) | |
 //! | call | `CALL#{sid}` | `CALL` | `ADV#{advertiser}#CALLS` / `{started}#{sid}` |
 //! | the affiliate's copy | `AFF#{affiliate}#CALLS` | `{started}#{sid}` | |
 //! | a caller's last qualified call | `CALLER#{offer}#{hash}` | `CALLER` (expires with the window) | |
@@ -18,6 +19,7 @@ use super::{Store, stats, with_index};
 use crate::domain::calls::{Assignment, Call, CallSettings, E164, TrackingNumber};
 use crate::domain::ids::{AdvertiserId, AffiliateId, ClickId, OfferId};
 use crate::domain::money::Currency;
+use crate::domain::tracking::Click;
 use crate::ports::table::{Cond, EXPIRES_AT, Key, Query, TableError, Write, from_item, to_item};
 
 fn number_key(number: &E164) -> Key {
@@ -30,6 +32,10 @@ fn settings_key(offer: OfferId) -> Key {
 
 fn lease_key(number: &E164) -> Key {
     Key::new(format!("LEASE#{}", number.as_str()), "LEASE")
+}
+
+fn visitor_lease_key(offer: OfferId, visitor: &str) -> Key {
+    Key::new(format!("VLEASE#{offer}#{visitor}"), "VLEASE")
 }
 
 fn call_key(sid: &str) -> Key {
@@ -184,6 +190,49 @@ impl Store {
         }
     }
 
+    /// Lends a number again, to the same visitor's new click.
+    pub async fn renew_lease(
+        &self,
+        number: &E164,
+        click: ClickId,
+        until: i64,
+    ) -> Result<(), TableError> {
+        let mut item = to_item(
+            &serde_json::json!({ "click_id": click }),
+            &lease_key(number),
+        )?;
+        item.insert(EXPIRES_AT.into(), Value::from(until));
+        self.table.put(item, Cond::Always).await
+    }
+
+    /// The pool number a visitor holds now, if any.
+    pub async fn visitor_lease(
+        &self,
+        offer: OfferId,
+        visitor: &str,
+    ) -> Result<Option<E164>, TableError> {
+        Ok(self
+            .table
+            .get(&visitor_lease_key(offer, visitor))
+            .await?
+            .and_then(|i| E164::parse(i.get("number")?.as_str()?).ok()))
+    }
+
+    pub async fn note_visitor_lease(
+        &self,
+        offer: OfferId,
+        visitor: &str,
+        number: &E164,
+        until: i64,
+    ) -> Result<(), TableError> {
+        let mut item = to_item(
+            &serde_json::json!({ "number": number }),
+            &visitor_lease_key(offer, visitor),
+        )?;
+        item.insert(EXPIRES_AT.into(), Value::from(until));
+        self.table.put(item, Cond::Always).await
+    }
+
     /// The click a pool number is lent to now, if any.
     pub async fn leased_to(&self, number: &E164) -> Result<Option<ClickId>, TableError> {
         Ok(self
@@ -220,9 +269,14 @@ impl Store {
 
     /// Records a new call once, counted in the reports; a repeat of the webhook answers the
     /// call as first recorded.
-    pub async fn create_call(&self, call: &Call, currency: Currency) -> Result<Call, TableError> {
+    pub async fn create_call(
+        &self,
+        call: &Call,
+        click: Option<&Click>,
+        currency: Currency,
+    ) -> Result<Call, TableError> {
         let mut writes = Self::call_writes(call, Cond::NotExists)?;
-        writes.extend(stats::count_call(call, currency)?);
+        writes.extend(stats::count_call(call, click, currency)?);
         match self.table.transact(writes).await {
             Ok(()) => Ok(call.clone()),
             Err(TableError::Conflict {

@@ -162,6 +162,10 @@ fn count(
 
 /// Counts a click: as a click (and a unique one) or, for robots, as invalid.
 pub fn count_click(click: &Click, currency: Currency) -> Result<Vec<Write>, TableError> {
+    // A static number's call stands on a click of its own: counted as the call it is.
+    if click.flags.iter().any(|f| f == crate::calls::CALL_FLAG) {
+        return Ok(vec![]);
+    }
     let counts: &[(&str, i64)] = match (click.counts(), click.unique) {
         (true, true) => &[("clicks", 1), ("unique_clicks", 1)],
         (true, false) => &[("clicks", 1)],
@@ -176,29 +180,22 @@ pub fn count_click(click: &Click, currency: Currency) -> Result<Vec<Write>, Tabl
     )
 }
 
-/// Counts a call under its click's dimensions (an unattributed call under the offer alone is
-/// not counted: no party's report could show it).
+/// Counts a call under its click's dimensions (a pool number's call under the visitor's
+/// click: its country, device and sub-ids). An unattributed call is nobody's: no party's
+/// report could show it.
 pub fn count_call(
     call: &crate::domain::calls::Call,
+    click: Option<&Click>,
     currency: Currency,
 ) -> Result<Vec<Write>, TableError> {
-    let Some(affiliate_id) = call.affiliate_id else {
+    let Some(click) = click else {
         return Ok(vec![]);
-    };
-    let dimensions = Dimensions {
-        offer_id: call.offer_id,
-        affiliate_id,
-        advertiser_id: call.advertiser_id,
-        country: call.caller_country.clone(),
-        device: None,
-        subs: Subs::default(),
-        currency,
     };
     count(
         "k",
         &call.sid,
         call.started_at,
-        &dimensions,
+        &Dimensions::of_click(click, currency),
         &[("calls", 1)],
     )
 }

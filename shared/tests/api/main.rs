@@ -200,7 +200,7 @@ impl World {
             affiliate_id: p,
             conversion_id: shared::domain::ids::ConversionId::parse(&world.conversion),
             url: "https://publisher.world.test/pb".into(),
-            recording: None,
+            job: None,
             attempts: shared::dispatch::MAX_ATTEMPTS,
             created_at: now,
             due_at: now,
