@@ -367,7 +367,7 @@ async fn csv_exports_match_the_json_report_and_defuse_formulas() {
     );
     let clicks: i64 = lines[1..]
         .iter()
-        .map(|l| l.rsplit(',').nth(7).unwrap().parse::<i64>().unwrap())
+        .map(|l| l.rsplit(',').nth(8).unwrap().parse::<i64>().unwrap())
         .sum();
     assert_eq!(clicks, json_report["totals"][0]["clicks"].as_i64().unwrap());
 }
