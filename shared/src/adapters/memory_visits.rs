@@ -27,9 +27,9 @@ pub struct MemoryVisits {
 #[derive(Default, Serialize, Deserialize)]
 struct State {
     /// `link␟visitor` → when the visitor's window on the link ends (epoch seconds).
-    windows: HashMap<String, i64>,
+    windows: HashMap<String, i64, foldhash::fast::RandomState>,
     /// visitor → (minute, clicks in it).
-    minutes: HashMap<String, (i64, i64)>,
+    minutes: HashMap<String, (i64, i64), foldhash::fast::RandomState>,
     /// Entry count at which the next sweep runs.
     #[serde(skip)]
     sweep_at: usize,
@@ -100,8 +100,9 @@ impl Default for MemoryVisits {
 }
 
 fn shard_of(visitor: &str) -> usize {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(visitor) as usize % SHARDS
+    use std::hash::BuildHasher;
+    // Visitors are keyed hashes already: a fast, fixed hash spreads them as well as any.
+    foldhash::fast::FixedState::default().hash_one(visitor) as usize % SHARDS
 }
 
 #[async_trait]
