@@ -89,18 +89,29 @@ impl Twilio {
         )
     }
 
-    /// The recording's audio, as MP3.
-    pub async fn fetch_recording(&self, recording_sid: &str) -> Result<Vec<u8>, TwilioError> {
-        let response = self
-            .client
-            .get(self.recording_url(recording_sid, "mp3"))
+    /// One authenticated call to a recording's resource.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        recording_sid: &str,
+        extension: &str,
+    ) -> Result<reqwest::Response, TwilioError> {
+        self.client
+            .request(method, self.recording_url(recording_sid, extension))
             .basic_auth(
                 &self.settings.account_sid,
                 Some(self.settings.auth_token.expose()),
             )
             .send()
             .await
-            .map_err(|e| TwilioError::Unreachable(e.without_url().to_string()))?;
+            .map_err(|e| TwilioError::Unreachable(e.without_url().to_string()))
+    }
+
+    /// The recording's audio, as MP3.
+    pub async fn fetch_recording(&self, recording_sid: &str) -> Result<Vec<u8>, TwilioError> {
+        let response = self
+            .call(reqwest::Method::GET, recording_sid, "mp3")
+            .await?;
         if !response.status().is_success() {
             return Err(TwilioError::Refused(response.status().as_u16()));
         }
@@ -114,15 +125,8 @@ impl Twilio {
     /// Deletes the recording from Twilio; one already gone counts as deleted.
     pub async fn delete_recording(&self, recording_sid: &str) -> Result<(), TwilioError> {
         let response = self
-            .client
-            .delete(self.recording_url(recording_sid, "json"))
-            .basic_auth(
-                &self.settings.account_sid,
-                Some(self.settings.auth_token.expose()),
-            )
-            .send()
-            .await
-            .map_err(|e| TwilioError::Unreachable(e.without_url().to_string()))?;
+            .call(reqwest::Method::DELETE, recording_sid, "json")
+            .await?;
         match response.status().as_u16() {
             200..=299 | 404 => Ok(()),
             status => Err(TwilioError::Refused(status)),

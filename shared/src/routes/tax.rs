@@ -257,16 +257,20 @@ fn input(body: Value) -> Result<ProfileInput, ApiError> {
     }
 }
 
+fn to_api(error: TaxError) -> ApiError {
+    match error {
+        TaxError::Invalid { field, problem } => ApiError::invalid(field, problem),
+        other => ApiError::internal(other),
+    }
+}
+
 async fn set(app: App, request: Request) -> Result<Response, ApiError> {
     let affiliate = crate::caller::active_affiliate(&request)?;
     let body: Value = json_body(&request)?;
     let input = input(body)?;
     let profile = tax::set_profile(&app, affiliate, input)
         .await
-        .map_err(|error| match error {
-            TaxError::Invalid { field, problem } => ApiError::invalid(field, problem),
-            other => ApiError::internal(other),
-        })?;
+        .map_err(to_api)?;
     caller(&request)
         .audit(&app, "tax_profile.certified", None)
         .await?;
@@ -369,10 +373,7 @@ async fn w8ben(app: App, request: Request) -> Result<Response, ApiError> {
     let pdf = request.body().as_ref().to_vec();
     tax::upload_w8ben(&app, affiliate, pdf)
         .await
-        .map_err(|error| match error {
-            TaxError::Invalid { field, problem } => ApiError::invalid(field, problem),
-            other => ApiError::internal(other),
-        })?;
+        .map_err(to_api)?;
     caller(&request)
         .audit(&app, "tax_profile.w8ben_uploaded", None)
         .await?;
