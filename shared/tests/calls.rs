@@ -483,14 +483,7 @@ async fn a_pool_number_shown_to_a_visitor_brings_their_call_back_to_the_click() 
     .await;
     let location = click.headers()["location"].to_str().unwrap().to_string();
     assert!(location.ends_with("&phone=%2B14155550199"), "{location}");
-    let click_id = location
-        .split("clickid=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
+    let click_id = support::click_id(&location);
     // The only pool number is lent: the next visitor gets none.
     let second = support::send(
         w.app(),

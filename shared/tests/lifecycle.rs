@@ -8,7 +8,6 @@ use jiff::SignedDuration;
 use serde_json::{Value, json};
 use shared::App;
 use shared::domain::ledger::Account;
-use shared::domain::money::Currency;
 use shared::http::Response;
 use shared::ports::ManualClock;
 use shared::seed::Demo;
@@ -55,14 +54,7 @@ impl World {
         let click = self
             .send("GET", &format!("/c/{}", self.demo.link), &[], None)
             .await;
-        let location = click.headers()["location"].to_str().unwrap();
-        let click_id = location
-            .split("clickid=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap();
+        let click_id = support::click_id(click.headers()["location"].to_str().unwrap());
         let response = self
             .send(
                 "GET",
@@ -94,7 +86,6 @@ impl World {
     /// The demo parties' balances, each checked against its entries: advertiser receivable,
     /// affiliate pending, held, payable, platform margin.
     async fn balances(&self) -> [i64; 5] {
-        let usd = Currency::parse("USD").unwrap();
         let accounts = [
             Account::advertiser_receivable(self.demo.advertiser_id),
             Account::affiliate_pending(self.demo.affiliate_id),
@@ -104,14 +95,7 @@ impl World {
         ];
         let mut balances = [0; 5];
         for (balance, account) in balances.iter_mut().zip(&accounts) {
-            *balance = self.app.store.balance(account, usd).await.unwrap();
-            let from_entries = self
-                .app
-                .store
-                .balance_from_entries(account, usd)
-                .await
-                .unwrap();
-            assert_eq!(*balance, from_entries, "{account:?}");
+            *balance = support::checked_balance(&self.app, account).await;
         }
         assert_eq!(balances.iter().sum::<i64>(), 0, "the ledger balances");
         balances

@@ -251,14 +251,7 @@ impl World {
             let click = self
                 .send("GET", &format!("/c/{}", self.demo.link), &[], None)
                 .await;
-            let location = click.headers()["location"].to_str().unwrap();
-            let click_id = location
-                .split("clickid=")
-                .nth(1)
-                .unwrap()
-                .split('&')
-                .next()
-                .unwrap();
+            let click_id = support::click_id(click.headers()["location"].to_str().unwrap());
             let txn = self.app.clock.new_id();
             let posted = self
                 .send(
@@ -288,17 +281,7 @@ impl World {
     }
 
     async fn balance(&self, account: Account) -> i64 {
-        let usd = Currency::parse("USD").unwrap();
-        let balance = self.app.store.balance(&account, usd).await.unwrap();
-        assert_eq!(
-            balance,
-            self.app
-                .store
-                .balance_from_entries(&account, usd)
-                .await
-                .unwrap()
-        );
-        balance
+        support::checked_balance(&self.app, &account).await
     }
 
     fn mail(&self) -> Vec<String> {

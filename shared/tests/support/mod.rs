@@ -272,3 +272,25 @@ pub fn field(response: &Response) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// The click id in a tracking redirect's `clickid=` parameter.
+pub fn click_id(location: &str) -> String {
+    location
+        .split("clickid=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .unwrap_or_else(|| panic!("no clickid in {location}"))
+        .to_string()
+}
+
+/// An account's balance in US dollars, asserted equal to the sum of its entries.
+pub async fn checked_balance(app: &App, account: &shared::domain::ledger::Account) -> i64 {
+    let usd = shared::domain::money::Currency::parse("USD").unwrap();
+    let balance = app.store.balance(account, usd).await.unwrap();
+    assert_eq!(
+        balance,
+        app.store.balance_from_entries(account, usd).await.unwrap(),
+        "{account:?}: the balance is not the sum of its entries"
+    );
+    balance
+}
