@@ -8,7 +8,6 @@
 //! status and is safe to repeat; PayPal gets the run's id as its idempotency key. A crashed or
 //! repeated run resumes where it stopped, and a run never pays anyone twice.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -164,13 +163,13 @@ pub async fn set_method(
                 .map_err(|problem| invalid("routing_number", problem))?;
             let number = account_number.expose();
             check_account_number(number).map_err(|problem| invalid("account_number", problem))?;
-            let name = name_on_account.trim().to_string();
-            if name.is_empty() || name.chars().count() > 22 || name.chars().any(char::is_control) {
-                return Err(invalid(
-                    "name_on_account",
-                    "must be 1 to 22 characters, as the bank has it",
-                ));
-            }
+            let name =
+                crate::domain::accounts::check_text(&name_on_account, 22).ok_or_else(|| {
+                    invalid(
+                        "name_on_account",
+                        "must be 1 to 22 characters, as the bank has it",
+                    )
+                })?;
             PayoutMethod::Ach {
                 routing_number,
                 account_sealed: keys::seal(
@@ -216,9 +215,7 @@ pub async fn set_method(
                 hold_until.strftime("%Y-%m-%d %H:%M"),
             ),
         };
-        if let Err(error) = app.mailer.send(&notice).await {
-            tracing::error!(%error, "the payout method change notice could not be sent");
-        }
+        mail_or_log(app, &notice, "the payout method change notice").await;
     }
     Ok(account)
 }
@@ -318,21 +315,31 @@ async fn run_for(
     if run.finished_at.is_some() {
         return Ok(run);
     }
-    let mut report = make_payouts(app, &run).await?;
+    let mut report = Vec::new();
+    if !run.payouts_made {
+        report = make_payouts(app, &run).await?;
+        run.payouts_made = true;
+        run.report.extend(std::mem::take(&mut report));
+        app.store.save_run(&run).await?;
+    }
     report.extend(send_ach(app, &run).await?);
     let (paypal_lines, batch) = send_paypal(app, &run).await?;
     report.extend(paypal_lines);
     if batch.is_some() {
         run.paypal_batch_id = batch;
     }
+    // A run with payouts still to hand to their rail, or that PayPal has not settled, stays
+    // open, and the next run resumes it.
     let waiting = app
         .store
         .payouts_of_run(&run.id)
         .await?
         .iter()
-        .any(|payout| payout.status == PayoutStatus::Created);
+        .any(|payout| {
+            payout.status == PayoutStatus::Created
+                || (payout.status == PayoutStatus::Sent && payout.method.rail() == Rail::Paypal)
+        });
     run.report.extend(report);
-    // A run with payouts still to hand to their rail stays open, and the next run resumes it.
     if !waiting {
         run.finished_at = Some(app.clock.now());
         notify_admins(app, &run).await?;
@@ -343,33 +350,22 @@ async fn run_for(
 
 /// Step 1: a payout for each affiliate and currency whose payable balance reaches the minimum.
 async fn make_payouts(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError> {
-    let mut affiliates: Vec<AffiliateId> = run.affiliate.into_iter().collect();
-    let mut cursor = None;
-    while run.affiliate.is_none() {
-        let (accounts, next) = app.store.accounts(cursor, 500).await?;
-        affiliates.extend(
-            accounts
-                .into_iter()
-                .filter(|account| account.role == Role::Affiliate)
-                .filter_map(|account| account.affiliate_id()),
-        );
-        match next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-    let currencies: BTreeSet<&'static str> = app
-        .store
-        .all_offers()
-        .await?
-        .iter()
-        .map(|offer| offer.currency.code())
-        .collect();
+    let affiliates: Vec<AffiliateId> = match run.affiliate {
+        Some(affiliate) => vec![affiliate],
+        None => app
+            .store
+            .all_accounts()
+            .await?
+            .iter()
+            .filter_map(|account| account.affiliate_id())
+            .collect(),
+    };
+    let currencies = app.store.offer_currencies().await?;
     let mut report = Vec::new();
     for affiliate in affiliates {
         let method = app.store.payout_account(affiliate).await?;
-        for code in &currencies {
-            let currency = Currency::parse(code).expect("a stored currency parses");
+        for currency in currencies.iter().copied() {
+            let code = currency.code();
             let balance = app
                 .store
                 .balance(&Account::affiliate_payable(affiliate), currency)
@@ -627,9 +623,10 @@ async fn send_paypal(
     Ok((report, batch))
 }
 
-/// Applies PayPal's item statuses: SUCCESS is paid; FAILED, RETURNED, UNCLAIMED (after its 30
-/// days), BLOCKED, REFUNDED and REVERSED put the amount back in the affiliate's payable
-/// balance; PENDING and ONHOLD wait.
+/// Applies PayPal's item statuses: SUCCESS is paid; FAILED, RETURNED, BLOCKED, REFUNDED and
+/// REVERSED put the amount back in the affiliate's payable balance; PENDING, ONHOLD and
+/// UNCLAIMED wait (an unclaimed payment can still be claimed for 30 days, then PayPal
+/// returns it).
 async fn sync_paypal(
     app: &App,
     paypal: &Paypal,
@@ -657,7 +654,7 @@ async fn sync_paypal(
                 after.status = PayoutStatus::Paid;
                 None
             }
-            "FAILED" | "RETURNED" | "UNCLAIMED" | "BLOCKED" | "REFUNDED" | "REVERSED" => {
+            "FAILED" | "RETURNED" | "BLOCKED" | "REFUNDED" | "REVERSED" => {
                 after.status = PayoutStatus::Failed;
                 after.failure = Some(
                     item.error
@@ -713,11 +710,7 @@ async fn confirm(app: &App, payout: &Payout) {
     };
     let mail = Email {
         to: account.email.clone(),
-        subject: format!(
-            "Your LeadsRefer payout of {} {} is on its way",
-            payout.amount.to_decimal(),
-            payout.amount.currency.code()
-        ),
+        subject: format!("Your LeadsRefer payout of {} is on its way", payout.amount),
         text: format!(
             "We sent {} {} to your {} (payout {}).\n",
             payout.amount.to_decimal(),
@@ -726,9 +719,7 @@ async fn confirm(app: &App, payout: &Payout) {
             payout.id
         ),
     };
-    if let Err(error) = app.mailer.send(&mail).await {
-        tracing::error!(%error, payout = %payout.id, "the payout confirmation could not be sent");
-    }
+    mail_or_log(app, &mail, "a payout confirmation").await;
 }
 
 /// Tells a US payee without a W-9, once a year, that their payouts wait for one (or are
@@ -758,10 +749,23 @@ async fn tax_notice(app: &App, affiliate: AffiliateId, year: i16, withholding: b
     }
 }
 
+/// Sends a mail the payout cannot wait for: a failure is logged (which mail, never to whom)
+/// and the run goes on.
+async fn mail_or_log(app: &App, mail: &Email, what: &str) {
+    if let Err(error) = app.mailer.send(mail).await {
+        tracing::error!(%error, "{what} could not be sent");
+    }
+}
+
 /// The run's report, to every admin.
 async fn notify_admins(app: &App, run: &PayoutRun) -> Result<(), PayoutError> {
-    let (accounts, _) = app.store.accounts(None, 1000).await?;
-    for admin in accounts.iter().filter(|a| a.role == Role::Admin) {
+    for admin in app
+        .store
+        .all_accounts()
+        .await?
+        .iter()
+        .filter(|a| a.role == Role::Admin)
+    {
         let mail = Email {
             to: admin.email.clone(),
             subject: format!("Payout run {}", run.id),
@@ -771,9 +775,7 @@ async fn notify_admins(app: &App, run: &PayoutRun) -> Result<(), PayoutError> {
                 run.report.join("\n")
             ),
         };
-        if let Err(error) = app.mailer.send(&mail).await {
-            tracing::error!(%error, run = %run.id, "the run summary could not be sent");
-        }
+        mail_or_log(app, &mail, "a payout run's summary").await;
     }
     Ok(())
 }

@@ -333,9 +333,12 @@ pub async fn erase(
             None => {}
         }
         // Payouts are kept for the law; who exactly received them is not needed for it (the
-        // bank and the last four digits stay, to match statements). A payout still to be put
-        // in a bank file keeps its account until it is.
+        // bank and the last four digits stay, to match statements). A payout still waiting to
+        // go out keeps where it goes: the money is the affiliate's.
         for payout in store.payouts_of_affiliate(affiliate).await? {
+            if payout.status == crate::domain::payout::PayoutStatus::Created {
+                continue;
+            }
             let mut kept = payout.clone();
             match &mut kept.method {
                 PayoutMethod::Paypal { email } => *email = erased_email(account),
@@ -345,9 +348,7 @@ pub async fn erase(
                     ..
                 } => {
                     *name_on_account = ERASED.into();
-                    if payout.status != crate::domain::payout::PayoutStatus::Created {
-                        *account_sealed = ERASED.into();
-                    }
+                    *account_sealed = ERASED.into();
                 }
             }
             if kept != payout {

@@ -33,6 +33,10 @@ pub struct PayoutRun {
     pub paypal_batch_id: Option<String>,
     /// One line per affiliate and currency: paid, carried over, or why not.
     pub report: Vec<String>,
+    /// Step 1 (making the payouts) is done: a resumed run only hands them to their rails, so
+    /// that its bank file and PayPal batch never gain payouts after they went out.
+    #[serde(default)]
+    pub payouts_made: bool,
     /// A run for one affiliate only (an admin's retry of a failed payout).
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -163,6 +167,7 @@ impl Store {
             finished_at: None,
             paypal_batch_id: None,
             report: vec![],
+            payouts_made: false,
             affiliate,
         };
         let item = with_index(to_item(&run, &run_key(id))?, "RUNS".into(), id.to_string());
@@ -183,10 +188,6 @@ impl Store {
             run.id.clone(),
         );
         self.table.put(item, Cond::Exists).await
-    }
-
-    pub async fn run(&self, id: &str) -> Result<Option<PayoutRun>, TableError> {
-        self.get(&run_key(id)).await
     }
 
     /// The latest runs first.
