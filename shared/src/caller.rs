@@ -158,7 +158,14 @@ pub async fn require(app: &App, request: &Request, roles: &[Role]) -> Result<Cal
         caller.account.status,
         AccountStatus::Suspended | AccountStatus::Closed
     ) {
-        return Err(ApiError::forbidden("account", "is suspended"));
+        return Err(ApiError::forbidden(
+            "account",
+            if caller.account.status == AccountStatus::Closed {
+                "is closed"
+            } else {
+                "is suspended"
+            },
+        ));
     }
     if !roles.contains(&caller.account.role) {
         return Err(ApiError::forbidden(

@@ -40,20 +40,11 @@ pub trait WebhookParams {
 /// The flag of the click a static number's call stands on: counted as a call, not a click.
 pub const CALL_FLAG: &str = "call";
 
-/// TwiML text, escaped for XML.
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
 /// A polite TwiML answer for a call that cannot be put through: never an error page.
 pub fn polite(message: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>{}</Say><Hangup/></Response>",
-        xml(message)
+        crate::http::escape_markup(message)
     )
 }
 
@@ -91,7 +82,12 @@ async fn try_lend(
     let until = (app.clock.now() + SignedDuration::from_mins(i64::from(settings.lease_minutes)))
         .as_second();
     if let Some(number) = app.store.visitor_lease(offer, visitor).await? {
+        // Both records move on together, or the visitor's own old lease would keep them from
+        // their number once the shorter one ran out.
         app.store.renew_lease(&number, click, until).await?;
+        app.store
+            .note_visitor_lease(offer, visitor, &number, until)
+            .await?;
         return Ok(Some(number));
     }
     let pool = app.store.pool(offer).await?;
@@ -148,12 +144,12 @@ pub async fn voice(
     let notice = settings
         .notice
         .as_deref()
-        .map(|text| format!("<Say>{}</Say>", xml(text)))
+        .map(|text| format!("<Say>{}</Say>", crate::http::escape_markup(text)))
         .unwrap_or_default();
     Ok(format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{notice}<Dial record=\"record-from-answer-dual\" recordingStatusCallback=\"{base}/twilio/recording\" recordingStatusCallbackEvent=\"completed\" action=\"{base}/twilio/status\" method=\"POST\"><Number>{}</Number></Dial></Response>",
-        xml(settings.destination.as_str()),
-        base = xml(webhook_base),
+        crate::http::escape_markup(settings.destination.as_str()),
+        base = crate::http::escape_markup(webhook_base),
     ))
 }
 
@@ -231,7 +227,7 @@ async fn record_call(
         && recorded.click_id == call.click_id
         && let Some(click) = click
     {
-        app.store.create_click(&click, offer.currency).await?;
+        app.store.create_call_click(&click).await?;
     }
     Ok(recorded)
 }
@@ -302,7 +298,7 @@ async fn ensure_click(app: &App, call: &Call) -> Result<(), CallError> {
         call.caller_country.clone(),
     )
     .await?;
-    app.store.create_click(&click, offer.currency).await?;
+    app.store.create_call_click(&click).await?;
     Ok(())
 }
 
@@ -340,17 +336,39 @@ pub async fn status(app: &App, params: &impl WebhookParams) -> Result<(), CallEr
     else {
         return Ok(());
     };
-    if let Err(error) = convert(app, call).await {
-        tracing::warn!(%error, call = %sid, "the call's conversion failed; queued to try again");
-        crate::dispatch::enqueue_call_job(
-            app,
-            &format!("call-conversion:{sid}"),
-            crate::dispatch::CallJob::Conversion {
-                call_sid: sid.to_string(),
-            },
-        )
-        .await?;
+    match convert(app, call).await {
+        Ok(()) => {}
+        // What trying again cannot change (the click is outside the attribution window, the
+        // offer does not pay for it) is noted on the call, not retried.
+        Err(CallError::Tracking(refused)) if !matches!(refused, TrackingError::Storage(_)) => {
+            flag_call(app, sid, format!("not_converted: {refused}")).await?;
+        }
+        Err(error) => {
+            tracing::warn!(%error, call = %sid, "the call's conversion failed; queued to try again");
+            crate::dispatch::enqueue_call_job(
+                app,
+                &format!("call-conversion:{sid}"),
+                crate::dispatch::CallJob::Conversion {
+                    call_sid: sid.to_string(),
+                },
+            )
+            .await?;
+        }
     }
+    Ok(())
+}
+
+/// Notes `flag` on a call, once.
+async fn flag_call(app: &App, sid: &str, flag: String) -> Result<(), CallError> {
+    app.store
+        .change_call(sid, |call| {
+            let changed = !call.flags.contains(&flag);
+            if changed {
+                call.flags.push(flag.clone());
+            }
+            changed
+        })
+        .await?;
     Ok(())
 }
 
@@ -429,16 +447,7 @@ pub async fn recording(app: &App, params: &impl WebhookParams) -> Result<(), Cal
             .await?;
         }
         Some(status @ ("failed" | "absent")) => {
-            let flag = format!("recording_{status}");
-            app.store
-                .change_call(sid, |call| {
-                    let changed = !call.flags.contains(&flag);
-                    if changed {
-                        call.flags.push(flag.clone());
-                    }
-                    changed
-                })
-                .await?;
+            flag_call(app, sid, format!("recording_{status}")).await?;
         }
         _ => {}
     }

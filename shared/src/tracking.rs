@@ -326,7 +326,11 @@ pub const UNATTRIBUTED_RETENTION: SignedDuration = SignedDuration::from_hours(24
 
 /// Keeps a conversion the pixel reported for a live offer without any click to attribute it
 /// to (`no_click`), for review. Answers whether it was kept.
-pub async fn record_unattributed(app: &App, offer_id: OfferId) -> Result<bool, TrackingError> {
+pub async fn record_unattributed(
+    app: &App,
+    offer_id: OfferId,
+    visitor: Option<std::net::IpAddr>,
+) -> Result<bool, TrackingError> {
     let Some(offer) = app.store.offer(offer_id).await? else {
         return Ok(false);
     };
@@ -334,6 +338,21 @@ pub async fn record_unattributed(app: &App, offer_id: OfferId) -> Result<bool, T
         return Ok(false);
     }
     let now = app.clock.now();
+    // Anyone can load a pixel: one source's hits past the flood limit a minute are not kept,
+    // so that nobody can fill the review list. (Counted apart from the source's clicks.)
+    let source = visitor.map_or_else(|| "unknown".into(), |ip| app.pseudonymizer.ip_hash(ip));
+    let visit = app
+        .visits
+        .record(
+            &format!("px:{offer_id}"),
+            &format!("px:{source}"),
+            now,
+            SignedDuration::ZERO,
+        )
+        .await?;
+    if visit.clicks_this_minute > FLOOD_CLICKS_PER_MINUTE {
+        return Ok(false);
+    }
     let flagged = Flagged {
         kind: "conversion".into(),
         id: app.clock.new_id().to_string(),

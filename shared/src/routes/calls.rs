@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::{Route, schema};
 use crate::app::App;
 use crate::caller::{ADVERTISER_OR_ADMIN, ANY_ROLE, Access, caller, party};
-use crate::calls::{self, CallError, WebhookParams};
+use crate::calls::{self, WebhookParams};
 use crate::domain::accounts::Party;
 use crate::domain::calls::{
     Assignment, Call, CallSettings, E164, Recording, TrackingNumber, twilio_signature_valid,
@@ -190,10 +190,6 @@ fn signed(app: &App, request: &Request) -> Result<Params, ApiError> {
     Ok(params)
 }
 
-fn internal(error: CallError) -> ApiError {
-    ApiError::internal(error)
-}
-
 async fn voice(app: App, request: Request) -> Result<Response, ApiError> {
     let params = signed(&app, &request)?;
     let base = app
@@ -215,7 +211,9 @@ async fn voice(app: App, request: Request) -> Result<Response, ApiError> {
 
 async fn status(app: App, request: Request) -> Result<Response, ApiError> {
     let params = signed(&app, &request)?;
-    calls::status(&app, &params).await.map_err(internal)?;
+    calls::status(&app, &params)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(twiml(calls::HANG_UP.to_string()))
 }
 
@@ -227,7 +225,9 @@ fn no_content() -> Response {
 
 async fn recording(app: App, request: Request) -> Result<Response, ApiError> {
     let params = signed(&app, &request)?;
-    calls::recording(&app, &params).await.map_err(internal)?;
+    calls::recording(&app, &params)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(no_content())
 }
 
@@ -235,7 +235,7 @@ async fn transcription(app: App, request: Request) -> Result<Response, ApiError>
     let params = signed(&app, &request)?;
     calls::transcription(&app, &params)
         .await
-        .map_err(internal)?;
+        .map_err(ApiError::internal)?;
     Ok(no_content())
 }
 
@@ -249,6 +249,9 @@ async fn register_number(app: App, request: Request) -> Result<Response, ApiErro
     let number = E164::parse(&fields.text("number")?)
         .map_err(|problem| ApiError::invalid("number", problem))?;
     let caller = caller(&request);
+    if !caller.is_admin() {
+        caller.require_active()?;
+    }
     let offer = super::offers::managed(&app, caller, Some(&fields.text("offer_id")?)).await?;
     let assignment = match fields.optional_text("affiliate_id")? {
         None => Assignment::Pool,
@@ -311,6 +314,9 @@ async fn numbers(app: App, request: Request) -> Result<Response, ApiError> {
 
 async fn settings(app: App, request: Request) -> Result<Response, ApiError> {
     let caller = caller(&request);
+    if !caller.is_admin() {
+        caller.require_active()?;
+    }
     let offer =
         super::offers::managed(&app, caller, path_param(&request, "offer_id").as_deref()).await?;
     let body: Value = json_body(&request)?;

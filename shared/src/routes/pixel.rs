@@ -120,5 +120,5 @@ async fn unattributed(app: &App, request: &Request) -> Result<bool, TrackingErro
     if attributed {
         return Ok(false);
     }
-    tracking::record_unattributed(app, offer).await
+    tracking::record_unattributed(app, offer, client_ip(request)).await
 }

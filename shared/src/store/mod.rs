@@ -267,6 +267,17 @@ impl Store {
         self.table.transact_deferred(writes).await
     }
 
+    /// Records the click a static number's call stands on: the record alone (the call is
+    /// counted as a call, and its click is no suspect for review).
+    pub async fn create_call_click(&self, click: &Click) -> Result<(), TableError> {
+        self.table
+            .transact_deferred(vec![Write::Put {
+                item: to_item(click, &click_key(click.id))?,
+                cond: Cond::Always,
+            }])
+            .await
+    }
+
     /// Moves a conversion from `before` to `after` with its ledger transactions and `also`, all
     /// or nothing, if it is still in `before`'s state: `Ok(false)` when another change came
     /// first. Schedules (or clears) its maturation.
@@ -604,8 +615,6 @@ impl Store {
     }
 }
 
-/// The writes that post a ledger transaction: the transaction (once only), one entry per
-/// account, and each account's running balance.
 /// A conversion's record (with its lifecycle state, which changes are conditioned on) and
 /// the affiliate's copy: their listing reads one partition, without a second index.
 fn conversion_items(conversion: &Conversion) -> Result<(Item, Item), TableError> {
@@ -643,6 +652,8 @@ fn due_key(at: jiff::Timestamp, conversion: ConversionId) -> Key {
     Key::new("DUE", format!("{:012}#{conversion}", at.as_second()))
 }
 
+/// The writes that post a ledger transaction: the transaction (once only), one entry per
+/// account, and each account's running balance.
 fn ledger_writes(ledger: &Transaction) -> Result<Vec<Write>, TableError> {
     let mut writes = vec![Write::Put {
         item: to_item(ledger, &ledger_transaction_key(&ledger.id))?,

@@ -162,10 +162,6 @@ fn count(
 
 /// Counts a click: as a click (and a unique one) or, for robots, as invalid.
 pub fn count_click(click: &Click, currency: Currency) -> Result<Vec<Write>, TableError> {
-    // A static number's call stands on a click of its own: counted as the call it is.
-    if click.flags.iter().any(|f| f == crate::calls::CALL_FLAG) {
-        return Ok(vec![]);
-    }
     let counts: &[(&str, i64)] = match (click.counts(), click.unique) {
         (true, true) => &[("clicks", 1), ("unique_clicks", 1)],
         (true, false) => &[("clicks", 1)],
