@@ -274,6 +274,15 @@ pub fn uncached(status: StatusCode, content_type: &'static str, body: Body) -> R
     response
 }
 
+/// Text for XML or HTML (TwiML, statements): the five markup characters escaped.
+pub fn escape_markup(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
 /// A JSON response.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
     uncached(

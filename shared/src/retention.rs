@@ -87,22 +87,7 @@ pub async fn job(app: App) -> Result<String, JobError> {
             recordings += 1;
         }
     }
-    let currencies: Vec<Currency> = {
-        let mut codes: Vec<&'static str> = app
-            .store
-            .all_offers()
-            .await
-            .map_err(failed)?
-            .iter()
-            .map(|offer| offer.currency.code())
-            .collect();
-        codes.sort_unstable();
-        codes.dedup();
-        codes
-            .into_iter()
-            .filter_map(|code| Currency::parse(code).ok())
-            .collect()
-    };
+    let currencies = app.store.offer_currencies().await.map_err(failed)?;
     let mut deleted = Vec::new();
     let mut waiting = 0;
     let mut exports = 0;

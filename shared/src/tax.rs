@@ -62,11 +62,8 @@ pub enum ProfileInput {
 
 /// Text of 1 to `max` characters with no control characters, trimmed.
 fn text(field: &'static str, value: &str, max: usize) -> Result<String, TaxError> {
-    let value = value.trim();
-    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
-        return Err(invalid(field, format!("must be 1 to {max} characters")));
-    }
-    Ok(value.to_string())
+    crate::domain::accounts::check_text(value, max)
+        .ok_or_else(|| invalid(field, format!("must be 1 to {max} characters")))
 }
 
 /// Records the affiliate's tax profile, replacing any earlier one.

@@ -17,7 +17,6 @@ use std::fmt::Write as _;
 
 use crate::app::App;
 use crate::csv::{defuse, push_record};
-use crate::domain::accounts::Role;
 use crate::domain::ids::AffiliateId;
 use crate::domain::money::{Currency, Money};
 use crate::domain::tax::{TaxProfile, TinType};
@@ -62,14 +61,6 @@ fn usd(cents: i64) -> String {
     Money::new(cents, Currency::parse("USD").expect("USD exists")).to_decimal()
 }
 
-fn html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 /// The CSV's columns, in order.
 pub const COLUMNS: [&str; 22] = [
     "tax_year",
@@ -105,11 +96,11 @@ pub async fn file_year(app: &App, year: i16) -> Result<Filing, TaxFormsError> {
     let mut filing = Filing::default();
     let mut csv = String::new();
     push_record(&mut csv, COLUMNS.iter().map(|c| c.to_string()));
-    let mut cursor = None;
-    loop {
-        let (accounts, next) = app.store.accounts(cursor, 500).await?;
-        for account in accounts.iter().filter(|a| a.role == Role::Affiliate) {
-            let affiliate = AffiliateId(account.id.0);
+    for account in app.store.all_accounts().await? {
+        let Some(affiliate) = account.affiliate_id() else {
+            continue;
+        };
+        {
             let (mut box1, mut box4) = (0, 0);
             for payout in app.store.payouts_of_affiliate(affiliate).await? {
                 if counts_in_year(&payout, year) {
@@ -227,28 +218,28 @@ pub async fn file_year(app: &App, year: i16) -> Result<Filing, TaxFormsError> {
                 } else {
                     ""
                 },
-                html(&payer.name),
-                html(&payer.address),
-                html(&payer.city),
-                html(&payer.state),
-                html(&payer.zip),
-                html(&payer.phone),
-                html(&payer.tin),
-                html(&name),
+                crate::http::escape_markup(&payer.name),
+                crate::http::escape_markup(&payer.address),
+                crate::http::escape_markup(&payer.city),
+                crate::http::escape_markup(&payer.state),
+                crate::http::escape_markup(&payer.zip),
+                crate::http::escape_markup(&payer.phone),
+                crate::http::escape_markup(&payer.tin),
+                crate::http::escape_markup(&name),
                 if business.is_empty() {
                     String::new()
                 } else {
-                    format!("<br>{}", html(&business))
+                    format!("<br>{}", crate::http::escape_markup(&business))
                 },
-                html(&line1),
+                crate::http::escape_markup(&line1),
                 if line2.is_empty() {
                     String::new()
                 } else {
-                    format!(", {}", html(&line2))
+                    format!(", {}", crate::http::escape_markup(&line2))
                 },
-                html(&city),
-                html(&state),
-                html(&zip),
+                crate::http::escape_markup(&city),
+                crate::http::escape_markup(&state),
+                crate::http::escape_markup(&zip),
                 masked,
                 usd(box1),
                 usd(box4),
@@ -290,10 +281,6 @@ pub async fn file_year(app: &App, year: i16) -> Result<Filing, TaxFormsError> {
                 box1,
                 box4,
             });
-        }
-        match next {
-            Some(next) => cursor = Some(next),
-            None => break,
         }
     }
     app.blobs

@@ -82,11 +82,15 @@ pub fn check_password(password: &str) -> Result<(), &'static str> {
 
 /// A display name: 1 to 100 characters, no control characters, trimmed.
 pub fn check_name(name: &str) -> Result<String, &'static str> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err("must be 1 to 100 characters without control characters");
-    }
-    Ok(name.to_string())
+    check_text(name, 100).ok_or("must be 1 to 100 characters without control characters")
+}
+
+/// Text a person types (a name, an address line): trimmed, 1 to `max` characters, no control
+/// characters; none otherwise.
+pub fn check_text(text: &str, max: usize) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty() && text.chars().count() <= max && !text.chars().any(char::is_control))
+        .then(|| text.to_string())
 }
 
 /// Whether someone born on `birth` is 18 or older on `today`.

@@ -359,19 +359,6 @@ impl Transaction {
         )
     }
 
-    /// The rail refused it before any money moved: back to the affiliate's payable balance,
-    /// withholding included (no payment, nothing to withhold).
-    pub fn payout_failed(payout: &Payout, at: Timestamp) -> Result<Self, LedgerError> {
-        Self::payout_step(
-            payout,
-            "failed",
-            at,
-            Account::payouts_clearing(),
-            Account::affiliate_payable(payout.affiliate_id),
-            Some(false),
-        )
-    }
-
     /// The money came back after it was sent (returned, unclaimed, reversed): cash returns and
     /// the affiliate is owed it again.
     pub fn payout_returned(payout: &Payout, at: Timestamp) -> Result<Self, LedgerError> {

@@ -305,17 +305,13 @@ async fn set_method(app: App, request: Request) -> Result<Response, ApiError> {
 
 async fn balance(app: App, request: Request) -> Result<Response, ApiError> {
     let affiliate = crate::caller::active_affiliate(&request)?;
-    let currencies: std::collections::BTreeSet<&'static str> = app
+    let currencies = app
         .store
-        .all_offers()
+        .offer_currencies()
         .await
-        .map_err(ApiError::internal)?
-        .iter()
-        .map(|offer| offer.currency.code())
-        .collect();
+        .map_err(ApiError::internal)?;
     let mut balances = Vec::new();
-    for code in currencies {
-        let currency = Currency::parse(code).map_err(ApiError::internal)?;
+    for currency in currencies {
         let mut amounts = Vec::new();
         for account in [
             Account::affiliate_pending(affiliate),
@@ -333,7 +329,7 @@ async fn balance(app: App, request: Request) -> Result<Response, ApiError> {
         let [pending, on_hold, payable] =
             <[String; 3]>::try_from(amounts).map_err(|_| ApiError::internal("three balances"))?;
         balances.push(CurrencyBalance {
-            currency: code.to_string(),
+            currency: currency.code().to_string(),
             pending,
             on_hold,
             payable,

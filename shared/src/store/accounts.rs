@@ -191,6 +191,11 @@ impl Store {
         }
     }
 
+    /// Every account, oldest first (for jobs that go through them all).
+    pub async fn all_accounts(&self) -> Result<Vec<Account>, TableError> {
+        self.query_all(Query::gsi1("ACCTS")).await
+    }
+
     /// Every account, oldest first, one page at a time.
     pub async fn accounts(
         &self,

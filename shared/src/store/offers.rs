@@ -77,6 +77,21 @@ impl Store {
             .await
     }
 
+    /// The currencies offers are priced in: those any balance can be in.
+    pub async fn offer_currencies(
+        &self,
+    ) -> Result<Vec<crate::domain::money::Currency>, TableError> {
+        let mut currencies: Vec<_> = self
+            .all_offers()
+            .await?
+            .into_iter()
+            .map(|offer| offer.currency)
+            .collect();
+        currencies.sort_by_key(|c| c.code());
+        currencies.dedup_by_key(|c| c.code());
+        Ok(currencies)
+    }
+
     pub async fn all_offers(&self) -> Result<Vec<Offer>, TableError> {
         self.query_all(Query::gsi1("OFFERS")).await
     }
