@@ -187,15 +187,22 @@ fn update_expression(update: &Update, expression: &mut Expression) -> Result<Str
     let mut probe = Item::new();
     update.apply(&mut probe)?; // refuses key attributes, as every adapter must
     let mut clauses = Vec::new();
-    if !update.set.is_empty() {
-        let mut sets = Vec::new();
-        for (name, value) in &update.set {
-            let (name, value) = (
-                expression.name(name),
-                expression.value(to_attribute(value)?),
-            );
-            sets.push(format!("{name} = {value}"));
-        }
+    let mut sets = Vec::new();
+    for (name, value) in &update.set {
+        let (name, value) = (
+            expression.name(name),
+            expression.value(to_attribute(value)?),
+        );
+        sets.push(format!("{name} = {value}"));
+    }
+    for (name, value) in update.inits() {
+        let (name, value) = (
+            expression.name(name),
+            expression.value(to_attribute(value)?),
+        );
+        sets.push(format!("{name} = if_not_exists({name}, {value})"));
+    }
+    if !sets.is_empty() {
         clauses.push(format!("SET {}", sets.join(", ")));
     }
     if !update.add.is_empty() {

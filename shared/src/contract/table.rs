@@ -175,6 +175,45 @@ pub async fn updates_set_and_add_atomically(table: &dyn Table) {
         second["name"], "n",
         "an update keeps attributes it does not name"
     );
+    let init = |name: &str| {
+        Update::default()
+            .add("clicks", 1)
+            .init("name", name)
+            .init("kind", "k")
+    };
+    let third = table
+        .update(&key, init("other"), Cond::Always)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            third["clicks"].as_i64(),
+            third["name"].as_str(),
+            third["kind"].as_str()
+        ),
+        (Some(-1), Some("n"), Some("k")),
+        "`init` sets an attribute only where the item has none"
+    );
+    let fresh_key = Key::new(fresh("upd"), "init");
+    let created = table
+        .update(&fresh_key, init("first"), Cond::Always)
+        .await
+        .unwrap();
+    assert_eq!(
+        created["name"], "first",
+        "`init` sets a new item's attribute"
+    );
+    let twice = table
+        .update(
+            &key,
+            Update::default().set("name", "a").init("name", "b"),
+            Cond::Always,
+        )
+        .await;
+    assert!(
+        matches!(twice, Err(TableError::Invalid(_))),
+        "one attribute set and initialised is refused"
+    );
     let bad = table
         .update(&key, Update::default().add("name", 1), Cond::Always)
         .await;
@@ -680,7 +719,7 @@ pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
     let counted = table
         .update_deferred(
             &Key::new(&pk, "c"),
-            Update::default().add("n", 2),
+            Update::default().add("n", 2).init("label", "first"),
             Cond::Always,
         )
         .await
@@ -692,12 +731,13 @@ pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
     let counted = table
         .update_deferred(
             &Key::new(&pk, "c"),
-            Update::default().add("n", 3),
+            Update::default().add("n", 3).init("label", "second"),
             Cond::Below("n".into(), 10),
         )
         .await
         .unwrap();
     assert_eq!(counted["n"], 5, "and builds on the deferred version");
+    assert_eq!(counted["label"], "first", "which `init` leaves as it is");
     let refused = table
         .transact_deferred(vec![
             Write::Put {

@@ -65,6 +65,7 @@ impl Subs {
 pub struct Visitor {
     pub ip_hash: String,
     pub ip_prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
 }
 
@@ -79,19 +80,19 @@ pub struct Click {
     pub subs: Subs,
     pub visitor: Visitor,
     /// The ISO 3166-2 subdivision (state, province) CloudFront saw, when it says.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// From the user-agent, which itself is not kept.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceType>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser: Option<String>,
     /// Why this click is suspect or was not sent on, if it is: `bot`, `link_preview`,
     /// `no_user_agent`, `head_request`, `click_flood`, `datacenter`, `country_excluded`,
     /// `device_excluded`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<String>,
     /// The first click of this visitor on this link within the offer's unique-click window.
     #[serde(default = "yes")]

@@ -14,6 +14,8 @@
 //!   idempotent repeat answers the original.
 //! - [`Table::transact`] is all or nothing; two writes on one key in a transaction are refused.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value};
@@ -48,16 +50,19 @@ impl Key {
 
     /// The key of an item, which must carry string `pk` and `sk` attributes.
     pub fn of(item: &Item) -> Result<Self, TableError> {
+        let (pk, sk) = Self::parts_of(item)?;
+        Ok(Self::new(pk, sk))
+    }
+
+    /// [`Key::of`], borrowed.
+    pub fn parts_of(item: &Item) -> Result<(&str, &str), TableError> {
         let text = |name: &str| match item.get(name) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
             _ => Err(TableError::Invalid(format!(
                 "item needs a non-empty string `{name}`"
             ))),
         };
-        Ok(Self {
-            pk: text(PK)?,
-            sk: text(SK)?,
-        })
+        Ok((text(PK)?, text(SK)?))
     }
 }
 
@@ -82,6 +87,10 @@ pub enum Cond {
 pub struct Update {
     /// Attributes set to a value.
     pub set: Vec<(String, Value)>,
+    /// Attributes set only where the item does not have them yet (`if_not_exists`): what a
+    /// counter's first write fixes, which every later one would only rewrite. Shared, since
+    /// every count of one counter initialises the same.
+    pub init: Option<Arc<Item>>,
     /// Integer attributes increased by a delta, a missing one counting as 0 (`ADD`).
     pub add: Vec<(String, i64)>,
 }
@@ -92,24 +101,77 @@ impl Update {
         self
     }
 
+    pub fn init(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        Arc::make_mut(self.init.get_or_insert_default()).insert(name.into(), value.into());
+        self
+    }
+
+    /// [`Update::init`] of each of `attributes`, shared rather than copied.
+    pub fn init_all(mut self, attributes: Arc<Item>) -> Self {
+        match &mut self.init {
+            None => self.init = Some(attributes),
+            Some(init) => Arc::make_mut(init).extend(
+                attributes
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.clone())),
+            ),
+        }
+        self
+    }
+
+    /// The attributes it initialises.
+    pub fn inits(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.init.iter().flat_map(|init| init.iter())
+    }
+
     pub fn add(mut self, name: impl Into<String>, delta: i64) -> Self {
         self.add.push((name.into(), delta));
         self
     }
 
+    /// Every attribute the update names.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.set
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .chain(self.inits().map(|(name, _)| name.as_str()))
+            .chain(self.add.iter().map(|(name, _)| name.as_str()))
+    }
+
+    /// Whether any value it writes is a float, which no adapter stores.
+    pub fn writes_float(&self) -> bool {
+        self.set.iter().any(|(_, value)| has_float(value))
+            || self.inits().any(|(_, value)| has_float(value))
+    }
+
     /// Whether the update can apply to `item` (or to a new item): what [`Update::apply`]
     /// would refuse, found without changing anything.
     pub fn check(&self, item: Option<&Item>) -> Result<(), TableError> {
-        let mut names = std::collections::HashSet::new();
-        for name in self
-            .set
-            .iter()
-            .map(|(n, _)| n)
-            .chain(self.add.iter().map(|(n, _)| n))
-        {
+        // Sorted, not hashed: an update names a handful of attributes, and a counter's is
+        // checked on every click.
+        let mut names: Vec<&str> = self.names().collect();
+        names.sort_unstable();
+        for name in &names {
             refuse_key_attribute(name)?;
-            if !names.insert(name) {
-                return Err(TableError::Invalid(format!("`{name}` is updated twice")));
+        }
+        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(TableError::Invalid(format!(
+                "`{}` is updated twice",
+                pair[0]
+            )));
+        }
+        // The reserved attributes keep their types, so that every adapter can index the item.
+        let set = self.set.iter().map(|(name, value)| (name, value));
+        for (name, value) in set.chain(self.inits()) {
+            let fits = match name.as_str() {
+                GSI1PK | GSI1SK => value.is_string() || value.is_null(),
+                EXPIRES_AT => value.is_i64() || value.is_null(),
+                _ => true,
+            };
+            if !fits {
+                return Err(TableError::Invalid(format!(
+                    "`{name}` cannot take that type of value"
+                )));
             }
         }
         for (name, delta) in &self.add {
@@ -130,6 +192,11 @@ impl Update {
     pub fn apply_checked(&self, item: &mut Item) -> Result<(), TableError> {
         for (name, value) in &self.set {
             item.insert(name.clone(), value.clone());
+        }
+        for (name, value) in self.inits() {
+            if !item.contains_key(name) {
+                item.insert(name.clone(), value.clone());
+            }
         }
         for (name, delta) in &self.add {
             let sum = counter(name, item.get(name))? + delta;
@@ -188,6 +255,16 @@ impl Write {
             Write::Put { item, .. } => Key::of(item),
             Write::Update { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => {
                 Ok(key.clone())
+            }
+        }
+    }
+
+    /// [`Write::key`], borrowed.
+    pub fn key_parts(&self) -> Result<(&str, &str), TableError> {
+        match self {
+            Write::Put { item, .. } => Key::parts_of(item),
+            Write::Update { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => {
+                Ok((&key.pk, &key.sk))
             }
         }
     }
@@ -399,15 +476,27 @@ pub fn validate_transaction(writes: &[Write]) -> Result<(), TableError> {
             writes.len()
         )));
     }
-    let mut keys = std::collections::HashSet::with_capacity(writes.len());
-    for write in writes {
-        if !keys.insert(write.key()?) {
-            return Err(TableError::Invalid(
-                "two writes of a transaction touch one item".into(),
-            ));
-        }
+    let mut keys = writes
+        .iter()
+        .map(Write::key_parts)
+        .collect::<Result<Vec<_>, _>>()?;
+    keys.sort_unstable();
+    if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(TableError::Invalid(
+            "two writes of a transaction touch one item".into(),
+        ));
     }
     Ok(())
+}
+
+/// Whether a value is or holds a float.
+pub fn has_float(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => !n.is_i64() && !n.is_u64(),
+        Value::Array(values) => values.iter().any(has_float),
+        Value::Object(map) => map.values().any(has_float),
+        _ => false,
+    }
 }
 
 /// Whether an item has expired at `now` (epoch seconds).

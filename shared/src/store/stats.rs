@@ -13,6 +13,10 @@
 //! deferred) and conversions (`v`, written in the conversion's transaction) keep separate
 //! items, so deferred and direct writes never meet on one key.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,7 +28,7 @@ use crate::domain::ids::{AdvertiserId, AffiliateId, OfferId};
 use crate::domain::money::Currency;
 use crate::domain::offer::DeviceType;
 use crate::domain::tracking::{Click, Conversion, ConversionStatus, Subs, tracking_expiry};
-use crate::ports::table::{Cond, Key, Query, TableError, Update, Write};
+use crate::ports::table::{Cond, Item, Key, Query, TableError, Update, Write};
 
 /// How many partitions one party's counters are spread over.
 pub const SHARDS: u32 = 4;
@@ -118,46 +122,102 @@ fn shard_of(id: &impl std::fmt::Display) -> u32 {
     u32::from(digest[0]) % SHARDS
 }
 
+/// One counter of both parties: where it is kept, and the attributes its first count writes.
+struct Counter {
+    /// `STATS#ADV#…#{shard}`, `STATS#AFF#…#{shard}`, by shard.
+    partitions: [[String; SHARDS as usize]; 2],
+    sort_key: String,
+    init: Arc<Item>,
+}
+
+impl Counter {
+    fn new(kind: &str, hour: Timestamp, dimensions: &Dimensions) -> Result<Self, TableError> {
+        let Value::Object(mut init) = serde_json::to_value(dimensions)
+            .map_err(|e| TableError::Invalid(format!("dimensions do not serialise: {e}")))?
+        else {
+            unreachable!("dimensions are a struct")
+        };
+        // The combination's name in the sort key: equal dimensions, equal digest (the map's
+        // order is the keys' or the struct's, the same for every click, so its JSON is
+        // canonical).
+        let canonical = serde_json::to_vec(&init).expect("a JSON map serialises");
+        let digest = hex::encode(&Sha256::digest(&canonical)[..12]);
+        init.insert("hour".into(), hour.to_string().into());
+        init.insert("expires_at".into(), tracking_expiry(hour).into());
+        let parties = [
+            Party::Advertiser(dimensions.advertiser_id),
+            Party::Affiliate(dimensions.affiliate_id),
+        ];
+        Ok(Self {
+            partitions: parties
+                .map(|party| std::array::from_fn(|shard| partition(party, shard as u32))),
+            sort_key: format!("{}#{kind}#{digest}", hour_label(hour)),
+            init: Arc::new(init),
+        })
+    }
+}
+
+/// Counters worked out on this thread, by combination: a busy link's clicks share a few
+/// combinations, and working one out (JSON, SHA-256, keys) cost a click a tenth of its CPU.
+type Counters =
+    HashMap<Dimensions, Vec<(&'static str, Timestamp, Arc<Counter>)>, foldhash::fast::RandomState>;
+
+thread_local! {
+    static COUNTERS: RefCell<Counters> = RefCell::default();
+}
+
+/// The most combinations a thread remembers; past it, it starts afresh.
+const REMEMBERED: usize = 4096;
+
+fn counter(
+    kind: &'static str,
+    hour: Timestamp,
+    dimensions: &Dimensions,
+) -> Result<Arc<Counter>, TableError> {
+    COUNTERS.with_borrow_mut(|counters| {
+        if let Some((_, _, counter)) = counters
+            .get(dimensions)
+            .and_then(|known| known.iter().find(|(k, h, _)| *k == kind && *h == hour))
+        {
+            return Ok(counter.clone());
+        }
+        if counters.len() >= REMEMBERED {
+            counters.clear();
+        }
+        let counter = Arc::new(Counter::new(kind, hour, dimensions)?);
+        let known = counters.entry(dimensions.clone()).or_default();
+        // An hour's counters are not needed once the hour has passed.
+        known.retain(|(_, h, _)| *h >= hour);
+        known.push((kind, hour, counter.clone()));
+        Ok(counter)
+    })
+}
+
 /// The writes that add `counts` to both parties' counters for `dimensions` at `at`.
 fn count(
-    kind: &str,
+    kind: &'static str,
     id: &impl std::fmt::Display,
     at: Timestamp,
     dimensions: &Dimensions,
     counts: &[(&str, i64)],
 ) -> Result<Vec<Write>, TableError> {
-    let hour = hour_start(at);
-    let Value::Object(fields) = serde_json::to_value(dimensions)
-        .map_err(|e| TableError::Invalid(format!("dimensions do not serialise: {e}")))?
-    else {
-        unreachable!("dimensions are a struct")
-    };
-    // The combination's name in the sort key: equal dimensions, equal digest (the map's order
-    // is the keys' or the struct's, the same for every click, so its JSON is canonical).
-    let canonical = serde_json::to_vec(&fields).expect("a JSON map serialises");
-    let digest = hex::encode(&Sha256::digest(&canonical)[..12]);
-    let sort_key = format!("{}#{kind}#{digest}", hour_label(hour));
-    let shard = shard_of(id);
-    let mut update = Update::default()
-        .set("hour", hour.to_string())
-        .set("expires_at", tracking_expiry(hour));
-    for (name, value) in fields {
-        update = update.set(name, value);
-    }
+    let counter = counter(kind, hour_start(at), dimensions)?;
+    let shard = shard_of(id) as usize;
+    // What identifies the counter is written with its first count only (`init`): a busy
+    // counter's later counts only add.
+    let mut update = Update::default().init_all(counter.init.clone());
     for (name, delta) in counts {
         update = update.add(*name, *delta);
     }
-    Ok([
-        Party::Advertiser(dimensions.advertiser_id),
-        Party::Affiliate(dimensions.affiliate_id),
-    ]
-    .into_iter()
-    .map(|party| Write::Update {
-        key: Key::new(partition(party, shard), sort_key.clone()),
-        update: update.clone(),
-        cond: Cond::Always,
-    })
-    .collect())
+    Ok(counter
+        .partitions
+        .iter()
+        .map(|partitions| Write::Update {
+            key: Key::new(partitions[shard].clone(), counter.sort_key.clone()),
+            update: update.clone(),
+            cond: Cond::Always,
+        })
+        .collect())
 }
 
 /// Counts a click: as a click (and a unique one) or, for robots, as invalid.
