@@ -98,13 +98,19 @@ impl Shared {
             tx.commit().map_err(TableError::backend)
         })();
         let mut batch = lock(&self.batch);
-        for (key, _, version) in taken {
+        let mut removed = Vec::with_capacity(taken.len());
+        for (key, item, version) in taken {
             if committed.is_err() {
                 batch.dirty.insert(key);
             } else if batch.items.get(&key).is_some_and(|(_, v)| *v == version) {
-                batch.items.remove(&key);
+                removed.push(batch.items.remove(&key));
             }
+            removed.push(Some((item, version)));
         }
+        drop(batch);
+        // The items are freed here, not under the lock the click path waits on: freeing a
+        // commit's items takes longer than everything the lock guards.
+        drop(removed);
         committed
     }
 
@@ -231,11 +237,27 @@ impl SqliteTable {
     /// writes leave when `answer` is set.
     fn defer(&self, writes: Vec<Write>, answer: bool) -> Result<Vec<Arc<Item>>, TableError> {
         validate_transaction(&writes)?;
+        // What needs no other item is checked before the lock, which every click waits on.
+        let mut keys = Vec::with_capacity(writes.len());
+        for write in &writes {
+            match write {
+                Write::Put { item, .. } => check_storable(item)?,
+                Write::Update { update, .. } if update.writes_float() => {
+                    return Err(TableError::Invalid("numbers must be integers".into()));
+                }
+                Write::Update { .. } => {}
+                Write::Delete { .. } | Write::Check { .. } => {
+                    return Err(TableError::Invalid(
+                        "deferred writes are puts and updates".into(),
+                    ));
+                }
+            }
+            keys.push(write.key()?);
+        }
         let now = self.clock.now().as_second();
         let mut batch = lock(&self.shared.batch);
         let mut existing = Vec::with_capacity(writes.len());
-        for (index, write) in writes.iter().enumerate() {
-            let key = write.key()?;
+        for ((index, write), key) in writes.iter().enumerate().zip(keys) {
             // An unconditional put needs nothing of what is there: no read (a click's record
             // is one, and reading the database for it cost every click a read transaction).
             let live = match write {
@@ -250,21 +272,8 @@ impl SqliteTable {
                     existing: live.map(|item| Box::new((*item).clone())),
                 });
             }
-            match write {
-                Write::Put { item, .. } => {
-                    check_storable(item)?;
-                }
-                Write::Update { update, .. } => {
-                    update.check(live.as_deref())?;
-                    if update.writes_float() {
-                        return Err(TableError::Invalid("numbers must be integers".into()));
-                    }
-                }
-                Write::Delete { .. } | Write::Check { .. } => {
-                    return Err(TableError::Invalid(
-                        "deferred writes are puts and updates".into(),
-                    ));
-                }
+            if let Write::Update { update, .. } = write {
+                update.check(live.as_deref())?;
             }
             existing.push((key, live));
         }
