@@ -168,6 +168,8 @@ thread_local! {
 
 /// The most combinations a thread remembers; past it, it starts afresh.
 const REMEMBERED: usize = 4096;
+/// The most counters remembered for one combination (its kinds, in the last few hours).
+const PER_COMBINATION: usize = 8;
 
 fn counter(
     kind: &'static str,
@@ -186,8 +188,10 @@ fn counter(
         }
         let counter = Arc::new(Counter::new(kind, hour, dimensions)?);
         let known = counters.entry(dimensions.clone()).or_default();
-        // An hour's counters are not needed once the hour has passed.
-        known.retain(|(_, h, _)| *h >= hour);
+        // A few hours and kinds per combination: the oldest goes first.
+        if known.len() >= PER_COMBINATION {
+            known.remove(0);
+        }
         known.push((kind, hour, counter.clone()));
         Ok(counter)
     })
