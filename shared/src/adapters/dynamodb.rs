@@ -184,8 +184,7 @@ fn condition(
 
 /// `SET`/`ADD` clauses of an update, added to an expression.
 fn update_expression(update: &Update, expression: &mut Expression) -> Result<String, TableError> {
-    let mut probe = Item::new();
-    update.apply(&mut probe)?; // refuses key attributes, as every adapter must
+    update.validate()?; // refuses key attributes, as every adapter must
     let mut clauses = Vec::new();
     let mut sets = Vec::new();
     for (name, value) in &update.set {

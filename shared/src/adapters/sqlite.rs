@@ -29,7 +29,8 @@ use serde_json::Value;
 use crate::ports::Clock;
 use crate::ports::table::{
     Cond, Cursor, EXPIRES_AT, GSI1PK, GSI1SK, Index, Item, Key, PK, Page, Query, SK, SortKey,
-    Table, TableError, Update, Write, cond_holds, has_float, is_expired, validate_transaction,
+    Table, TableError, Update, Write, check_attribute, cond_holds, is_expired,
+    validate_transaction,
 };
 
 /// How often deferred writes are committed: the most a crash of the process can lose of them.
@@ -242,10 +243,7 @@ impl SqliteTable {
         for write in &writes {
             match write {
                 Write::Put { item, .. } => check_storable(item)?,
-                Write::Update { update, .. } if update.writes_float() => {
-                    return Err(TableError::Invalid("numbers must be integers".into()));
-                }
-                Write::Update { .. } => {}
+                Write::Update { update, .. } => update.validate()?,
                 Write::Delete { .. } | Write::Check { .. } => {
                     return Err(TableError::Invalid(
                         "deferred writes are puts and updates".into(),
@@ -283,10 +281,13 @@ impl SqliteTable {
             let item = match write {
                 Write::Put { item, .. } => Arc::new(item),
                 Write::Update { update, .. } => {
-                    drop(batch.items.remove(&key));
                     let mut item = live.unwrap_or_else(|| Arc::new(new_item(&key)));
-                    // Checked in the first pass, against this very item.
-                    update.apply_checked(Arc::make_mut(&mut item))?;
+                    // The old version goes first, so that the live one is changed in place
+                    // unless a commit shares it.
+                    drop(batch.items.remove(&key));
+                    update
+                        .apply_checked(Arc::make_mut(&mut item))
+                        .expect("validated, and checked in the first pass against this item");
                     item
                 }
                 Write::Delete { .. } | Write::Check { .. } => unreachable!("refused above"),
@@ -349,33 +350,23 @@ struct Columns<'a> {
 }
 
 fn columns(item: &Item) -> Result<Columns<'_>, TableError> {
-    let optional_text = |name: &str| match item.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(TableError::Invalid(format!("`{name}` must be a string"))),
-    };
     let (pk, sk) = Key::parts_of(item)?;
-    let expires_at = match item.get(EXPIRES_AT) {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_i64()
-                .ok_or_else(|| TableError::Invalid("`expires_at` must be epoch seconds".into()))?,
-        ),
-    };
+    // Their types were checked before the item was stored.
+    let text = |name: &str| item.get(name).and_then(Value::as_str);
     Ok(Columns {
         pk,
         sk,
-        gsi1pk: optional_text(GSI1PK)?,
-        gsi1sk: optional_text(GSI1SK)?,
-        expires_at,
+        gsi1pk: text(GSI1PK),
+        gsi1sk: text(GSI1SK),
+        expires_at: item.get(EXPIRES_AT).and_then(Value::as_i64),
     })
 }
 
 /// Refuses what the table cannot hold, before anything is written.
 fn check_storable(item: &Item) -> Result<(), TableError> {
-    columns(item)?;
-    if item.values().any(has_float) {
-        return Err(TableError::Invalid("numbers must be integers".into()));
+    Key::parts_of(item)?;
+    for (name, value) in item {
+        check_attribute(name, value)?;
     }
     Ok(())
 }
@@ -573,23 +564,45 @@ impl Table for SqliteTable {
         let now = self.clock.now().as_second();
         let mut purged = 0u64;
         loop {
-            // In slices, so that clicks waiting on the writer wait milliseconds, not the purge.
+            // In slices. Expiry has no index (it would cost every click's insert), so a slice
+            // is found by a scan on a reader, which WAL runs beside the writer; the writer is
+            // held only to delete the slice's keys, so writes wait milliseconds, not the scan.
             let shared = shared.clone();
-            let deleted = tokio::task::spawn_blocking(move || {
+            let (found, deleted) = tokio::task::spawn_blocking(move || {
+                let expired: Vec<(String, String)> = shared.read(|reader| {
+                    reader
+                        .prepare_cached(
+                            "SELECT pk, sk FROM items
+                             WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 5000",
+                        )
+                        .and_then(|mut statement| {
+                            statement
+                                .query_map(params![now], |row| Ok((row.get(0)?, row.get(1)?)))?
+                                .collect()
+                        })
+                        .map_err(TableError::backend)
+                })?;
                 let mut writer = lock(&shared.writer);
                 shared.commit_batch(&mut writer)?;
-                writer
-                    .execute(
-                        "DELETE FROM items WHERE (pk, sk) IN (SELECT pk, sk FROM items
-                         WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 5000)",
-                        params![now],
-                    )
-                    .map_err(TableError::backend)
+                let tx = writer.transaction().map_err(TableError::backend)?;
+                let mut deleted = 0;
+                for (pk, sk) in &expired {
+                    // Still expired: a write since the scan may have renewed it.
+                    deleted += tx
+                        .prepare_cached(
+                            "DELETE FROM items WHERE pk = ?1 AND sk = ?2
+                             AND expires_at IS NOT NULL AND expires_at <= ?3",
+                        )
+                        .and_then(|mut statement| statement.execute(params![pk, sk, now]))
+                        .map_err(TableError::backend)?;
+                }
+                tx.commit().map_err(TableError::backend)?;
+                Ok::<_, TableError>((expired.len(), deleted))
             })
             .await
             .map_err(TableError::backend)??;
             purged += deleted as u64;
-            if deleted < 5000 {
+            if found < 5000 {
                 return Ok(purged);
             }
         }

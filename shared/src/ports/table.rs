@@ -138,17 +138,11 @@ impl Update {
             .chain(self.add.iter().map(|(name, _)| name.as_str()))
     }
 
-    /// Whether any value it writes is a float, which no adapter stores.
-    pub fn writes_float(&self) -> bool {
-        self.set.iter().any(|(_, value)| has_float(value))
-            || self.inits().any(|(_, value)| has_float(value))
-    }
-
-    /// Whether the update can apply to `item` (or to a new item): what [`Update::apply`]
-    /// would refuse, found without changing anything.
-    pub fn check(&self, item: Option<&Item>) -> Result<(), TableError> {
+    /// What any adapter refuses whatever the item: a key attribute, an attribute named twice,
+    /// a value no item can hold. Found without the item, so without waiting on it.
+    pub fn validate(&self) -> Result<(), TableError> {
         // Sorted, not hashed: an update names a handful of attributes, and a counter's is
-        // checked on every click.
+        // validated on every click.
         let mut names: Vec<&str> = self.names().collect();
         names.sort_unstable();
         for name in &names {
@@ -160,20 +154,16 @@ impl Update {
                 pair[0]
             )));
         }
-        // The reserved attributes keep their types, so that every adapter can index the item.
         let set = self.set.iter().map(|(name, value)| (name, value));
         for (name, value) in set.chain(self.inits()) {
-            let fits = match name.as_str() {
-                GSI1PK | GSI1SK => value.is_string() || value.is_null(),
-                EXPIRES_AT => value.is_i64() || value.is_null(),
-                _ => true,
-            };
-            if !fits {
-                return Err(TableError::Invalid(format!(
-                    "`{name}` cannot take that type of value"
-                )));
-            }
+            check_attribute(name, value)?;
         }
+        Ok(())
+    }
+
+    /// Whether a [valid](Update::validate) update can apply to `item` (or to a new item):
+    /// its counters are integers that do not overflow.
+    pub fn check(&self, item: Option<&Item>) -> Result<(), TableError> {
         for (name, delta) in &self.add {
             counter(name, item.and_then(|item| item.get(name)))?
                 .checked_add(*delta)
@@ -184,11 +174,13 @@ impl Update {
 
     /// Applies the update to an item's attributes, as every adapter that computes it must.
     pub fn apply(&self, item: &mut Item) -> Result<(), TableError> {
+        self.validate()?;
         self.check(Some(item))?;
         self.apply_checked(item)
     }
 
-    /// [`Update::apply`] for an update already [checked](Update::check) against this item.
+    /// [`Update::apply`] for an update already [validated](Update::validate) and
+    /// [checked](Update::check) against this item.
     pub fn apply_checked(&self, item: &mut Item) -> Result<(), TableError> {
         for (name, value) in &self.set {
             item.insert(name.clone(), value.clone());
@@ -251,12 +243,8 @@ pub enum Write {
 
 impl Write {
     pub fn key(&self) -> Result<Key, TableError> {
-        match self {
-            Write::Put { item, .. } => Key::of(item),
-            Write::Update { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => {
-                Ok(key.clone())
-            }
-        }
+        let (pk, sk) = self.key_parts()?;
+        Ok(Key::new(pk, sk))
     }
 
     /// [`Write::key`], borrowed.
@@ -489,8 +477,27 @@ pub fn validate_transaction(writes: &[Write]) -> Result<(), TableError> {
     Ok(())
 }
 
+/// Refuses a value no item can hold under this name: a float anywhere (money never travels as
+/// one), or a reserved attribute of the wrong type (every adapter indexes them).
+pub fn check_attribute(name: &str, value: &Value) -> Result<(), TableError> {
+    let fits = match name {
+        GSI1PK | GSI1SK => value.is_string() || value.is_null(),
+        EXPIRES_AT => value.is_i64() || value.is_null(),
+        _ => true,
+    };
+    if !fits {
+        return Err(TableError::Invalid(format!(
+            "`{name}` cannot take that type of value"
+        )));
+    }
+    if has_float(value) {
+        return Err(TableError::Invalid("numbers must be integers".into()));
+    }
+    Ok(())
+}
+
 /// Whether a value is or holds a float.
-pub fn has_float(value: &Value) -> bool {
+fn has_float(value: &Value) -> bool {
     match value {
         Value::Number(n) => !n.is_i64() && !n.is_u64(),
         Value::Array(values) => values.iter().any(has_float),

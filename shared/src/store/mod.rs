@@ -242,8 +242,6 @@ impl Store {
         self.get(&link_key(code)).await
     }
 
-    /// Click ids are fresh ULIDs, so the create-once guard only ever trips on a bug. A flagged
-    /// click is indexed for review in the same write.
     /// Records a click with its report counters (and, if flagged, its review-index entry) as
     /// one deferred write: on the embedded store it is committed with the next group commit.
     pub async fn create_click(&self, click: &Click, currency: Currency) -> Result<(), TableError> {

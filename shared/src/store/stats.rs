@@ -122,10 +122,8 @@ fn shard_of(id: &impl std::fmt::Display) -> u32 {
     u32::from(digest[0]) % SHARDS
 }
 
-/// One counter of both parties: where it is kept, and the attributes its first count writes.
+/// One counter of both parties: its sort key, and the attributes its first count writes.
 struct Counter {
-    /// `STATS#ADV#…#{shard}`, `STATS#AFF#…#{shard}`, by shard.
-    partitions: [[String; SHARDS as usize]; 2],
     sort_key: String,
     init: Arc<Item>,
 }
@@ -144,13 +142,7 @@ impl Counter {
         let digest = hex::encode(&Sha256::digest(&canonical)[..12]);
         init.insert("hour".into(), hour.to_string().into());
         init.insert("expires_at".into(), tracking_expiry(hour).into());
-        let parties = [
-            Party::Advertiser(dimensions.advertiser_id),
-            Party::Affiliate(dimensions.affiliate_id),
-        ];
         Ok(Self {
-            partitions: parties
-                .map(|party| std::array::from_fn(|shard| partition(party, shard as u32))),
             sort_key: format!("{}#{kind}#{digest}", hour_label(hour)),
             init: Arc::new(init),
         })
@@ -158,7 +150,7 @@ impl Counter {
 }
 
 /// Counters worked out on this thread, by combination: a busy link's clicks share a few
-/// combinations, and working one out (JSON, SHA-256, keys) cost a click a tenth of its CPU.
+/// combinations, and working one out (JSON, SHA-256) cost a click a tenth of its CPU.
 type Counters =
     HashMap<Dimensions, Vec<(&'static str, Timestamp, Arc<Counter>)>, foldhash::fast::RandomState>;
 
@@ -206,22 +198,24 @@ fn count(
     counts: &[(&str, i64)],
 ) -> Result<Vec<Write>, TableError> {
     let counter = counter(kind, hour_start(at), dimensions)?;
-    let shard = shard_of(id) as usize;
+    let shard = shard_of(id);
     // What identifies the counter is written with its first count only (`init`): a busy
     // counter's later counts only add.
     let mut update = Update::default().init_all(counter.init.clone());
     for (name, delta) in counts {
         update = update.add(*name, *delta);
     }
-    Ok(counter
-        .partitions
-        .iter()
-        .map(|partitions| Write::Update {
-            key: Key::new(partitions[shard].clone(), counter.sort_key.clone()),
-            update: update.clone(),
-            cond: Cond::Always,
-        })
-        .collect())
+    Ok([
+        Party::Advertiser(dimensions.advertiser_id),
+        Party::Affiliate(dimensions.affiliate_id),
+    ]
+    .into_iter()
+    .map(|party| Write::Update {
+        key: Key::new(partition(party, shard), counter.sort_key.clone()),
+        update: update.clone(),
+        cond: Cond::Always,
+    })
+    .collect())
 }
 
 /// Counts a click: as a click (and a unique one) or, for robots, as invalid.
