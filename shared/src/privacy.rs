@@ -302,6 +302,16 @@ pub async fn erase(
         store.delete_api_key(account.id, &key.id).await?;
     }
     if let Some(affiliate) = account.affiliate_id() {
+        // A closed account earns nothing more: its links stop answering, and the postbacks of
+        // conversions still coming in on its earlier clicks no longer go to its URL.
+        for link in store.links_of_affiliate(affiliate).await? {
+            store.delete_link(&link.code).await?;
+        }
+        for mut application in store.applications_of_affiliate(affiliate).await? {
+            if application.postback_url.take().is_some() {
+                store.save_application(&application).await?;
+            }
+        }
         store.delete_payout_account(affiliate).await?;
         match store.tax_profile(affiliate).await? {
             Some(TaxProfile::Us { affiliate_id, w9 }) => {
@@ -461,7 +471,7 @@ pub async fn notices_job(app: App) -> Result<String, JobError> {
         }
         let mut cursor = None;
         // Users who have the notice, counted afresh by each run: sent now or by an earlier one.
-        let (mut sent, mut before, mut elsewhere) = (0u64, 0u64, 0u64);
+        let (mut sent, mut before, mut elsewhere, mut unsent) = (0u64, 0u64, 0u64, 0u64);
         loop {
             let (accounts, next) = app
                 .store
@@ -481,13 +491,16 @@ pub async fn notices_job(app: App) -> Result<String, JobError> {
                     ),
                 };
                 let key = format!("policy#{}#{}", policy.version, account.id);
-                match crate::notices::send_once(&app, &key, &mail)
-                    .await
-                    .map_err(|e| JobError(e.into()))?
-                {
-                    crate::notices::Sent::Now => sent += 1,
-                    crate::notices::Sent::Before => before += 1,
-                    crate::notices::Sent::Elsewhere => elsewhere += 1,
+                match crate::notices::send_once(&app, &key, &mail).await {
+                    Ok(crate::notices::Sent::Now) => sent += 1,
+                    Ok(crate::notices::Sent::Before) => before += 1,
+                    Ok(crate::notices::Sent::Elsewhere) => elsewhere += 1,
+                    // One address that fails must not hold up everyone after it: its claim is
+                    // given back, and the next run tries it again.
+                    Err(error) => {
+                        tracing::warn!(%error, account = %account.id, "a policy notice could not be sent; the next run retries it");
+                        unsent += 1;
+                    }
                 }
             }
             policy.notified = sent + before;
@@ -500,9 +513,9 @@ pub async fn notices_job(app: App) -> Result<String, JobError> {
         }
         // Finished only when every notice is out: one another run still holds waits for the
         // next run.
-        if elsewhere > 0 {
+        if elsewhere + unsent > 0 {
             lines.push(format!(
-                "policy {}: {} notified, {elsewhere} being sent by another run",
+                "policy {}: {} notified, {elsewhere} being sent by another run, {unsent} failed (retried next run)",
                 policy.version, policy.notified
             ));
             continue;

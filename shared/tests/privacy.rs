@@ -188,6 +188,10 @@ async fn erasure_leaves_no_personal_field_but_the_kept_records_pseudonymised() {
             .contains("Max-Age=0")
     );
 
+    // Its links no longer answer: a closed account earns nothing more.
+    let click = support::send(app, "GET", &format!("/c/{}", demo.link), IP, &[], None).await;
+    assert_eq!(click.status(), 404);
+
     // Nothing can act for the account any more.
     let me = support::send(
         app,
@@ -452,6 +456,68 @@ async fn retention_deletes_tracking_at_three_years_and_erased_financial_records_
     );
 }
 
+/// A mailer that refuses one address, as a full mailbox does, every time.
+struct Refusing {
+    inner: Arc<dyn Mailer>,
+    address: String,
+}
+
+#[async_trait::async_trait]
+impl Mailer for Refusing {
+    async fn send(&self, email: &Email) -> Result<String, MailError> {
+        if email.to.as_str() == self.address {
+            return Err(MailError::Invalid("mailbox full".into()));
+        }
+        self.inner.send(email).await
+    }
+}
+
+#[tokio::test]
+async fn one_address_that_always_fails_holds_up_no_other_notice() {
+    let platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;
+    let (app, demo) = (&platform.app, &platform.demo);
+    let admin = support::sign_in(app, demo, "admin").await;
+    let published = support::send(
+        app,
+        "POST",
+        "/api/admin/policy-versions",
+        IP,
+        &[("cookie", &admin.0), ("x-csrf-token", &admin.1)],
+        Some(json!({"version": "2026-07", "summary": "Shorter retention."})),
+    )
+    .await;
+    assert_eq!(published.status(), 201, "{}", text(&published));
+    let mut refusing = app.clone();
+    refusing.mailer = Arc::new(Refusing {
+        inner: app.mailer.clone(),
+        address: demo.credentials[0].1.as_str().to_string(),
+    });
+    for _ in 0..2 {
+        let report = (shared::jobs::find("policy-notices").unwrap().run)(refusing.clone())
+            .await
+            .unwrap();
+        assert!(report.contains("1 failed"), "{report}");
+    }
+    let told = |platform: &support::Platform| {
+        support::mail(platform.data.path())
+            .iter()
+            .filter(|m| m.contains("privacy policy changes"))
+            .count()
+    };
+    assert_eq!(
+        told(&platform),
+        2,
+        "the other two users are told at once, and once"
+    );
+    let report = job(app, "policy-notices").await;
+    assert!(report.contains("3 notified in all"), "{report}");
+    assert_eq!(
+        told(&platform),
+        3,
+        "and the refused one once it can be reached"
+    );
+}
+
 /// A mailer that fails every send after the first `ok` ones, and counts what it delivered.
 struct Interrupted {
     inner: Arc<dyn Mailer>,
@@ -529,7 +595,11 @@ async fn a_policy_notice_reaches_each_active_user_exactly_once_despite_interrupt
         runs += 1;
         let result = (shared::jobs::find("policy-notices").unwrap().run)(interrupted).await;
         if ok < 1_000 {
-            assert!(result.is_err(), "run {runs} was interrupted");
+            let report = result.unwrap();
+            assert!(
+                report.contains("failed (retried next run)"),
+                "run {runs} was interrupted: {report}"
+            );
         } else {
             assert!(result.unwrap().contains("111 notified in all"));
         }

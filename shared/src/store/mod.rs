@@ -138,6 +138,13 @@ impl RouteCache {
         map.insert(route.0.code.clone(), (std::time::Instant::now(), route));
     }
 
+    fn forget_link(&self, code: &LinkCode) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(code);
+    }
+
     fn forget_offer(&self, offer: OfferId) {
         self.0
             .lock()
@@ -240,6 +247,14 @@ impl Store {
 
     pub async fn link(&self, code: &LinkCode) -> Result<Option<Link>, TableError> {
         self.get(&link_key(code)).await
+    }
+
+    /// Deletes a link: its clicks are answered 404 from now on (by other processes, within
+    /// [`ROUTE_CACHE_TTL`]).
+    pub async fn delete_link(&self, code: &LinkCode) -> Result<(), TableError> {
+        self.table.delete(&link_key(code), Cond::Always).await?;
+        self.routes.forget_link(code);
+        Ok(())
     }
 
     /// Records a click with its report counters (and, if flagged, its review-index entry) as
