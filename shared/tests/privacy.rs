@@ -397,7 +397,8 @@ async fn retention_deletes_tracking_at_three_years_and_erased_financial_records_
     let erased_at = app.store.privacy_requests().await.unwrap()[0]
         .completed_at
         .unwrap();
-    let seven = shared::retention::financial_expiry(erased_at);
+    assert_eq!(erased_at.as_second(), support::at("2027-06-02T12:00:00Z"));
+    let seven: jiff::Timestamp = "2034-06-02T12:00:00Z".parse().unwrap();
     clock.set(seven - SignedDuration::from_hours(24));
     job(app, "retention").await;
     assert_eq!(raw_rows("RUN#%#PAYOUTS"), 1);
