@@ -37,7 +37,7 @@ pub const W8BEN: Route = Route::new(
     &["PUT"],
     "/api/tax/profile/w8ben",
     AFFILIATE,
-    "Upload your signed W-8BEN (`content-type: application/pdf`, at most 5 MiB) after stating you are foreign",
+    "Upload your signed W-8BEN (`content-type: application/pdf`, at most 4 MiB) after stating you are foreign",
     |app, request| Box::pin(w8ben(app, request)),
 )
 .answers(schema::<ProfileAnswer>);
