@@ -565,9 +565,13 @@ pub async fn archive(
     Ok(())
 }
 
-/// A link to stream a recording, good for five minutes: `/recordings/{sid}?expires=…&signature=…`.
+/// How long a link to a recording may be used, on S3 or here.
+pub const RECORDING_LINK_LIFETIME: SignedDuration = SignedDuration::from_mins(5);
+
+/// A link to stream a recording, good for [`RECORDING_LINK_LIFETIME`]:
+/// `/recordings/{sid}?expires=…&signature=…`.
 pub fn recording_link(app: &App, call_sid: &str) -> String {
-    let expires = (app.clock.now() + SignedDuration::from_mins(5)).as_second();
+    let expires = (app.clock.now() + RECORDING_LINK_LIFETIME).as_second();
     let signature = app
         .pseudonymizer
         .sign("recording", &format!("{call_sid}:{expires}"));

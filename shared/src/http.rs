@@ -264,6 +264,13 @@ pub fn json_body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T,
     Ok(value)
 }
 
+/// `204 No Content`.
+pub fn no_content() -> Response {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
 /// A response that no cache may keep: tracking and API answers are per request.
 pub fn uncached(status: StatusCode, content_type: &'static str, body: Body) -> Response {
     let mut response = Response::new(body);

@@ -1,7 +1,6 @@
 //! `/api/auth/…`: registration, email verification, sign-in and -out, "who am I", passwords
 //! and API keys (the `auth` function).
 
-use lambda_http::Body;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,7 +11,7 @@ use crate::app::App;
 use crate::caller::{self, ANY_ROLE, Access, Caller, Credential, caller, client};
 use crate::domain::accounts::{Account, AccountStatus, Role, check_name, check_password};
 use crate::domain::email::EmailAddress;
-use crate::http::{ApiError, Params, Request, Response, json, json_body, path_param};
+use crate::http::{ApiError, Params, Request, Response, json, json_body, no_content, path_param};
 use crate::secret::Secret;
 use crate::store::ApiKeyRecord;
 
@@ -340,8 +339,7 @@ async fn sign_out(app: App, request: Request) -> Result<Response, ApiError> {
     accounts::sign_out(&app, hash, caller.account.id, &caller.client)
         .await
         .map_err(to_api_error)?;
-    let mut response = Response::new(Body::Empty);
-    *response.status_mut() = StatusCode::NO_CONTENT;
+    let mut response = no_content();
     let cookie =
         HeaderValue::from_str(&caller::cleared_session_cookie()).map_err(ApiError::internal)?;
     response.headers_mut().insert(header::SET_COOKIE, cookie);
@@ -409,9 +407,7 @@ async fn confirm_reset(app: App, request: Request) -> Result<Response, ApiError>
     accounts::reset_password(&app, &body.token, &new, &client(&app, &request))
         .await
         .map_err(to_api_error)?;
-    let mut response = Response::new(Body::Empty);
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    Ok(response)
+    Ok(no_content())
 }
 
 async fn create_api_key(app: App, request: Request) -> Result<Response, ApiError> {
@@ -451,7 +447,5 @@ async fn revoke_api_key(app: App, request: Request) -> Result<Response, ApiError
         return Err(ApiError::not_found("key_id", "no such API key"));
     }
     caller.audit(&app, "api_key.revoked", Some(id)).await?;
-    let mut response = Response::new(Body::Empty);
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    Ok(response)
+    Ok(no_content())
 }

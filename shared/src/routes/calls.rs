@@ -18,7 +18,7 @@ use crate::domain::calls::{
 };
 use crate::domain::ids::AffiliateId;
 use crate::http::{
-    ApiError, Fields, Params, Request, Response, json, json_body, path_param, uncached,
+    ApiError, Fields, Params, Request, Response, json, json_body, no_content, path_param, uncached,
 };
 
 const TWILIO: Access = Access::Public;
@@ -217,12 +217,6 @@ async fn status(app: App, request: Request) -> Result<Response, ApiError> {
     Ok(twiml(calls::HANG_UP.to_string()))
 }
 
-fn no_content() -> Response {
-    let mut response = Response::new(Body::Empty);
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    response
-}
-
 async fn recording(app: App, request: Request) -> Result<Response, ApiError> {
     let params = signed(&app, &request)?;
     calls::recording(&app, &params)
@@ -356,21 +350,14 @@ async fn settings(app: App, request: Request) -> Result<Response, ApiError> {
     if let Some(minutes) = whole("lease_minutes", 24 * 60)? {
         settings.lease_minutes = minutes.max(1);
     }
-    settings.notice = fields
-        .optional_text("notice")?
-        .map(|notice| {
-            let notice = notice.trim().to_string();
-            if notice.chars().count() > 500 || notice.chars().any(char::is_control) {
-                Err(ApiError::invalid(
-                    "notice",
-                    "must be at most 500 characters, one line",
-                ))
-            } else {
-                Ok(notice)
-            }
-        })
-        .transpose()?
-        .filter(|n| !n.is_empty());
+    settings.notice = match fields.optional_text("notice")? {
+        Some(notice) if !notice.trim().is_empty() => Some(
+            crate::domain::accounts::check_text(&notice, 500).ok_or_else(|| {
+                ApiError::invalid("notice", "must be at most 500 characters, one line")
+            })?,
+        ),
+        _ => None,
+    };
     settings.delete_from_twilio = match fields.get("delete_from_twilio") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -439,7 +426,7 @@ async fn recording_link(app: App, request: Request) -> Result<Response, ApiError
     }
     // S3 signs a link straight to the object (a long call's MP3 is more than a function may
     // answer); elsewhere the `/recordings` route serves it through a link signed here.
-    let valid_for = std::time::Duration::from_secs(300);
+    let valid_for = calls::RECORDING_LINK_LIFETIME.unsigned_abs();
     let key = call
         .recording
         .as_ref()
@@ -454,7 +441,7 @@ async fn recording_link(app: App, request: Request) -> Result<Response, ApiError
         Some(url) => url,
         None => calls::recording_link(&app, &sid),
     };
-    let expires_at = (app.clock.now() + jiff::SignedDuration::from_mins(5)).to_string();
+    let expires_at = (app.clock.now() + calls::RECORDING_LINK_LIFETIME).to_string();
     caller
         .audit(&app, "call.recording_opened", Some(sid))
         .await?;
