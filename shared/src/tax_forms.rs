@@ -353,11 +353,19 @@ pub async fn job(app: App) -> Result<String, JobError> {
                 format!("; {}", filing.notes.join("; "))
             }
         );
+        // An admin's request made while this run filed is kept for the next run.
+        let asked_since = app
+            .store
+            .tax_forms_year(year)
+            .await
+            .map_err(|e| failed(e.into()))?
+            .and_then(|record| record.requested_at)
+            .filter(|at| *at > now);
         app.store
             .save_tax_forms_year(&TaxFormsYear {
                 year,
                 // Still asked for while a recipient waits for their mail.
-                requested_at: (filing.untold > 0).then_some(now),
+                requested_at: asked_since.or((filing.untold > 0).then_some(now)),
                 filed_at: Some(app.clock.now()),
                 report: line.clone(),
             })
