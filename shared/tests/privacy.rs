@@ -457,6 +457,24 @@ async fn retention_deletes_tracking_at_three_years_and_erased_financial_records_
     );
 }
 
+/// An admin publishes a policy version.
+async fn publish(
+    app: &App,
+    admin: &(String, String),
+    version: &str,
+    summary: &str,
+) -> shared::http::Response {
+    support::send(
+        app,
+        "POST",
+        "/api/admin/policy-versions",
+        IP,
+        &[("cookie", &admin.0), ("x-csrf-token", &admin.1)],
+        Some(json!({"version": version, "summary": summary})),
+    )
+    .await
+}
+
 /// A mailer that refuses one address, as a full mailbox does, every time.
 struct Refusing {
     inner: Arc<dyn Mailer>,
@@ -478,15 +496,7 @@ async fn one_address_that_always_fails_holds_up_no_other_notice() {
     let platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;
     let (app, demo) = (&platform.app, &platform.demo);
     let admin = support::sign_in(app, demo, "admin").await;
-    let published = support::send(
-        app,
-        "POST",
-        "/api/admin/policy-versions",
-        IP,
-        &[("cookie", &admin.0), ("x-csrf-token", &admin.1)],
-        Some(json!({"version": "2026-07", "summary": "Shorter retention."})),
-    )
-    .await;
+    let published = publish(app, &admin, "2026-07", "Shorter retention.").await;
     assert_eq!(published.status(), 201, "{}", text(&published));
     let mut refusing = app.clone();
     refusing.mailer = Arc::new(Refusing {
@@ -564,25 +574,15 @@ async fn a_policy_notice_reaches_each_active_user_exactly_once_despite_interrupt
         .unwrap();
     }
     let admin = support::sign_in(app, demo, "admin").await;
-    let published = support::send(
+    let published = publish(
         app,
-        "POST",
-        "/api/admin/policy-versions",
-        IP,
-        &[("cookie", &admin.0), ("x-csrf-token", &admin.1)],
-        Some(json!({"version": "2026-06", "summary": "Call recordings are kept three years."})),
+        &admin,
+        "2026-06",
+        "Call recordings are kept three years.",
     )
     .await;
     assert_eq!(published.status(), 201, "{}", text(&published));
-    let twice = support::send(
-        app,
-        "POST",
-        "/api/admin/policy-versions",
-        IP,
-        &[("cookie", &admin.0), ("x-csrf-token", &admin.1)],
-        Some(json!({"version": "2026-06", "summary": "again"})),
-    )
-    .await;
+    let twice = publish(app, &admin, "2026-06", "again").await;
     assert_eq!(twice.status(), 400);
 
     // The mail service fails after 40 sends, then after 50 more; each run resumes.
