@@ -276,6 +276,12 @@ async fn deliver(
     delivery.lease_until = None;
     delivery.attempts += 1;
     let next = match outcome {
+        // A call's work is recorded on the call (its recording, its conversion); the
+        // affiliate's delivery log is for their postbacks only.
+        Ok(_) if delivery.job.is_some() => {
+            report.delivered += 1;
+            return app.table.transact(vec![release]).await;
+        }
         Ok(status) if (200..300).contains(&status) => {
             report.delivered += 1;
             let mut done = to_item(

@@ -397,11 +397,10 @@ pub async fn erase(
         email_verified: false,
         ..account.clone()
     };
-    store.erase_account(account, &erased).await?;
     let mut request = new_request(app, account, RequestKind::Erasure);
     request.status = RequestStatus::Done;
     request.completed_at = Some(now);
-    store.save_privacy_request(&request).await?;
+    store.erase_account(account, &erased, &request).await?;
     audit(
         app,
         Some(account.id),

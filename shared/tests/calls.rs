@@ -423,6 +423,11 @@ async fn a_failed_download_is_retried_and_archived_in_the_end() {
     let call = w.app().store.call("CA2001").await.unwrap().unwrap();
     assert_eq!(call.recording.unwrap().bytes, 200_010);
     assert_eq!(*w.fake.downloads.lock().unwrap(), 3);
+    // The affiliate's delivery log holds their postbacks, not the platform's call work.
+    let log = shared::dispatch::delivered(w.app(), w.platform.demo.affiliate_id)
+        .await
+        .unwrap();
+    assert!(log.iter().all(|d| d.job.is_none()), "{log:?}");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::accounts::{account_key, email_key};
 use super::{Store, with_index};
 use crate::domain::accounts::{Account, AccountId};
-use crate::ports::table::{Cond, Key, Query, TableError, Write, to_item};
+use crate::ports::table::{Cond, Item, Key, Query, TableError, Write, to_item};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -79,12 +79,7 @@ fn policy_key(version: &str) -> Key {
 
 impl Store {
     pub async fn save_privacy_request(&self, request: &PrivacyRequest) -> Result<(), TableError> {
-        let item = with_index(
-            to_item(request, &request_key(request.account_id, &request.id))?,
-            "PRIVACY".into(),
-            request.id.clone(),
-        );
-        self.table.put(item, Cond::Always).await
+        self.table.put(request_item(request)?, Cond::Always).await
     }
 
     pub async fn privacy_request(
@@ -111,10 +106,13 @@ impl Store {
 
     /// Closes an account for erasure: its email claim is released (the address may register
     /// again) and the record is replaced by `erased`, in one write.
+    /// Closes an account with its erasure's record, in one write: an erased account always
+    /// has the record that retention counts its seven years from.
     pub async fn erase_account(
         &self,
         before: &Account,
         erased: &Account,
+        request: &PrivacyRequest,
     ) -> Result<(), TableError> {
         let record = with_index(
             to_item(erased, &account_key(erased.id))?,
@@ -130,6 +128,10 @@ impl Store {
                 Write::Put {
                     item: record,
                     cond: Cond::Exists,
+                },
+                Write::Put {
+                    item: request_item(request)?,
+                    cond: Cond::Always,
                 },
             ])
             .await
@@ -156,4 +158,12 @@ impl Store {
     pub async fn policies(&self) -> Result<Vec<PolicyVersion>, TableError> {
         self.query_all(Query::partition("POLICY")).await
     }
+}
+
+fn request_item(request: &PrivacyRequest) -> Result<Item, TableError> {
+    Ok(with_index(
+        to_item(request, &request_key(request.account_id, &request.id))?,
+        "PRIVACY".into(),
+        request.id.clone(),
+    ))
 }
