@@ -312,6 +312,14 @@ where
 impl DynamoTable {
     /// One transaction write in DynamoDB's form.
     fn transact_item(&self, write: &Write) -> Result<TransactWriteItem, TableError> {
+        let plain;
+        let write = match write {
+            Write::PutRendered { .. } => {
+                plain = write.clone().into_plain()?;
+                &plain
+            }
+            write => write,
+        };
         let mut expression = Expression::default();
         condition(write.cond(), self.now(), &mut expression, false)?;
         let all_old = ReturnValuesOnConditionCheckFailure::AllOld;
@@ -375,6 +383,7 @@ impl DynamoTable {
                         .map_err(backend)?,
                 )
             }
+            Write::PutRendered { .. } => unreachable!("made a plain put above"),
         };
         Ok(built.build())
     }
@@ -454,6 +463,9 @@ impl DynamoTable {
             }
             Write::Check { .. } => Err(TableError::Invalid(
                 "a check only makes sense in a transaction".into(),
+            )),
+            Write::PutRendered { .. } => Err(TableError::Invalid(
+                "a rendered put is written by `transact`".into(),
             )),
         }
     }

@@ -28,8 +28,8 @@ use serde_json::Value;
 
 use crate::ports::Clock;
 use crate::ports::table::{
-    Cond, Cursor, EXPIRES_AT, GSI1PK, GSI1SK, Index, Item, Key, PK, Page, Query, SK, SortKey,
-    Table, TableError, Update, Write, check_attribute, cond_holds, is_expired,
+    Cond, Cursor, EXPIRES_AT, GSI1PK, GSI1SK, Index, Item, Key, PK, Page, Query, Rendered, SK,
+    SortKey, Table, TableError, Update, Write, check_attribute, cond_holds, is_expired,
     validate_transaction,
 };
 
@@ -57,10 +57,43 @@ struct Shared {
 struct Batch {
     // foldhash: every click hashes its keys here, and SipHash showed in the profile; the
     // keys are our own (ids and hashes), not an attacker's choice.
-    items: HashMap<Key, (Arc<Item>, u64), foldhash::fast::RandomState>,
+    items: HashMap<Key, (Deferred, u64), foldhash::fast::RandomState>,
     /// Keys whose latest version is not yet in a commit.
     dirty: HashSet<Key, foldhash::fast::RandomState>,
     versions: u64,
+}
+
+/// An item waiting in the batch: a map, or a record rendered as the row it will be.
+#[derive(Clone)]
+enum Deferred {
+    Item(Arc<Item>),
+    Rendered(Arc<Rendered>),
+}
+
+impl Deferred {
+    fn is_expired(&self, now: i64) -> bool {
+        match self {
+            Deferred::Item(item) => is_expired(item, now),
+            Deferred::Rendered(row) => row.is_expired(now),
+        }
+    }
+
+    /// As a map: a rendered record is parsed (only when read or updated within milliseconds
+    /// of its put, which the click path never does).
+    fn item(&self) -> Result<Arc<Item>, TableError> {
+        match self {
+            Deferred::Item(item) => Ok(item.clone()),
+            Deferred::Rendered(row) => Ok(Arc::new(row.to_item()?)),
+        }
+    }
+
+    /// The live item: none once expired.
+    fn live(&self, now: i64) -> Result<Option<Arc<Item>>, TableError> {
+        if self.is_expired(now) {
+            return Ok(None);
+        }
+        self.item().map(Some)
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,9 +107,14 @@ impl Shared {
     /// Commits every dirty item of the batch in one transaction, one fsync for all of it, on
     /// the writer the caller holds (so commits never overtake one another).
     fn commit_batch(&self, writer: &mut Connection) -> Result<(), TableError> {
-        let taken: Vec<(Key, Arc<Item>, u64)> = {
+        let taken: Vec<(Key, Deferred, u64)> = {
             let mut batch = lock(&self.batch);
-            let dirty = std::mem::take(&mut batch.dirty);
+            // The next batch is about as big: it starts with room for it, not regrowing.
+            let capacity = batch.dirty.len();
+            let dirty = std::mem::replace(
+                &mut batch.dirty,
+                HashSet::with_capacity_and_hasher(capacity, Default::default()),
+            );
             dirty
                 .into_iter()
                 .map(|key| {
@@ -93,8 +131,11 @@ impl Shared {
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(TableError::backend)?;
             // Checked as they were deferred.
-            for (_, item, _) in &taken {
-                insert(&tx, item)?;
+            for (_, deferred, _) in &taken {
+                match deferred {
+                    Deferred::Item(item) => insert(&tx, item)?,
+                    Deferred::Rendered(row) => insert_rendered(&tx, row)?,
+                }
             }
             tx.commit().map_err(TableError::backend)
         })();
@@ -133,7 +174,7 @@ impl Shared {
     /// The live item with this key: deferred, else committed.
     fn live(&self, batch: &Batch, key: &Key, now: i64) -> Result<Option<Arc<Item>>, TableError> {
         match batch.items.get(key) {
-            Some((item, _)) => Ok((!is_expired(item, now)).then(|| item.clone())),
+            Some((deferred, _)) => deferred.live(now),
             None => Ok(self.read(|reader| live(reader, key, now))?.map(Arc::new)),
         }
     }
@@ -244,6 +285,8 @@ impl SqliteTable {
             match write {
                 Write::Put { item, .. } => check_storable(item)?,
                 Write::Update { update, .. } => update.validate()?,
+                // Checked as it was rendered.
+                Write::PutRendered { .. } => {}
                 Write::Delete { .. } | Write::Check { .. } => {
                     return Err(TableError::Invalid(
                         "deferred writes are puts and updates".into(),
@@ -261,7 +304,8 @@ impl SqliteTable {
             let live = match write {
                 Write::Put {
                     cond: Cond::Always, ..
-                } => None,
+                }
+                | Write::PutRendered { .. } => None,
                 _ => self.shared.live(&batch, &key, now)?,
             };
             if !cond_holds(write.cond(), live.as_deref()) {
@@ -278,8 +322,9 @@ impl SqliteTable {
         // Everything holds: apply, changing a batched item in place unless a commit shares it.
         let mut answers = Vec::new();
         for (write, (key, live)) in writes.into_iter().zip(existing) {
-            let item = match write {
-                Write::Put { item, .. } => Arc::new(item),
+            let deferred = match write {
+                Write::Put { item, .. } => Deferred::Item(Arc::new(item)),
+                Write::PutRendered { row } => Deferred::Rendered(Arc::new(row)),
                 Write::Update { update, .. } => {
                     let mut item = live.unwrap_or_else(|| Arc::new(new_item(&key)));
                     // The old version goes first, so that the live one is changed in place
@@ -288,16 +333,16 @@ impl SqliteTable {
                     update
                         .apply_checked(Arc::make_mut(&mut item))
                         .expect("validated, and checked in the first pass against this item");
-                    item
+                    Deferred::Item(item)
                 }
                 Write::Delete { .. } | Write::Check { .. } => unreachable!("refused above"),
             };
             if answer {
-                answers.push(item.clone());
+                answers.push(deferred.item()?);
             }
             batch.versions += 1;
             let version = batch.versions;
-            batch.items.insert(key.clone(), (item, version));
+            batch.items.insert(key.clone(), (deferred, version));
             batch.dirty.insert(key);
         }
         Ok(answers)
@@ -380,6 +425,23 @@ fn store(conn: &Connection, item: &Item) -> Result<(), TableError> {
 fn insert(conn: &Connection, item: &Item) -> Result<(), TableError> {
     let columns = columns(item)?;
     let attrs = serde_json::to_string(&Attrs(item)).map_err(TableError::backend)?;
+    insert_row(conn, &columns, &attrs)
+}
+
+/// Stores a rendered record: its text is the row's as it is.
+fn insert_rendered(conn: &Connection, row: &Rendered) -> Result<(), TableError> {
+    let key = row.key();
+    let columns = Columns {
+        pk: &key.pk,
+        sk: &key.sk,
+        gsi1pk: None,
+        gsi1sk: None,
+        expires_at: row.expires_at(),
+    };
+    insert_row(conn, &columns, row.attributes())
+}
+
+fn insert_row(conn: &Connection, columns: &Columns, attrs: &str) -> Result<(), TableError> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO items (pk, sk, gsi1pk, gsi1sk, expires_at, attrs)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -408,6 +470,10 @@ fn apply(
         Write::Put { item, .. } => {
             store(conn, item)?;
             Ok(Some(item.clone()))
+        }
+        Write::PutRendered { row } => {
+            insert_rendered(conn, row)?;
+            row.to_item().map(Some)
         }
         Write::Update { key, update, .. } => {
             let mut item = existing.unwrap_or_else(|| new_item(key));
@@ -459,7 +525,7 @@ impl Table for SqliteTable {
         let now = self.clock.now().as_second();
         let deferred = lock(&self.shared.batch).items.get(key).cloned();
         match deferred {
-            Some((item, _)) => Ok((!is_expired(&item, now)).then(|| Arc::unwrap_or_clone(item))),
+            Some((deferred, _)) => Ok(deferred.live(now)?.map(Arc::unwrap_or_clone)),
             None => self.shared.read(|reader| live(reader, key, now)),
         }
     }

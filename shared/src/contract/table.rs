@@ -7,7 +7,9 @@ use jiff::SignedDuration;
 use serde_json::{Value, json};
 
 use crate::ports::clock::{Clock, ManualClock};
-use crate::ports::table::{Cond, EXPIRES_AT, Item, Key, Query, Table, TableError, Update, Write};
+use crate::ports::table::{
+    Cond, EXPIRES_AT, Item, Key, Query, Rendered, Table, TableError, Update, Write,
+};
 
 fn item(pk: &str, sk: &str, extra: Value) -> Item {
     let mut item = match extra {
@@ -40,6 +42,7 @@ pub async fn run_all(table: Arc<dyn Table>, clock: Arc<ManualClock>) {
     floats_are_refused(&*table).await;
     capped_counters_never_pass_their_cap(table.clone(), &clock).await;
     deferred_writes_are_seen_at_once_and_kept(&*table).await;
+    rendered_puts_store_the_record_as_an_item(&*table, &clock).await;
 }
 
 pub async fn put_get_round_trips(table: &dyn Table) {
@@ -763,4 +766,124 @@ pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
     let page = table.query(Query::partition(&pk)).await.unwrap();
     assert_eq!(page.items.len(), 3, "queries see it after a flush");
     assert_eq!(page.items[2]["n"], 5);
+}
+
+/// A rendered record is the item a plain put of it would store: read back at once (deferred)
+/// and after a commit, in a transaction with other writes, built on by updates, and gone once
+/// its `expires_at` passes.
+pub async fn rendered_puts_store_the_record_as_an_item(table: &dyn Table, clock: &ManualClock) {
+    #[derive(serde::Serialize)]
+    struct Record {
+        name: &'static str,
+        count: i64,
+        tags: [Option<&'static str>; 2],
+        expires_at: i64,
+    }
+    let pk = fresh("rendered");
+    let expires_at = clock.now().as_second() + 3600;
+    let record = Record {
+        name: "é\"'\\",
+        count: 9_007_199_254_740_993,
+        tags: [Some("x"), None],
+        expires_at,
+    };
+    let expected = |sk: &str| {
+        item(
+            &pk,
+            sk,
+            json!({"name": "é\"'\\", "count": 9_007_199_254_740_993_i64, "tags": ["x", null],
+            "expires_at": expires_at}),
+        )
+    };
+    let rendered = |sk: &str| Rendered::of(&record, Key::new(&pk, sk), Some(expires_at)).unwrap();
+
+    table
+        .transact_deferred(vec![
+            Write::PutRendered { row: rendered("a") },
+            Write::Update {
+                key: Key::new(&pk, "counter"),
+                update: Update::default().add("n", 1),
+                cond: Cond::Always,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        table.get(&Key::new(&pk, "a")).await.unwrap(),
+        Some(expected("a")),
+        "a deferred rendered put reads back at once as the record's item"
+    );
+    let updated = table
+        .update_deferred(
+            &Key::new(&pk, "a"),
+            Update::default().add("count", -3),
+            Cond::Exists,
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated["count"], 9_007_199_254_740_990_i64);
+    assert_eq!(updated["name"], "é\"'\\", "an update builds on it");
+
+    table
+        .transact(vec![
+            Write::PutRendered { row: rendered("b") },
+            Write::Put {
+                item: item(&pk, "c", json!({})),
+                cond: Cond::NotExists,
+            },
+        ])
+        .await
+        .unwrap();
+    table.flush().await.unwrap();
+    assert_eq!(
+        table.get(&Key::new(&pk, "b")).await.unwrap(),
+        Some(expected("b")),
+        "a rendered put in a direct transaction stores the same item"
+    );
+    let refused = table
+        .transact(vec![
+            Write::PutRendered { row: rendered("d") },
+            Write::Put {
+                item: item(&pk, "c", json!({})),
+                cond: Cond::NotExists,
+            },
+        ])
+        .await;
+    assert!(matches!(
+        refused,
+        Err(TableError::Conflict { write: 1, .. })
+    ));
+    assert_eq!(
+        table.get(&Key::new(&pk, "d")).await.unwrap(),
+        None,
+        "a rendered put is undone with its refused transaction"
+    );
+    let page = table.query(Query::partition(&pk)).await.unwrap();
+    let sort_keys: Vec<&str> = page
+        .items
+        .iter()
+        .map(|i| i["sk"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sort_keys,
+        ["a", "b", "c", "counter"],
+        "queries see rendered records"
+    );
+    assert_eq!(page.items[1], expected("b"));
+
+    table
+        .transact_deferred(vec![Write::PutRendered { row: rendered("e") }])
+        .await
+        .unwrap();
+    clock.advance(SignedDuration::from_secs(3600));
+    for sk in ["a", "b", "e"] {
+        assert_eq!(
+            table.get(&Key::new(&pk, sk)).await.unwrap(),
+            None,
+            "a rendered record expires at its `expires_at` ({sk})"
+        );
+    }
+    table.flush().await.unwrap();
+    let page = table.query(Query::partition(&pk)).await.unwrap();
+    assert_eq!(page.items.len(), 2, "only the plain items are left");
 }

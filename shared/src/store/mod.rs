@@ -56,8 +56,8 @@ use crate::domain::money::Currency;
 use crate::domain::offer::Offer;
 use crate::domain::tracking::{Click, Conversion, Link};
 use crate::ports::table::{
-    Cond, Cursor, EXPIRES_AT, GSI1PK, GSI1SK, Item, Key, Query, Table, TableError, Update, Write,
-    from_item, to_item,
+    Cond, Cursor, EXPIRES_AT, GSI1PK, GSI1SK, Item, Key, Query, Rendered, Table, TableError,
+    Update, Write, from_item, to_item,
 };
 use offers::offer_key;
 
@@ -260,10 +260,10 @@ impl Store {
     /// Records a click with its report counters (and, if flagged, its review-index entry) as
     /// one deferred write: on the embedded store it is committed with the next group commit.
     pub async fn create_click(&self, click: &Click, currency: Currency) -> Result<(), TableError> {
-        // `Always`: the id is a fresh ULID (80 random bits), so the click path reads nothing.
-        let mut writes = vec![Write::Put {
-            item: to_item(click, &click_key(click.id))?,
-            cond: Cond::Always,
+        // Unconditional: the id is a fresh ULID (80 random bits), so the click path reads
+        // nothing. Rendered: see `Rendered`.
+        let mut writes = vec![Write::PutRendered {
+            row: Rendered::of(click, click_key(click.id), Some(click.expires_at))?,
         }];
         writes.extend(stats::count_click(click, currency)?);
         if !click.flags.is_empty() {
