@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Server CPU per click, for comparing builds: runs the click load against a fresh runner of
+# each binary given, alternating them ROUNDS times, and prints requests/s, p99 and the runner's
+# CPU time per answered click (user + kernel, from /proc/<pid>/stat), which drifts far less
+# than requests/s on a shared 2-core machine.
+#
+# Usage: infra/bench/click-cpu.sh OLD_BINARY NEW_BINARY…   (DURATION=8s ROUNDS=4)
+# Needs: wrk, python3, Linux's /proc.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+[ "$#" -ge 1 ] || { echo "usage: infra/bench/click-cpu.sh BINARY…" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "click-cpu.sh: wrk is missing (Debian: apt-get install wrk)" >&2; exit 1; }
+DURATION=${DURATION:-8s}
+ROUNDS=${ROUNDS:-4}
+ticks=$(getconf CLK_TCK)
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+for round in $(seq "$ROUNDS"); do
+  for bin in "$@"; do
+    rm -rf "$work/data"
+    "$bin" serve --addr 127.0.0.1:0 --data "$work/data" --trust-proxy >"$work/out" 2>"$work/err" &
+    pid=$!
+    url=
+    for _ in $(seq 100); do
+      url=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/c/[A-Za-z0-9]+\?sub1=demo' "$work/out" | head -1 || true)
+      [ -n "$url" ] && break
+      sleep 0.1
+    done
+    [ -n "$url" ] || { echo "click-cpu.sh: $bin did not start" >&2; exit 1; }
+    before=$(cpu_ticks "$pid")
+    wrk --latency -t2 -c32 -d"$DURATION" -s infra/bench/click.lua "$url" >"$work/wrk"
+    after=$(cpu_ticks "$pid")
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+    pid=
+    python3 - "$work/wrk" "$((after - before))" "$ticks" "$round" "$bin" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+spent, ticks, round_, binary = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p99 = re.search(r"^\s*99%\s+(\S+)", text, re.M).group(1)
+print(f"round {round_} {binary}: {rps:,.0f} clicks/s, p99 {p99}, "
+      f"{spent / ticks * 1e6 / requests:.1f} µs of runner CPU a click")
+PY
+  done
+done
