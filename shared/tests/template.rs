@@ -118,3 +118,29 @@ fn template_routes_and_function_crates_agree() {
         .collect();
     assert_eq!(crates, known, "functions/* = routes and jobs");
 }
+
+/// The payer on 1099s filed with the IRS must be the deployer's own: the template gives no
+/// demo default for any payer parameter (the local runner's demo EIN is fake).
+#[test]
+fn the_1099_payer_has_no_default_on_aws() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template = template(&root);
+    let payer: Vec<(&String, &Value)> = template["Parameters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.starts_with("Payer"))
+        .collect();
+    assert_eq!(
+        payer.len(),
+        7,
+        "name, EIN, address, city, state, ZIP and phone"
+    );
+    for (name, parameter) in payer {
+        assert!(
+            parameter.get("Default").is_none(),
+            "{name} has a default: {}",
+            parameter["Default"]
+        );
+    }
+}
