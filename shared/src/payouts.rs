@@ -790,8 +790,13 @@ pub fn period_of(at: Timestamp) -> String {
 pub async fn job(app: App) -> Result<String, crate::jobs::JobError> {
     let failed = |e: PayoutError| crate::jobs::JobError(e.into());
     let today = period_of(app.clock.now());
-    for earlier in app.store.runs(30).await.map_err(|e| failed(e.into()))? {
-        if earlier.finished_at.is_none() && earlier.id != today {
+    for earlier in app
+        .store
+        .unfinished_runs()
+        .await
+        .map_err(|e| failed(e.into()))?
+    {
+        if earlier.id != today {
             run_for(&app, &earlier.id, earlier.affiliate)
                 .await
                 .map_err(failed)?;

@@ -745,3 +745,31 @@ async fn ach_pays_dollars_only_and_the_run_says_so() {
             .is_empty()
     );
 }
+
+/// A run left unfinished (a crash, or rails that took long) is resumed by the next job,
+/// however many runs came after it.
+#[tokio::test]
+async fn the_job_resumes_an_unfinished_run_behind_many_finished_ones() {
+    let w = World::new(None).await;
+    let at = shared::ports::Clock::now(&*w.clock);
+    let stuck = w.app.store.claim_run("2025-01-01", None, at).await.unwrap();
+    assert_eq!(stuck.finished_at, None);
+    let mut day = jiff::civil::date(2025, 1, 2);
+    for _ in 0..40 {
+        let id = day.to_string();
+        let mut run = w.app.store.claim_run(&id, None, at).await.unwrap();
+        run.finished_at = Some(at);
+        w.app.store.save_run(&run).await.unwrap();
+        day = day.tomorrow().unwrap();
+    }
+    let report = shared::payouts::job(w.app.clone()).await.unwrap();
+    assert!(report.starts_with("payout run 2026-11-29"), "{report}");
+    let runs = w.app.store.runs(100).await.unwrap();
+    assert_eq!(runs.len(), 42, "today's run, 40 finished and the stuck one");
+    let resumed = runs.iter().find(|run| run.id == "2025-01-01").unwrap();
+    assert!(
+        resumed.finished_at.is_some(),
+        "the run behind 40 others was resumed and finished: {resumed:?}"
+    );
+    assert!(w.app.store.unfinished_runs().await.unwrap().is_empty());
+}

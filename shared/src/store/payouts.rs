@@ -202,6 +202,17 @@ impl Store {
             .collect()
     }
 
+    /// Every run that has not finished, oldest first. All runs are read, not the latest few: a
+    /// run may wait on its rails (a PayPal batch) for longer than any fixed count of runs
+    /// covers, and there is one run a day (seven years of them are a few thousand items).
+    pub async fn unfinished_runs(&self) -> Result<Vec<PayoutRun>, TableError> {
+        let runs: Vec<PayoutRun> = self.query_all(Query::gsi1("RUNS")).await?;
+        Ok(runs
+            .into_iter()
+            .filter(|run| run.finished_at.is_none())
+            .collect())
+    }
+
     /// Makes a payout with its ledger transaction, once: `Ok(false)` if the run made it
     /// before. The affiliate's payable balance may not go into debit by it (a payout never
     /// pays more than is owed, however runs race).
