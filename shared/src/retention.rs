@@ -9,6 +9,8 @@
 //!   this job deletes them once seven years have passed since its last ledger entry, payout or
 //!   the erasure itself, whichever came last.
 //! - Data export files go when their download link expires.
+//! - A tax year's 1099 file and statements (`tax/{year}/`, full TINs in the file) go seven years
+//!   after the forms were due, on 31 January of the next year.
 //! - Call recordings go with their calls, three years on: they are kept by the call's day
 //!   (`calls/{YYYY-MM-DD}/…`), and each run deletes the 30 days before the cutoff.
 
@@ -28,6 +30,15 @@ pub fn financial_expiry(at: Timestamp) -> Timestamp {
     at.to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .checked_add(7.years())
         .map(|z| z.timestamp())
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// When a tax year's filing has been kept seven years: seven years after its forms were due
+/// (31 January of the next year).
+pub fn tax_files_expiry(year: i16) -> Timestamp {
+    jiff::civil::Date::new(year.saturating_add(8), 1, 31)
+        .and_then(|day| day.to_zoned_datetime(jiff::tz::TimeZone::UTC))
+        .map(|day| day.timestamp())
         .unwrap_or(Timestamp::MAX)
 }
 
@@ -85,6 +96,24 @@ pub async fn job(app: App) -> Result<String, JobError> {
                 .await
                 .map_err(|e| JobError(e.into()))?;
             recordings += 1;
+        }
+    }
+    let mut tax_files = 0;
+    for filing in app.store.tax_forms_years().await.map_err(failed)? {
+        if now < tax_files_expiry(filing.year) {
+            continue;
+        }
+        for key in app
+            .blobs
+            .list(&format!("tax/{}/", filing.year))
+            .await
+            .map_err(|e| JobError(e.into()))?
+        {
+            app.blobs
+                .delete(&key)
+                .await
+                .map_err(|e| JobError(e.into()))?;
+            tax_files += 1;
         }
     }
     let currencies = app.store.offer_currencies().await.map_err(failed)?;
@@ -191,7 +220,7 @@ pub async fn job(app: App) -> Result<String, JobError> {
         ));
     }
     Ok(format!(
-        "{purged} expired records purged; {recordings} call recordings past three years deleted; {exports} expired export files deleted; {} erased accounts' financial records deleted, {waiting} still within seven years{}",
+        "{purged} expired records purged; {recordings} call recordings past three years deleted; {exports} expired export files deleted; {tax_files} tax files kept seven years deleted; {} erased accounts' financial records deleted, {waiting} still within seven years{}",
         deleted.len(),
         if deleted.is_empty() {
             String::new()

@@ -352,9 +352,32 @@ async fn retention_deletes_tracking_at_three_years_and_erased_financial_records_
         )
         .unwrap()
     };
+    // January: 2026's 1099s are filed (the affiliate was paid over the threshold).
+    clock.set("2027-01-15T12:00:00Z".parse().unwrap());
+    let filed = job(app, "tax-forms").await;
+    assert!(filed.starts_with("2026: 1 forms"), "{filed}");
+    let tax_files = || async {
+        let mut keys: Vec<String> = app
+            .blobs
+            .list("tax/2026/")
+            .await
+            .unwrap()
+            .iter()
+            .map(|key| key.as_str().to_string())
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        tax_files().await,
+        [
+            "tax/2026/1099-nec.csv".to_string(),
+            format!("tax/2026/statements/{}.html", demo.affiliate_id)
+        ]
+    );
     // The advertiser erases nothing; the affiliate erases their account a year later, with
     // $42.00 earned and not yet paid.
-    clock.advance(SignedDuration::from_hours(365 * 24));
+    clock.set("2027-06-02T12:00:00Z".parse().unwrap());
     support::earn(app, demo, 4_200).await;
     let account = app
         .store
@@ -391,6 +414,23 @@ async fn retention_deletes_tracking_at_three_years_and_erased_financial_records_
     assert!(raw_rows("LACCT#affiliate:%") > 0);
     assert_eq!(raw_rows("TAX#%"), 1);
     assert!(report.contains("1 still within seven years"), "{report}");
+
+    // 2026's tax files are kept seven years from when the forms were due, 31 January 2027.
+    assert_eq!(tax_files().await.len(), 2);
+    clock.set("2034-01-30T23:59:59Z".parse().unwrap());
+    let report = job(app, "retention").await;
+    assert!(
+        report.contains("0 tax files kept seven years deleted"),
+        "{report}"
+    );
+    assert_eq!(tax_files().await.len(), 2);
+    clock.set("2034-01-31T00:00:00Z".parse().unwrap());
+    let report = job(app, "retention").await;
+    assert!(
+        report.contains("2 tax files kept seven years deleted"),
+        "{report}"
+    );
+    assert!(tax_files().await.is_empty());
 
     // Seven years after the last financial activity (the erasure, a year after the payout),
     // less a day: still kept. After: deleted, and only the erased account's.
