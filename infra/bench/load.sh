@@ -4,7 +4,7 @@
 # click answered was stored. Prints a Markdown report for BENCHMARKS.md.
 #
 # Usage: infra/bench/load.sh   (DURATION=15s CONNECTIONS=32 THREADS=2 ROUNDS=3 to change it)
-# Needs: wrk (Debian: apt-get install wrk), python3.
+# Needs: wrk (Debian: apt-get install wrk), curl, python3.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 command -v wrk >/dev/null || { echo "load.sh: wrk is missing (Debian: apt-get install wrk)" >&2; exit 1; }
@@ -56,7 +56,7 @@ PY
 
 # A round: the bare server, then a fresh runner under the same click load, stopped cleanly and
 # its stored clicks counted. Rounds alternate the two, so that the machine's drift over a
-# minute (seen here: the bare server alone between 88,000 and 112,000 requests/s) falls on both
+# minute (seen here: the bare server alone between 88,000 and 114,000 requests/s) falls on both
 # alike; the median round is the result.
 count_stored() {
   python3 - "$1" <<'PY'
