@@ -35,11 +35,27 @@ pub fn financial_expiry(at: Timestamp) -> Timestamp {
 
 /// When a tax year's filing has been kept seven years: seven years after its forms were due
 /// (31 January of the next year).
-pub fn tax_files_expiry(year: i16) -> Timestamp {
+fn tax_files_expiry(year: i16) -> Timestamp {
     jiff::civil::Date::new(year.saturating_add(8), 1, 31)
         .and_then(|day| day.to_zoned_datetime(jiff::tz::TimeZone::UTC))
         .map(|day| day.timestamp())
         .unwrap_or(Timestamp::MAX)
+}
+
+/// Deletes every blob whose key starts with `prefix`; answers how many.
+async fn delete_under(app: &App, prefix: &str) -> Result<usize, JobError> {
+    let keys = app
+        .blobs
+        .list(prefix)
+        .await
+        .map_err(|e| JobError(e.into()))?;
+    for key in &keys {
+        app.blobs
+            .delete(key)
+            .await
+            .map_err(|e| JobError(e.into()))?;
+    }
+    Ok(keys.len())
 }
 
 /// The ledger accounts an account of the platform may have.
@@ -85,35 +101,12 @@ pub async fn job(app: App) -> Result<String, JobError> {
     let cutoff = now - crate::domain::tracking::TRACKING_RETENTION;
     for days_before in 1..=30 {
         let day = (cutoff - SignedDuration::from_hours(24 * days_before)).strftime("%Y-%m-%d");
-        for key in app
-            .blobs
-            .list(&format!("calls/{day}/"))
-            .await
-            .map_err(|e| JobError(e.into()))?
-        {
-            app.blobs
-                .delete(&key)
-                .await
-                .map_err(|e| JobError(e.into()))?;
-            recordings += 1;
-        }
+        recordings += delete_under(&app, &format!("calls/{day}/")).await?;
     }
     let mut tax_files = 0;
     for filing in app.store.tax_forms_years().await.map_err(failed)? {
-        if now < tax_files_expiry(filing.year) {
-            continue;
-        }
-        for key in app
-            .blobs
-            .list(&format!("tax/{}/", filing.year))
-            .await
-            .map_err(|e| JobError(e.into()))?
-        {
-            app.blobs
-                .delete(&key)
-                .await
-                .map_err(|e| JobError(e.into()))?;
-            tax_files += 1;
+        if now >= tax_files_expiry(filing.year) {
+            tax_files += delete_under(&app, &format!("tax/{}/", filing.year)).await?;
         }
     }
     let currencies = app.store.offer_currencies().await.map_err(failed)?;
