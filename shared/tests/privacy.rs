@@ -515,20 +515,31 @@ async fn publish(
     .await
 }
 
-/// A mailer that refuses one address, as a full mailbox does, every time.
-struct Refusing {
+/// The app's mailer, failing each send that `fails` picks, as a full mailbox or a mail
+/// service gone away does.
+struct Failing<F> {
     inner: Arc<dyn Mailer>,
-    address: String,
+    fails: F,
 }
 
 #[async_trait::async_trait]
-impl Mailer for Refusing {
+impl<F: Fn(&Email) -> bool + Send + Sync> Mailer for Failing<F> {
     async fn send(&self, email: &Email) -> Result<String, MailError> {
-        if email.to.as_str() == self.address {
-            return Err(MailError::Invalid("mailbox full".into()));
+        if (self.fails)(email) {
+            return Err(MailError::Invalid("the mail service refused it".into()));
         }
         self.inner.send(email).await
     }
+}
+
+/// The app with its mailer failing the sends `fails` picks.
+fn failing_mail(app: &App, fails: impl Fn(&Email) -> bool + Send + Sync + 'static) -> App {
+    let mut failing = app.clone();
+    failing.mailer = Arc::new(Failing {
+        inner: app.mailer.clone(),
+        fails,
+    });
+    failing
 }
 
 #[tokio::test]
@@ -538,15 +549,11 @@ async fn one_address_that_always_fails_holds_up_no_other_notice() {
     let admin = support::sign_in(app, demo, "admin").await;
     let published = publish(app, &admin, "2026-07", "Shorter retention.").await;
     assert_eq!(published.status(), 201, "{}", text(&published));
-    let mut refusing = app.clone();
-    refusing.mailer = Arc::new(Refusing {
-        inner: app.mailer.clone(),
-        address: demo.credentials[0].1.as_str().to_string(),
-    });
+    // One address refused every time, as a full mailbox is.
+    let full = demo.credentials[0].1.as_str().to_string();
+    let refusing = failing_mail(app, move |email| email.to.as_str() == full);
     for _ in 0..2 {
-        let report = (shared::jobs::find("policy-notices").unwrap().run)(refusing.clone())
-            .await
-            .unwrap();
+        let report = job(&refusing, "policy-notices").await;
         assert!(report.contains("1 failed"), "{report}");
     }
     let told = |platform: &support::Platform| {
@@ -567,28 +574,6 @@ async fn one_address_that_always_fails_holds_up_no_other_notice() {
         3,
         "and the refused one once it can be reached"
     );
-}
-
-/// A mailer that fails every send after the first `ok` ones, and counts what it delivered.
-struct Interrupted {
-    inner: Arc<dyn Mailer>,
-    ok: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Mailer for Interrupted {
-    async fn send(&self, email: &Email) -> Result<String, MailError> {
-        if self
-            .ok
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-                left.checked_sub(1)
-            })
-            .is_err()
-        {
-            return Err(MailError::Invalid("the mail service went away".into()));
-        }
-        self.inner.send(email).await
-    }
 }
 
 #[tokio::test]
@@ -628,21 +613,23 @@ async fn a_policy_notice_reaches_each_active_user_exactly_once_despite_interrupt
     // The mail service fails after 40 sends, then after 50 more; each run resumes.
     let mut runs = 0;
     for ok in [40, 50, 1_000] {
-        let mut interrupted = app.clone();
-        interrupted.mailer = Arc::new(Interrupted {
-            inner: app.mailer.clone(),
-            ok: AtomicUsize::new(ok),
+        // Every send after the first `ok` fails.
+        let left = AtomicUsize::new(ok);
+        let interrupted = failing_mail(app, move |_| {
+            left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_err()
         });
         runs += 1;
-        let result = (shared::jobs::find("policy-notices").unwrap().run)(interrupted).await;
+        let report = job(&interrupted, "policy-notices").await;
         if ok < 1_000 {
-            let report = result.unwrap();
             assert!(
                 report.contains("failed (retried next run)"),
                 "run {runs} was interrupted: {report}"
             );
         } else {
-            assert!(result.unwrap().contains("111 notified in all"));
+            assert!(report.contains("111 notified in all"), "{report}");
         }
     }
     assert_eq!(job(app, "policy-notices").await, "no policy notice to send");
