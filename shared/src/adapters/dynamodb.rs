@@ -312,29 +312,26 @@ where
 impl DynamoTable {
     /// One transaction write in DynamoDB's form.
     fn transact_item(&self, write: &Write) -> Result<TransactWriteItem, TableError> {
-        let plain;
-        let write = match write {
-            Write::PutRendered { .. } => {
-                plain = write.clone().into_plain()?;
-                &plain
-            }
-            write => write,
-        };
         let mut expression = Expression::default();
         condition(write.cond(), self.now(), &mut expression, false)?;
         let all_old = ReturnValuesOnConditionCheckFailure::AllOld;
-        let built = match write {
-            Write::Put { item, .. } => TransactWriteItem::builder().put(
+        let put = |item: &Item| -> Result<_, TableError> {
+            Ok(TransactWriteItem::builder().put(
                 Put::builder()
                     .table_name(&self.table)
                     .set_item(Some(to_attributes(item)?))
                     .set_condition_expression(expression.text.clone())
                     .set_expression_attribute_names(expression.names())
                     .set_expression_attribute_values(expression.values())
-                    .return_values_on_condition_check_failure(all_old)
+                    .return_values_on_condition_check_failure(all_old.clone())
                     .build()
                     .map_err(backend)?,
-            ),
+            ))
+        };
+        let built = match write {
+            Write::Put { item, .. } => put(item)?,
+            // DynamoDB stores maps: the rendered text is parsed here, off the embedded hot path.
+            Write::PutRendered { row } => put(&row.to_item()?)?,
             Write::Update { key, update, .. } => {
                 let update = update_expression(update, &mut expression)?;
                 TransactWriteItem::builder().update(
@@ -383,7 +380,6 @@ impl DynamoTable {
                         .map_err(backend)?,
                 )
             }
-            Write::PutRendered { .. } => unreachable!("made a plain put above"),
         };
         Ok(built.build())
     }

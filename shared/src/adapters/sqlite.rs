@@ -466,7 +466,9 @@ fn insert_row(conn: &Connection, columns: &Columns, attrs: &str) -> Result<(), T
     Ok(())
 }
 
-/// Applies one write whose condition is already known to hold over `existing`.
+/// Applies one write whose condition is already known to hold over `existing`. Answers the
+/// item an update leaves and the item a delete removes; a put answers nothing (its caller
+/// has the item).
 fn apply(
     conn: &Connection,
     write: &Write,
@@ -475,11 +477,11 @@ fn apply(
     match write {
         Write::Put { item, .. } => {
             store(conn, item)?;
-            Ok(Some(item.clone()))
+            Ok(None)
         }
         Write::PutRendered { row } => {
             insert_rendered(conn, row)?;
-            row.to_item().map(Some)
+            Ok(None)
         }
         Write::Update { key, update, .. } => {
             let mut item = existing.unwrap_or_else(|| new_item(key));

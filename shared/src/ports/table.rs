@@ -352,17 +352,6 @@ impl Write {
             Write::PutRendered { .. } => &Cond::Always,
         }
     }
-
-    /// This write, with a rendered put made a plain one: for adapters that store maps.
-    pub fn into_plain(self) -> Result<Write, TableError> {
-        match self {
-            Write::PutRendered { row } => Ok(Write::Put {
-                item: row.to_item()?,
-                cond: Cond::Always,
-            }),
-            write => Ok(write),
-        }
-    }
 }
 
 /// Which ordering a query reads.
