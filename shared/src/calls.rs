@@ -187,7 +187,8 @@ async fn record_call(
                 caller_country.clone(),
             )
             .await?;
-            (Some(click), true)
+            let made = click.is_some();
+            (click, made)
         }
         Assignment::Pool => match app.store.leased_to(number).await? {
             Some(id) => (app.store.click(id).await?, false),
@@ -234,6 +235,8 @@ async fn record_call(
 
 /// The click a static number's call stands on: the number's link, at the call's time, the
 /// caller's pseudonym as its visitor. Flagged `call`: it counts as a call, not as a click.
+/// None once the link is gone (its affiliate erased their account): the call still reaches
+/// the advertiser, unattributed.
 async fn call_click(
     app: &App,
     link: &crate::domain::ids::LinkCode,
@@ -242,13 +245,11 @@ async fn call_click(
     at: Timestamp,
     caller_hash: &str,
     caller_country: Option<String>,
-) -> Result<Click, CallError> {
-    let link = app
-        .store
-        .link(link)
-        .await?
-        .ok_or(TrackingError::UnknownLink)?;
-    Ok(Click {
+) -> Result<Option<Click>, CallError> {
+    let Some(link) = app.store.link(link).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Click {
         id,
         link: link.code,
         offer_id: offer.id,
@@ -268,7 +269,7 @@ async fn call_click(
         flags: vec![CALL_FLAG.into()],
         unique: true,
         expires_at: tracking_expiry(at),
-    })
+    }))
 }
 
 /// Makes the click of a static number's call if a failure left the call without it.
@@ -288,7 +289,7 @@ async fn ensure_click(app: &App, call: &Call) -> Result<(), CallError> {
     let Some(offer) = app.store.offer(call.offer_id).await? else {
         return Ok(());
     };
-    let click = call_click(
+    if let Some(click) = call_click(
         app,
         link,
         &offer,
@@ -297,8 +298,10 @@ async fn ensure_click(app: &App, call: &Call) -> Result<(), CallError> {
         &call.caller_hash,
         call.caller_country.clone(),
     )
-    .await?;
-    app.store.create_call_click(&click).await?;
+    .await?
+    {
+        app.store.create_call_click(&click).await?;
+    }
     Ok(())
 }
 

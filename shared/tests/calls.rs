@@ -449,6 +449,32 @@ async fn unknown_numbers_and_paused_offers_get_a_polite_message() {
     assert!(!paused.contains("<Dial"));
 }
 
+/// Erasure deletes the affiliate's links; their static number is the advertiser's, and its
+/// callers still get through, to a call that is nobody's.
+#[tokio::test]
+async fn a_static_number_of_an_erased_affiliate_still_puts_calls_through() {
+    let w = World::new().await;
+    let demo = &w.platform.demo;
+    let account = w
+        .app()
+        .store
+        .account(shared::domain::accounts::AccountId(demo.affiliate_id.0))
+        .await
+        .unwrap()
+        .unwrap();
+    shared::privacy::erase(w.app(), &account, &demo.credentials[2].2)
+        .await
+        .unwrap();
+    let twiml = w.voice("CA3101", NUMBER, "+12125550123").await;
+    assert!(
+        twiml.contains(&format!("<Number>{DESTINATION}</Number>")),
+        "{twiml}"
+    );
+    let call = w.app().store.call("CA3101").await.unwrap().unwrap();
+    assert_eq!(call.affiliate_id, None);
+    assert_eq!(call.flags, vec!["unattributed".to_string()]);
+}
+
 #[tokio::test]
 async fn a_pool_number_shown_to_a_visitor_brings_their_call_back_to_the_click() {
     let w = World::new().await;
