@@ -495,8 +495,12 @@ pub async fn notices_job(app: App) -> Result<String, JobError> {
                     Ok(crate::notices::Sent::Before) => before += 1,
                     Ok(crate::notices::Sent::Elsewhere) => elsewhere += 1,
                     // One address that fails must not hold up everyone after it: its claim is
-                    // given back, and the next run tries it again.
-                    Err(error) => {
+                    // given back, and the next run tries it again. A storage failure stops the
+                    // run: it would fail every address after it alike.
+                    Err(crate::notices::NoticeError::Storage(error)) => {
+                        return Err(failed(error));
+                    }
+                    Err(crate::notices::NoticeError::Mail(error)) => {
                         tracing::warn!(%error, account = %account.id, "a policy notice could not be sent; the next run retries it");
                         unsent += 1;
                     }
