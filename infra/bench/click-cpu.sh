@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Server CPU per click, for comparing builds: runs the click load against a fresh runner of
-# each binary given, alternating them ROUNDS times, and prints requests/s, p99 and the runner's
-# CPU time per answered click (user + kernel, from /proc/<pid>/stat), which drifts far less
-# than requests/s on a shared 2-core machine.
+# each binary given, ROUNDS times (every other round in reverse order), and prints
+# requests/s, p99 and the runner's CPU time per answered click (user + kernel, from
+# /proc/<pid>/stat), which drifts less than requests/s on a shared 2-core machine.
 #
 # Usage: infra/bench/click-cpu.sh OLD_BINARY NEW_BINARY…   (DURATION=8s ROUNDS=4)
 # Needs: wrk, python3, Linux's /proc.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 [ "$#" -ge 1 ] || { echo "usage: infra/bench/click-cpu.sh BINARY…" >&2; exit 2; }
+# The binaries as given from where it was run, before moving to the repository's root.
+bins=()
+for bin in "$@"; do bins+=("$(realpath "$bin")"); done
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 command -v wrk >/dev/null || { echo "click-cpu.sh: wrk is missing (Debian: apt-get install wrk)" >&2; exit 1; }
 DURATION=${DURATION:-8s}
 ROUNDS=${ROUNDS:-4}
@@ -22,7 +25,13 @@ trap cleanup EXIT
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 for round in $(seq "$ROUNDS"); do
-  for bin in "$@"; do
+  # Each round reverses the order, so that neither build always runs first.
+  order=("${bins[@]}")
+  if [ $((round % 2)) -eq 0 ]; then
+    order=()
+    for ((i = ${#bins[@]} - 1; i >= 0; i--)); do order+=("${bins[i]}"); done
+  fi
+  for bin in "${order[@]}"; do
     rm -rf "$work/data"
     "$bin" serve --addr 127.0.0.1:0 --data "$work/data" --trust-proxy >"$work/out" 2>"$work/err" &
     pid=$!
