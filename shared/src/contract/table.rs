@@ -762,6 +762,17 @@ pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
         table.get(&Key::new(&pk, "d")).await.unwrap().is_none(),
         "a refused deferred group writes nothing"
     );
+    // What a commit could not store is refused at once, not left to fail the group commit.
+    for (key, update) in [
+        (Key::new("", "x"), Update::default().add("n", 1)),
+        (Key::new(&pk, "e"), Update::default().add("gsi1pk", 1)),
+    ] {
+        let refused = table
+            .update_deferred(&key, update, Cond::Always)
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, TableError::Invalid(_)), "{refused:?}");
+    }
     table.flush().await.unwrap();
     let page = table.query(Query::partition(&pk)).await.unwrap();
     assert_eq!(page.items.len(), 3, "queries see it after a flush");

@@ -54,6 +54,16 @@ impl Key {
         Ok(Self::new(pk, sk))
     }
 
+    /// Its parts, which no adapter stores empty.
+    pub fn parts(&self) -> Result<(&str, &str), TableError> {
+        for (name, part) in [(PK, &self.pk), (SK, &self.sk)] {
+            if part.is_empty() {
+                return Err(TableError::Invalid(format!("`{name}` may not be empty")));
+            }
+        }
+        Ok((&self.pk, &self.sk))
+    }
+
     /// [`Key::of`], borrowed.
     pub fn parts_of(item: &Item) -> Result<(&str, &str), TableError> {
         let text = |name: &str| match item.get(name) {
@@ -157,6 +167,10 @@ impl Update {
         let set = self.set.iter().map(|(name, value)| (name, value));
         for (name, value) in set.chain(self.inits()) {
             check_attribute(name, value)?;
+        }
+        // A counter is a number: it may not be an index attribute, which must be a string.
+        for (name, delta) in &self.add {
+            check_attribute(name, &Value::from(*delta))?;
         }
         Ok(())
     }
@@ -337,9 +351,9 @@ impl Write {
         match self {
             Write::Put { item, .. } => Key::parts_of(item),
             Write::Update { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => {
-                Ok((&key.pk, &key.sk))
+                key.parts()
             }
-            Write::PutRendered { row } => Ok((&row.key.pk, &row.key.sk)),
+            Write::PutRendered { row } => row.key.parts(),
         }
     }
 
