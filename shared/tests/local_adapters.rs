@@ -55,6 +55,75 @@ async fn sqlite_table_keeps_data_across_reopening() {
     assert_eq!(table.get(&expired).await.unwrap(), None);
 }
 
+/// The expiry purge deletes every expired row, committed or still in the batch, and keeps
+/// what lives, renewed ones included.
+#[tokio::test]
+async fn sqlite_purge_deletes_what_expired_and_keeps_the_rest() {
+    use shared::ports::{Cond, Key, Update, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite3");
+    let clock = clock();
+    let table = SqliteTable::open(&path, clock.clone()).unwrap();
+    let now = clock.now().as_second();
+    let expiring = |at: i64| Update::default().set("expires_at", at);
+    for n in 0..5 {
+        table
+            .update(
+                &Key::new("old", n.to_string()),
+                expiring(now + 10),
+                Cond::Always,
+            )
+            .await
+            .unwrap();
+    }
+    table
+        .update(&Key::new("new", "kept"), expiring(now + 1000), Cond::Always)
+        .await
+        .unwrap();
+    table
+        .update(
+            &Key::new("new", "forever"),
+            Update::default().set("v", 1),
+            Cond::Always,
+        )
+        .await
+        .unwrap();
+    // One still deferred when the purge runs, and one renewed before it.
+    table
+        .transact_deferred(vec![Write::Update {
+            key: Key::new("deferred", "x"),
+            update: expiring(now + 10),
+            cond: Cond::Always,
+        }])
+        .await
+        .unwrap();
+    table
+        .update(&Key::new("old", "0"), expiring(now + 1000), Cond::Always)
+        .await
+        .unwrap();
+    clock.advance(jiff::SignedDuration::from_secs(20));
+    assert_eq!(
+        table.purge_expired().await.unwrap(),
+        5,
+        "4 old and the deferred one"
+    );
+    let rows: Vec<(String, String)> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .prepare("SELECT pk, sk FROM items ORDER BY pk, sk")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
+    assert_eq!(rows, [("new", "forever"), ("new", "kept"), ("old", "0")]);
+    assert_eq!(
+        table.purge_expired().await.unwrap(),
+        0,
+        "a second purge finds nothing"
+    );
+}
+
 #[tokio::test]
 async fn folder_blobs_meet_the_blobs_contract() {
     let dir = tempfile::tempdir().unwrap();

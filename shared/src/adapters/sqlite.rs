@@ -36,6 +36,9 @@ use crate::ports::table::{
 /// How often deferred writes are committed: the most a crash of the process can lose of them.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(5);
 
+/// How many expired items one purge step deletes, holding the writer.
+const PURGE_SLICE: usize = 5000;
+
 pub struct SqliteTable {
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
@@ -140,19 +143,17 @@ impl Shared {
             tx.commit().map_err(TableError::backend)
         })();
         let mut batch = lock(&self.batch);
-        let mut removed = Vec::with_capacity(taken.len());
-        for (key, item, version) in taken {
+        for (key, _, version) in &taken {
             if committed.is_err() {
-                batch.dirty.insert(key);
-            } else if batch.items.get(&key).is_some_and(|(_, v)| *v == version) {
-                removed.push(batch.items.remove(&key));
+                batch.dirty.insert(key.clone());
+            } else if batch.items.get(key).is_some_and(|(_, v)| v == version) {
+                batch.items.remove(key);
             }
-            removed.push(Some((item, version)));
         }
         drop(batch);
-        // The items are freed here, not under the lock the click path waits on: freeing a
-        // commit's items takes longer than everything the lock guards.
-        drop(removed);
+        // `taken` shares every committed item, so they are freed here, not under the lock the
+        // click path waits on: freeing a commit's items takes longer than all the lock guards.
+        drop(taken);
         committed
     }
 
@@ -643,19 +644,24 @@ impl Table for SqliteTable {
             // held only to delete the slice's keys, so writes wait milliseconds, not the scan.
             let shared = shared.clone();
             let (found, deleted) = tokio::task::spawn_blocking(move || {
+                // The batch first, so that the scan finds what expired in it too.
+                shared.commit_batch(&mut lock(&shared.writer))?;
                 let expired: Vec<(String, String)> = shared.read(|reader| {
                     reader
                         .prepare_cached(
                             "SELECT pk, sk FROM items
-                             WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 5000",
+                             WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2",
                         )
                         .and_then(|mut statement| {
                             statement
-                                .query_map(params![now], |row| Ok((row.get(0)?, row.get(1)?)))?
+                                .query_map(params![now, PURGE_SLICE as i64], |row| {
+                                    Ok((row.get(0)?, row.get(1)?))
+                                })?
                                 .collect()
                         })
                         .map_err(TableError::backend)
                 })?;
+                // Committed again: a deferred write since the scan may renew one of them.
                 let mut writer = lock(&shared.writer);
                 shared.commit_batch(&mut writer)?;
                 let tx = writer.transaction().map_err(TableError::backend)?;
@@ -676,7 +682,7 @@ impl Table for SqliteTable {
             .await
             .map_err(TableError::backend)??;
             purged += deleted as u64;
-            if found < 5000 {
+            if found < PURGE_SLICE {
                 return Ok(purged);
             }
         }
