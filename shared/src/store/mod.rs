@@ -156,6 +156,14 @@ impl RouteCache {
 fn link_key(code: &LinkCode) -> Key {
     Key::new(format!("LINK#{code}"), "LINK")
 }
+/// A click's record. Unconditional: the id is a fresh ULID (80 random bits), so the click
+/// path reads nothing. Rendered: see `Rendered`.
+fn click_write(click: &Click) -> Result<Write, TableError> {
+    Ok(Write::PutRendered {
+        row: Rendered::of(click, click_key(click.id), Some(click.expires_at))?,
+    })
+}
+
 fn click_key(id: ClickId) -> Key {
     Key::new(format!("CLICK#{id}"), "CLICK")
 }
@@ -260,11 +268,7 @@ impl Store {
     /// Records a click with its report counters (and, if flagged, its review-index entry) as
     /// one deferred write: on the embedded store it is committed with the next group commit.
     pub async fn create_click(&self, click: &Click, currency: Currency) -> Result<(), TableError> {
-        // Unconditional: the id is a fresh ULID (80 random bits), so the click path reads
-        // nothing. Rendered: see `Rendered`.
-        let mut writes = vec![Write::PutRendered {
-            row: Rendered::of(click, click_key(click.id), Some(click.expires_at))?,
-        }];
+        let mut writes = vec![click_write(click)?];
         writes.extend(stats::count_click(click, currency)?);
         if !click.flags.is_empty() {
             let flagged = Flagged {
@@ -284,10 +288,7 @@ impl Store {
     /// counted as a call, and its click is no suspect for review).
     pub async fn create_call_click(&self, click: &Click) -> Result<(), TableError> {
         self.table
-            .transact_deferred(vec![Write::Put {
-                item: to_item(click, &click_key(click.id))?,
-                cond: Cond::Always,
-            }])
+            .transact_deferred(vec![click_write(click)?])
             .await
     }
 
