@@ -29,7 +29,7 @@ use serde_json::Value;
 use crate::ports::Clock;
 use crate::ports::table::{
     Cond, Cursor, EXPIRES_AT, GSI1PK, GSI1SK, Index, Item, Key, PK, Page, Query, Rendered, SK,
-    SortKey, Table, TableError, Update, Write, check_attribute, cond_holds, is_expired,
+    SortKey, Table, TableError, Update, Write, check_item, cond_holds, is_expired,
     validate_transaction,
 };
 
@@ -284,7 +284,7 @@ impl SqliteTable {
         let mut keys = Vec::with_capacity(writes.len());
         for write in &writes {
             match write {
-                Write::Put { item, .. } => check_storable(item)?,
+                Write::Put { item, .. } => check_item(item)?,
                 Write::Update { update, .. } => update.validate()?,
                 // Checked as it was rendered.
                 Write::PutRendered { .. } => {}
@@ -414,21 +414,12 @@ fn columns(item: &Item) -> Result<Columns<'_>, TableError> {
     })
 }
 
-/// Refuses what the table cannot hold, before anything is written.
-fn check_storable(item: &Item) -> Result<(), TableError> {
-    Key::parts_of(item)?;
-    for (name, value) in item {
-        check_attribute(name, value)?;
-    }
-    Ok(())
-}
-
 fn store(conn: &Connection, item: &Item) -> Result<(), TableError> {
-    check_storable(item)?;
+    check_item(item)?;
     insert(conn, item)
 }
 
-/// Stores an item already [checked](check_storable).
+/// Stores an item already [checked](check_item).
 fn insert(conn: &Connection, item: &Item) -> Result<(), TableError> {
     let columns = columns(item)?;
     let attrs = serde_json::to_string(&Attrs(item)).map_err(TableError::backend)?;

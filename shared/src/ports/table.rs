@@ -291,9 +291,7 @@ impl Rendered {
         };
         if cfg!(debug_assertions) {
             let item = rendered.to_item()?;
-            for (name, value) in &item {
-                check_attribute(name, value)?;
-            }
+            check_item(&item)?;
             let named = |name| item.get(name).is_some_and(|v| !v.is_null());
             assert!(
                 !named(GSI1PK) && !named(GSI1SK),
@@ -574,6 +572,16 @@ pub fn validate_transaction(writes: &[Write]) -> Result<(), TableError> {
         return Err(TableError::Invalid(
             "two writes of a transaction touch one item".into(),
         ));
+    }
+    Ok(())
+}
+
+/// Refuses an item no adapter can hold, before anything is written: a missing or empty key
+/// part, or an attribute [`check_attribute`] refuses.
+pub fn check_item(item: &Item) -> Result<(), TableError> {
+    Key::parts_of(item)?;
+    for (name, value) in item {
+        check_attribute(name, value)?;
     }
     Ok(())
 }
