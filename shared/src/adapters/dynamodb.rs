@@ -387,6 +387,9 @@ impl DynamoTable {
     /// A single write, as a one-item operation (cheaper than a transaction), answering the
     /// item after an update and the removed item after a delete.
     async fn write_one(&self, write: Write) -> Result<Option<Attributes>, TableError> {
+        // Refused here as on every adapter (DynamoDB refuses an empty key too; its emulator
+        // does not).
+        write.key_parts()?;
         let mut expression = Expression::default();
         condition(
             write.cond(),
