@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
@@ -105,20 +105,24 @@ async fn answer(
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
     let limit = body_limit(&path);
-    let response = match Limited::new(body, limit).collect().await {
+    // Most requests (every click) have no body: nothing to collect.
+    let body = if body.is_end_stream() {
+        Ok(Bytes::new())
+    } else {
+        Limited::new(body, limit)
+            .collect()
+            .await
+            .map(|collected| collected.to_bytes())
+    };
+    let response = match body {
         Err(_) => ApiError::too_large("body", limit).into_response("-"),
-        Ok(collected) => {
+        Ok(body) => {
             let client = if trust_proxy {
                 forwarded_for(&parts.headers).unwrap_or(peer.ip())
             } else {
                 peer.ip()
             };
-            routes::respond(
-                app,
-                lambda_request(parts, collected.to_bytes(), client),
-                None,
-            )
-            .await
+            routes::respond(app, lambda_request(parts, body, client), None).await
         }
     };
     // The path only: query strings carry postback tokens and must stay out of logs. Debug

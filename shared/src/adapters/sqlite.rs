@@ -66,17 +66,42 @@ struct Batch {
     versions: u64,
 }
 
+impl Batch {
+    /// Whether the batched item `key` holds every attribute `update` initialises, because
+    /// this very `init` was applied to it (and so validated) before.
+    fn holds(&self, key: &Key, update: &Update) -> bool {
+        match (self.items.get(key), &update.init) {
+            (
+                Some((
+                    Deferred::Item {
+                        holds: Some(held), ..
+                    },
+                    _,
+                )),
+                Some(init),
+            ) => Arc::ptr_eq(held, init),
+            _ => false,
+        }
+    }
+}
+
 /// An item waiting in the batch: a map, or a record rendered as the row it will be.
 #[derive(Clone)]
 enum Deferred {
-    Item(Arc<Item>),
+    Item {
+        item: Arc<Item>,
+        /// The `init` of an update applied to it, whose every attribute it is known to hold
+        /// (no write takes an attribute away): a counter's next update with the same `init`
+        /// need not look for them again.
+        holds: Option<Arc<Item>>,
+    },
     Rendered(Arc<Rendered>),
 }
 
 impl Deferred {
     fn is_expired(&self, now: i64) -> bool {
         match self {
-            Deferred::Item(item) => is_expired(item, now),
+            Deferred::Item { item, .. } => is_expired(item, now),
             Deferred::Rendered(row) => row.is_expired(now),
         }
     }
@@ -85,7 +110,7 @@ impl Deferred {
     /// of its put, which the click path never does).
     fn item(&self) -> Result<Arc<Item>, TableError> {
         match self {
-            Deferred::Item(item) => Ok(item.clone()),
+            Deferred::Item { item, .. } => Ok(item.clone()),
             Deferred::Rendered(row) => Ok(Arc::new(row.to_item()?)),
         }
     }
@@ -136,7 +161,7 @@ impl Shared {
             // Checked as they were deferred.
             for (_, deferred, _) in &taken {
                 match deferred {
-                    Deferred::Item(item) => insert(&tx, item)?,
+                    Deferred::Item { item, .. } => insert(&tx, item)?,
                     Deferred::Rendered(row) => insert_rendered(&tx, row)?,
                 }
             }
@@ -285,7 +310,8 @@ impl SqliteTable {
         for write in &writes {
             match write {
                 Write::Put { item, .. } => check_item(item)?,
-                Write::Update { update, .. } => update.validate()?,
+                // Its `init` is validated below, unless the batch shows it was before.
+                Write::Update { update, .. } => update.validate_named()?,
                 // Checked as it was rendered.
                 Write::PutRendered { .. } => {}
                 Write::Delete { .. } | Write::Check { .. } => {
@@ -316,15 +342,52 @@ impl SqliteTable {
                 });
             }
             if let Write::Update { update, .. } = write {
+                if !batch.holds(&key, update) {
+                    update.validate_init()?;
+                }
                 update.check(live.as_deref())?;
             }
             existing.push((key, live));
         }
         // Everything holds: apply, changing a batched item in place unless a commit shares it.
+        let batch = &mut *batch;
         let mut answers = Vec::new();
         for (write, (key, live)) in writes.into_iter().zip(existing) {
+            batch.versions += 1;
+            let version = batch.versions;
+            // An update of an item already in the batch (a busy counter, every click) changes
+            // it where it is: no second lookup, no copy of its key.
+            if let (Write::Update { update, .. }, Some((Deferred::Item { item, holds }, at))) =
+                (&write, batch.items.get_mut(&key))
+                && live.as_ref().is_some_and(|live| Arc::ptr_eq(live, item))
+            {
+                drop(live);
+                let current = Arc::make_mut(item);
+                let initialised = match (&update.init, &*holds) {
+                    (Some(init), Some(held)) => Arc::ptr_eq(init, held),
+                    _ => false,
+                };
+                if initialised {
+                    update.apply_checked_to_initialised(current)
+                } else {
+                    update.apply_checked(current)
+                }
+                .expect("validated, and checked in the first pass against this item");
+                if update.init.is_some() {
+                    holds.clone_from(&update.init);
+                }
+                *at = version;
+                if answer {
+                    answers.push(item.clone());
+                }
+                batch.dirty.insert(key);
+                continue;
+            }
             let deferred = match write {
-                Write::Put { item, .. } => Deferred::Item(Arc::new(item)),
+                Write::Put { item, .. } => Deferred::Item {
+                    item: Arc::new(item),
+                    holds: None,
+                },
                 Write::PutRendered { row } => Deferred::Rendered(Arc::new(row)),
                 Write::Update { update, .. } => {
                     let mut item = live.unwrap_or_else(|| Arc::new(new_item(&key)));
@@ -334,7 +397,10 @@ impl SqliteTable {
                     update
                         .apply_checked(Arc::make_mut(&mut item))
                         .expect("validated, and checked in the first pass against this item");
-                    Deferred::Item(item)
+                    Deferred::Item {
+                        item,
+                        holds: update.init,
+                    }
                 }
                 Write::Delete { .. } | Write::Check { .. } => unreachable!("refused above"),
             };
@@ -347,8 +413,6 @@ impl SqliteTable {
                         .expect("a map, or a record rendered from one of our types"),
                 );
             }
-            batch.versions += 1;
-            let version = batch.versions;
             batch.items.insert(key.clone(), (deferred, version));
             batch.dirty.insert(key);
         }

@@ -8,9 +8,18 @@ use ulid::Ulid;
 macro_rules! ulid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+        #[serde(try_from = "String")]
         pub struct $name(pub Ulid);
+
+        /// Written from a buffer on the stack: a click's record holds four ids, and the
+        /// click path allocated a string for each.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut buffer = [0; ulid::ULID_LEN];
+                serializer.serialize_str(self.0.array_to_str(&mut buffer))
+            }
+        }
 
         impl $name {
             pub fn parse(text: &str) -> Option<Self> {

@@ -139,38 +139,61 @@ impl Update {
         self
     }
 
-    /// Every attribute the update names.
-    fn names(&self) -> impl Iterator<Item = &str> {
+    /// The attributes it sets or adds to: the initialised ones are a map's keys, so distinct.
+    fn set_or_added(&self) -> impl Iterator<Item = &str> {
         self.set
             .iter()
             .map(|(name, _)| name.as_str())
-            .chain(self.inits().map(|(name, _)| name.as_str()))
             .chain(self.add.iter().map(|(name, _)| name.as_str()))
     }
 
     /// What any adapter refuses whatever the item: a key attribute, an attribute named twice,
     /// a value no item can hold. Found without the item, so without waiting on it.
     pub fn validate(&self) -> Result<(), TableError> {
-        // Sorted, not hashed: an update names a handful of attributes, and a counter's is
-        // validated on every click.
-        let mut names: Vec<&str> = self.names().collect();
-        names.sort_unstable();
-        for name in &names {
+        self.validate_named()?;
+        self.validate_init()
+    }
+
+    /// [`Update::validate`] of what the update sets and adds to, and of their names against
+    /// those `init` sets: all but what `init`'s attributes are, which only they decide.
+    pub fn validate_named(&self) -> Result<(), TableError> {
+        // Compared pairwise, without collecting: an update sets or adds a handful of
+        // attributes, and a counter's is validated on every click.
+        for (index, name) in self.set_or_added().enumerate() {
+            let twice = self.set_or_added().take(index).any(|other| other == name)
+                || self
+                    .init
+                    .as_ref()
+                    .is_some_and(|init| init.contains_key(name));
+            if twice {
+                return Err(TableError::Invalid(format!("`{name}` is updated twice")));
+            }
+        }
+        for name in self.set_or_added() {
             refuse_key_attribute(name)?;
         }
-        if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
-            return Err(TableError::Invalid(format!(
-                "`{}` is updated twice",
-                pair[0]
-            )));
-        }
-        let set = self.set.iter().map(|(name, value)| (name, value));
-        for (name, value) in set.chain(self.inits()) {
+        for (name, value) in &self.set {
             check_attribute(name, value)?;
         }
         // A counter is a number: it may not be an index attribute, which must be a string.
         for (name, delta) in &self.add {
             check_attribute(name, &Value::from(*delta))?;
+        }
+        Ok(())
+    }
+
+    /// [`Update::validate`] of `init`'s attributes alone. An adapter that knows this very
+    /// `init` passed it before (an `Arc` cannot change while another shares it) may skip it:
+    /// a counter's `init` is a dozen attributes, shared by every click.
+    pub fn validate_init(&self) -> Result<(), TableError> {
+        let Some(init) = &self.init else {
+            return Ok(());
+        };
+        for name in [PK, SK].into_iter().filter(|name| init.contains_key(*name)) {
+            refuse_key_attribute(name)?;
+        }
+        for (name, value) in init.iter() {
+            check_attribute(name, value)?;
         }
         Ok(())
     }
@@ -199,14 +222,38 @@ impl Update {
         for (name, value) in &self.set {
             item.insert(name.clone(), value.clone());
         }
-        for (name, value) in self.inits() {
-            if !item.contains_key(name) {
-                item.insert(name.clone(), value.clone());
-            }
+        // Both maps iterate in name order (a test pins it), so what the item lacks is found in
+        // one pass over the two rather than a search per attribute: a counter's update
+        // initialises a dozen attributes, and applies on every click.
+        let mut names = item.keys().peekable();
+        let missing: Vec<(&String, &Value)> = self
+            .inits()
+            .filter(|(name, _)| {
+                while names.next_if(|have| have < name).is_some() {}
+                names.peek() != Some(name)
+            })
+            .collect();
+        for (name, value) in missing {
+            item.insert(name.clone(), value.clone());
         }
+        self.apply_added(item)
+    }
+
+    /// [`Update::apply_checked`] for an item known to hold every attribute `init` sets (one
+    /// this update's `init` was applied to before): its sets and counters alone.
+    pub fn apply_checked_to_initialised(&self, item: &mut Item) -> Result<(), TableError> {
+        for (name, value) in &self.set {
+            item.insert(name.clone(), value.clone());
+        }
+        self.apply_added(item)
+    }
+
+    fn apply_added(&self, item: &mut Item) -> Result<(), TableError> {
         for (name, delta) in &self.add {
-            let sum = counter(name, item.get(name))? + delta;
-            item.insert(name.clone(), Value::from(sum));
+            match item.get_mut(name) {
+                Some(value) => *value = Value::from(counter(name, Some(value))? + delta),
+                None => drop(item.insert(name.clone(), Value::from(counter(name, None)? + delta))),
+            }
         }
         Ok(())
     }
@@ -700,5 +747,35 @@ mod tests {
             expires_at: i64,
         }
         let _ = Rendered::of(&Expiring { expires_at: 10 }, Key::new("P", "S"), Some(11));
+    }
+
+    /// `Update::apply_checked` finds what `init` adds in one pass over both maps, which needs
+    /// serde_json's map in name order: a dependency turning on `preserve_order` would break it.
+    #[test]
+    fn items_iterate_in_name_order() {
+        let mut item = Item::new();
+        for name in ["m", "b", "z", "a"] {
+            item.insert(name.into(), Value::Null);
+        }
+        let names: Vec<&str> = item.keys().map(String::as_str).collect();
+        assert_eq!(names, ["a", "b", "m", "z"]);
+    }
+
+    #[test]
+    fn init_fills_only_what_the_item_lacks_wherever_it_sorts() {
+        let mut item: Item =
+            serde_json::from_value(serde_json::json!({"b": 1, "d": 2, "n": 3})).unwrap();
+        let init: Item =
+            serde_json::from_value(serde_json::json!({"a": 0, "b": 0, "c": 0, "d": 0, "z": 0}))
+                .unwrap();
+        let update = Update::default()
+            .init_all(Arc::new(init))
+            .add("n", 1)
+            .add("y", 5);
+        update.apply(&mut item).unwrap();
+        assert_eq!(
+            Value::Object(item),
+            serde_json::json!({"a": 0, "b": 1, "c": 0, "d": 2, "n": 4, "y": 5, "z": 0})
+        );
     }
 }

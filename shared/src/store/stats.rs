@@ -117,14 +117,19 @@ fn hour_ceil(at: Timestamp) -> Timestamp {
     }
 }
 
-fn shard_of(id: &impl std::fmt::Display) -> u32 {
-    let digest = Sha256::digest(id.to_string().as_bytes());
-    u32::from(digest[0]) % SHARDS
+/// The shard a record is counted in, from its id. Any spread would do, since a report sums
+/// every shard; a fixed-seed hash keeps a record's shard the same across threads.
+fn shard_of(id: &impl std::fmt::Display) -> usize {
+    use std::hash::BuildHasher;
+    let shard = foldhash::fast::FixedState::default().hash_one(id.to_string()) % u64::from(SHARDS);
+    shard as usize
 }
 
-/// One counter of both parties: its sort key, and the attributes its first count writes.
+/// One counter of both parties: its key in each party's shards, and the attributes its first
+/// count writes.
 struct Counter {
-    sort_key: String,
+    /// The advertiser's key in each shard, then the affiliate's.
+    keys: Vec<Key>,
     init: Arc<Item>,
 }
 
@@ -142,8 +147,18 @@ impl Counter {
         let digest = hex::encode(&Sha256::digest(&canonical)[..12]);
         init.insert("hour".into(), hour.to_string().into());
         init.insert("expires_at".into(), tracking_expiry(hour).into());
+        let sort_key = format!("{}#{kind}#{digest}", hour_label(hour));
+        let parties = [
+            Party::Advertiser(dimensions.advertiser_id),
+            Party::Affiliate(dimensions.affiliate_id),
+        ];
+        let keys = parties
+            .into_iter()
+            .flat_map(|party| (0..SHARDS).map(move |shard| partition(party, shard)))
+            .map(|partition| Key::new(partition, sort_key.clone()))
+            .collect();
         Ok(Self {
-            sort_key: format!("{}#{kind}#{digest}", hour_label(hour)),
+            keys,
             init: Arc::new(init),
         })
     }
@@ -205,17 +220,20 @@ fn count(
     for (name, delta) in counts {
         update = update.add(*name, *delta);
     }
-    Ok([
-        Party::Advertiser(dimensions.advertiser_id),
-        Party::Affiliate(dimensions.affiliate_id),
-    ]
-    .into_iter()
-    .map(|party| Write::Update {
-        key: Key::new(partition(party, shard), counter.sort_key.clone()),
-        update: update.clone(),
-        cond: Cond::Always,
-    })
-    .collect())
+    let shards = SHARDS as usize;
+    let (advertiser, affiliate) = (&counter.keys[shard], &counter.keys[shards + shard]);
+    Ok(vec![
+        Write::Update {
+            key: advertiser.clone(),
+            update: update.clone(),
+            cond: Cond::Always,
+        },
+        Write::Update {
+            key: affiliate.clone(),
+            update,
+            cond: Cond::Always,
+        },
+    ])
 }
 
 /// Counts a click: as a click (and a unique one) or, for robots, as invalid.
