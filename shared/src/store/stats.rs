@@ -164,16 +164,52 @@ impl Counter {
     }
 }
 
-/// Counters worked out on this thread, by combination: a busy link's clicks share a few
-/// combinations, and working one out (JSON, SHA-256) cost a click a tenth of its CPU.
-type Counters =
-    HashMap<Dimensions, Vec<(&'static str, Timestamp, Arc<Counter>)>, foldhash::fast::RandomState>;
+/// Counters worked out, by combination: a busy link's clicks share a few combinations, and
+/// working one out (JSON, SHA-256) cost a click a tenth of its CPU.
+#[derive(Default)]
+struct Counters(HashMap<Dimensions, Known, foldhash::fast::RandomState>);
+
+/// A combination's counters: by kind and hour.
+type Known = Vec<(&'static str, Timestamp, Arc<Counter>)>;
+
+impl Counters {
+    fn find(&self, kind: &str, hour: Timestamp, dimensions: &Dimensions) -> Option<Arc<Counter>> {
+        let known = self.0.get(dimensions)?;
+        let (_, _, counter) = known.iter().find(|(k, h, _)| *k == kind && *h == hour)?;
+        Some(counter.clone())
+    }
+
+    fn remember(
+        &mut self,
+        kind: &'static str,
+        hour: Timestamp,
+        dimensions: &Dimensions,
+        counter: Arc<Counter>,
+    ) {
+        if self.0.len() >= REMEMBERED {
+            self.0.clear();
+        }
+        let known = self.0.entry(dimensions.clone()).or_default();
+        // A few hours and kinds per combination: the oldest goes first.
+        if known.len() >= PER_COMBINATION {
+            known.remove(0);
+        }
+        known.push((kind, hour, counter));
+    }
+}
 
 thread_local! {
+    /// Each thread's, looked up without a lock by every click.
     static COUNTERS: RefCell<Counters> = RefCell::default();
 }
 
-/// The most combinations a thread remembers; past it, it starts afresh.
+/// Every thread's, where a thread looks first for a counter it has not met: so that all
+/// clicks on one counter carry the very same `init`, which the table then recognises as
+/// already applied (a counter per thread made every other click apply it again).
+static SHARED_COUNTERS: std::sync::LazyLock<std::sync::Mutex<Counters>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The most combinations remembered; past it, the cache starts afresh.
 const REMEMBERED: usize = 4096;
 /// The most counters remembered for one combination (its kinds, in the last few hours).
 const PER_COMBINATION: usize = 8;
@@ -183,23 +219,24 @@ fn counter(
     hour: Timestamp,
     dimensions: &Dimensions,
 ) -> Result<Arc<Counter>, TableError> {
-    COUNTERS.with_borrow_mut(|counters| {
-        if let Some((_, _, counter)) = counters
-            .get(dimensions)
-            .and_then(|known| known.iter().find(|(k, h, _)| *k == kind && *h == hour))
-        {
-            return Ok(counter.clone());
+    COUNTERS.with_borrow_mut(|local| {
+        if let Some(counter) = local.find(kind, hour, dimensions) {
+            return Ok(counter);
         }
-        if counters.len() >= REMEMBERED {
-            counters.clear();
-        }
-        let counter = Arc::new(Counter::new(kind, hour, dimensions)?);
-        let known = counters.entry(dimensions.clone()).or_default();
-        // A few hours and kinds per combination: the oldest goes first.
-        if known.len() >= PER_COMBINATION {
-            known.remove(0);
-        }
-        known.push((kind, hour, counter.clone()));
+        let counter = {
+            let mut shared = SHARED_COUNTERS
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match shared.find(kind, hour, dimensions) {
+                Some(counter) => counter,
+                None => {
+                    let counter = Arc::new(Counter::new(kind, hour, dimensions)?);
+                    shared.remember(kind, hour, dimensions, counter.clone());
+                    counter
+                }
+            }
+        };
+        local.remember(kind, hour, dimensions, counter.clone());
         Ok(counter)
     })
 }
