@@ -109,7 +109,7 @@ fn dead_letter_key(id: &str) -> Key {
 /// `{status}`, `{payout}`, `{currency}`, `{event}` and `{sub1}`…`{sub5}`, percent-encoded.
 pub fn postback_url(template: &str, conversion: &Conversion, click: &Click) -> String {
     fill_template(template, |name| {
-        Some(match name {
+        Some(std::borrow::Cow::Owned(match name {
             "click_id" => conversion.click_id.to_string(),
             "conversion_id" => conversion.id.to_string(),
             "offer_id" => conversion.offer_id.to_string(),
@@ -122,7 +122,7 @@ pub fn postback_url(template: &str, conversion: &Conversion, click: &Click) -> S
                 click.subs.get(index).unwrap_or_default().to_string()
             }
             _ => return None,
-        })
+        }))
     })
 }
 

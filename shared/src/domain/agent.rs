@@ -52,9 +52,13 @@ fn known(value: &str) -> Option<String> {
 /// answered from memory instead of woothee's regular expressions.
 const REMEMBERED: usize = 4096;
 
+/// Remembered user-agents. foldhash, not SipHash: hashing a user-agent of a hundred-odd
+/// bytes showed in the click path's profile, and a map of at most [`REMEMBERED`] entries
+/// bounds what colliding strings could cost.
+type Classified = std::collections::HashMap<Box<str>, Agent, foldhash::fast::RandomState>;
+
 thread_local! {
-    static CLASSIFIED: std::cell::RefCell<std::collections::HashMap<Box<str>, Agent>> =
-        std::cell::RefCell::default();
+    static CLASSIFIED: std::cell::RefCell<Classified> = std::cell::RefCell::default();
 }
 
 /// [`classify_uncached`], remembered per thread.

@@ -4,6 +4,7 @@
 //! redirects to it, with macro values percent-encoded into it: no part of the request can
 //! change where the visitor goes (CWE-601). Macros may not stand in the scheme or host.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
@@ -80,7 +81,10 @@ impl From<Destination> for String {
 }
 
 /// Fills `{name}` macros with percent-encoded values; names `value` does not know stay as written.
-pub(crate) fn fill_template(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
+pub(crate) fn fill_template<'v>(
+    template: &str,
+    value: impl Fn(&str) -> Option<Cow<'v, str>>,
+) -> String {
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -120,16 +124,17 @@ pub struct Macros<'a> {
 }
 
 impl Macros<'_> {
-    fn value(&self, name: &str) -> Option<String> {
+    /// Borrowed where it can be: every click fills its destination.
+    fn value(&self, name: &str) -> Option<Cow<'_, str>> {
         Some(match name {
-            "click_id" => self.click_id.to_string(),
-            "affiliate_id" => self.affiliate_id.to_string(),
-            "offer_id" => self.offer_id.to_string(),
+            "click_id" => String::from(self.click_id).into(),
+            "affiliate_id" => String::from(self.affiliate_id).into(),
+            "offer_id" => String::from(self.offer_id).into(),
             "sub1" | "sub2" | "sub3" | "sub4" | "sub5" => {
                 let index = usize::from(name.as_bytes()[3] - b'1');
-                self.subs.get(index).unwrap_or_default().to_string()
+                self.subs.get(index).unwrap_or_default().into()
             }
-            "call_number" => self.call_number.unwrap_or_default().to_string(),
+            "call_number" => self.call_number.unwrap_or_default().into(),
             _ => return None,
         })
     }

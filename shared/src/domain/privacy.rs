@@ -85,8 +85,16 @@ fn canonical(ip: IpAddr) -> IpAddr {
 pub fn truncated_prefix(ip: IpAddr) -> String {
     match canonical(ip) {
         IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
+            // Written digit by digit: formatting machinery showed in the click path's profile.
+            let mut prefix = String::with_capacity(18);
+            for octet in &v4.octets()[..3] {
+                let digits = [octet / 100, octet / 10 % 10, octet % 10];
+                let first = digits.iter().position(|&d| d != 0).unwrap_or(2);
+                prefix.extend(digits[first..].iter().map(|&d| char::from(b'0' + d)));
+                prefix.push('.');
+            }
+            prefix.push_str("0/24");
+            prefix
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -99,6 +107,17 @@ pub fn truncated_prefix(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v4_prefixes_are_written_as_formatting_would() {
+        for octet in 0..=255u8 {
+            let ip = std::net::Ipv4Addr::new(octet, 255 - octet, octet / 10, 9);
+            assert_eq!(
+                truncated_prefix(ip.into()),
+                format!("{octet}.{}.{}.0/24", 255 - octet, octet / 10)
+            );
+        }
+    }
 
     #[test]
     fn prefixes_truncate_to_24_and_48_bits() {

@@ -119,9 +119,9 @@ fn hour_ceil(at: Timestamp) -> Timestamp {
 
 /// The shard a record is counted in, from its id. Any spread would do, since a report sums
 /// every shard; a fixed-seed hash keeps a record's shard the same across threads.
-fn shard_of(id: &impl std::fmt::Display) -> usize {
+fn shard_of(id: &[u8]) -> usize {
     use std::hash::BuildHasher;
-    let shard = foldhash::fast::FixedState::default().hash_one(id.to_string()) % u64::from(SHARDS);
+    let shard = foldhash::fast::FixedState::default().hash_one(id) % u64::from(SHARDS);
     shard as usize
 }
 
@@ -244,7 +244,7 @@ fn counter(
 /// The writes that add `counts` to both parties' counters for `dimensions` at `at`.
 fn count(
     kind: &'static str,
-    id: &impl std::fmt::Display,
+    id: &[u8],
     at: Timestamp,
     dimensions: &Dimensions,
     counts: &[(&str, i64)],
@@ -282,7 +282,7 @@ pub fn count_click(click: &Click, currency: Currency) -> Result<Vec<Write>, Tabl
     };
     count(
         "c",
-        &click.id,
+        &click.id.0.to_bytes(),
         click.at,
         &Dimensions::of_click(click, currency),
         counts,
@@ -302,7 +302,7 @@ pub fn count_call(
     };
     count(
         "k",
-        &call.sid,
+        call.sid.as_bytes(),
         call.started_at,
         &Dimensions::of_click(click, currency),
         &[("calls", 1)],
@@ -337,7 +337,7 @@ fn count_conversion_change(
     // what the conversions of that day became.
     count(
         "v",
-        &conversion.id,
+        &conversion.id.0.to_bytes(),
         conversion.at,
         &Dimensions::of_click(click, conversion.revenue.currency),
         &counts,
