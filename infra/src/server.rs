@@ -100,11 +100,17 @@ async fn answer(
     trust_proxy: bool,
     request: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
-    let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let method = parts.method.clone();
-    let path = parts.uri.path().to_string();
-    let limit = body_limit(&path);
+    // What the debug line below logs, taken only when it is on: otherwise every click would
+    // read the clock twice and copy its method and path for nothing.
+    let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        (
+            Instant::now(),
+            parts.method.clone(),
+            parts.uri.path().to_string(),
+        )
+    });
+    let limit = body_limit(parts.uri.path());
     // Most requests (every click) have no body: nothing to collect.
     let body = if body.is_end_stream() {
         Ok(Bytes::new())
@@ -127,7 +133,9 @@ async fn answer(
     };
     // The path only: query strings carry postback tokens and must stay out of logs. Debug
     // level: a line per request would cost the click path a write to the terminal.
-    tracing::debug!(%method, %path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    if let Some((started, method, path)) = logged {
+        tracing::debug!(%method, %path, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    }
     let (parts, body) = response.into_parts();
     let bytes = match body {
         Body::Empty => Bytes::new(),
