@@ -154,6 +154,11 @@ impl Shared {
         if taken.is_empty() {
             return Ok(());
         }
+        // In key order, not the dirty set's hash order: clicks' keys grow with time, so sorted
+        // they are appended at the end of the table's B-tree instead of splitting its last
+        // pages at random, which cost SQLite more work and left the pages part empty.
+        let mut taken = taken;
+        taken.sort_unstable_by(|(a, ..), (b, ..)| a.cmp(b));
         let committed = (|| {
             let tx = writer
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
