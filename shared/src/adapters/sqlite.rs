@@ -15,6 +15,7 @@
 //! clean shutdown (which flushes) none. Reads and conditions see the batch at once; an item
 //! leaves the batch only once it is committed, so it is always in one place or the other.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -311,6 +312,8 @@ impl SqliteTable {
     fn defer(&self, writes: Vec<Write>, answer: bool) -> Result<Vec<Arc<Item>>, TableError> {
         validate_transaction(&writes)?;
         // What needs no other item is checked before the lock, which every click waits on.
+        // Keys are borrowed from the writes where they hold one: a click's two counter
+        // updates copied theirs for nothing.
         let mut keys = Vec::with_capacity(writes.len());
         for write in &writes {
             match write {
@@ -325,7 +328,11 @@ impl SqliteTable {
                     ));
                 }
             }
-            keys.push(write.key()?);
+            keys.push(match write {
+                Write::Update { key, .. } => Cow::Borrowed(key),
+                Write::PutRendered { row } => Cow::Borrowed(row.key()),
+                other => Cow::Owned(other.key()?),
+            });
         }
         let now = self.clock.now().as_second();
         let mut batch = lock(&self.shared.batch);
@@ -352,18 +359,18 @@ impl SqliteTable {
                 }
                 update.check(live.as_deref())?;
             }
-            existing.push((key, live));
+            existing.push(live);
         }
         // Everything holds: apply, changing a batched item in place unless a commit shares it.
         let batch = &mut *batch;
         let mut answers = Vec::new();
-        for (write, (key, live)) in writes.into_iter().zip(existing) {
+        for (write, live) in writes.into_iter().zip(existing) {
             batch.versions += 1;
             let version = batch.versions;
             // An update of an item already in the batch (a busy counter, every click) changes
             // it where it is: no second lookup, no copy of its key.
-            if let (Write::Update { update, .. }, Some((Deferred::Item { item, holds }, at))) =
-                (&write, batch.items.get_mut(&key))
+            if let Write::Update { key, update, .. } = &write
+                && let Some((Deferred::Item { item, holds }, at)) = batch.items.get_mut(key)
                 && live.as_ref().is_some_and(|live| Arc::ptr_eq(live, item))
             {
                 drop(live);
@@ -385,16 +392,23 @@ impl SqliteTable {
                 if answer {
                     answers.push(item.clone());
                 }
-                batch.dirty.insert(key);
+                if !batch.dirty.contains(key) {
+                    batch.dirty.insert(key.clone());
+                }
                 continue;
             }
-            let deferred = match write {
-                Write::Put { item, .. } => Deferred::Item {
-                    item: Arc::new(item),
-                    holds: None,
-                },
-                Write::PutRendered { row } => Deferred::Rendered(Arc::new(row)),
-                Write::Update { update, .. } => {
+            let (key, deferred) = match write {
+                Write::Put { item, .. } => (
+                    Key::of(&item).expect("checked in the first pass"),
+                    Deferred::Item {
+                        item: Arc::new(item),
+                        holds: None,
+                    },
+                ),
+                Write::PutRendered { row } => {
+                    (row.key().clone(), Deferred::Rendered(Arc::new(row)))
+                }
+                Write::Update { key, update, .. } => {
                     let mut item = live.unwrap_or_else(|| Arc::new(new_item(&key)));
                     // The old version goes first, so that the live one is changed in place
                     // unless a commit shares it.
@@ -402,10 +416,11 @@ impl SqliteTable {
                     update
                         .apply_checked(Arc::make_mut(&mut item))
                         .expect("validated, and checked in the first pass against this item");
-                    Deferred::Item {
+                    let deferred = Deferred::Item {
                         item,
                         holds: update.init,
-                    }
+                    };
+                    (key, deferred)
                 }
                 Write::Delete { .. } | Write::Check { .. } => unreachable!("refused above"),
             };

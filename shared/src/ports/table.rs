@@ -14,6 +14,7 @@
 //!   idempotent repeat answers the original.
 //! - [`Table::transact`] is all or nothing; two writes on one key in a transaction are refused.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -101,8 +102,9 @@ pub struct Update {
     /// counter's first write fixes, which every later one would only rewrite. Shared, since
     /// every count of one counter initialises the same.
     pub init: Option<Arc<Item>>,
-    /// Integer attributes increased by a delta, a missing one counting as 0 (`ADD`).
-    pub add: Vec<(String, i64)>,
+    /// Integer attributes increased by a delta, a missing one counting as 0 (`ADD`). Names
+    /// are usually literals, borrowed: a click's counter updates allocated one for each.
+    pub add: Vec<(Cow<'static, str>, i64)>,
 }
 
 impl Update {
@@ -134,7 +136,7 @@ impl Update {
         self.init.iter().flat_map(|init| init.iter())
     }
 
-    pub fn add(mut self, name: impl Into<String>, delta: i64) -> Self {
+    pub fn add(mut self, name: impl Into<Cow<'static, str>>, delta: i64) -> Self {
         self.add.push((name.into(), delta));
         self
     }
@@ -144,7 +146,7 @@ impl Update {
         self.set
             .iter()
             .map(|(name, _)| name.as_str())
-            .chain(self.add.iter().map(|(name, _)| name.as_str()))
+            .chain(self.add.iter().map(|(name, _)| name.as_ref()))
     }
 
     /// What any adapter refuses whatever the item: a key attribute, an attribute named twice,
@@ -202,7 +204,7 @@ impl Update {
     /// its counters are integers that do not overflow.
     pub fn check(&self, item: Option<&Item>) -> Result<(), TableError> {
         for (name, delta) in &self.add {
-            counter(name, item.and_then(|item| item.get(name)))?
+            counter(name, item.and_then(|item| item.get(name.as_ref())))?
                 .checked_add(*delta)
                 .ok_or_else(|| TableError::Invalid(format!("`{name}` would overflow")))?;
         }
@@ -250,9 +252,11 @@ impl Update {
 
     fn apply_added(&self, item: &mut Item) -> Result<(), TableError> {
         for (name, delta) in &self.add {
-            match item.get_mut(name) {
+            match item.get_mut(name.as_ref()) {
                 Some(value) => *value = Value::from(counter(name, Some(value))? + delta),
-                None => drop(item.insert(name.clone(), Value::from(counter(name, None)? + delta))),
+                None => {
+                    drop(item.insert(name.to_string(), Value::from(counter(name, None)? + delta)))
+                }
             }
         }
         Ok(())

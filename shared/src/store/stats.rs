@@ -247,7 +247,7 @@ fn count(
     id: &[u8],
     at: Timestamp,
     dimensions: &Dimensions,
-    counts: &[(&str, i64)],
+    counts: &[(&'static str, i64)],
 ) -> Result<Vec<Write>, TableError> {
     let counter = counter(kind, hour_start(at), dimensions)?;
     let shard = shard_of(id);
@@ -327,9 +327,9 @@ fn conversion_counts(conversion: &Conversion) -> [(&'static str, i64); 4] {
 fn count_conversion_change(
     conversion: &Conversion,
     click: &Click,
-    counts: Vec<(&str, i64)>,
+    counts: Vec<(&'static str, i64)>,
 ) -> Result<Vec<Write>, TableError> {
-    let counts: Vec<(&str, i64)> = counts.into_iter().filter(|(_, n)| *n != 0).collect();
+    let counts: Vec<(&'static str, i64)> = counts.into_iter().filter(|(_, n)| *n != 0).collect();
     if counts.is_empty() {
         return Ok(vec![]);
     }
