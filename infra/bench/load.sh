@@ -3,7 +3,7 @@
 # that only answers 302 (same HTTP stack, same load, same machine), then a check that every
 # click answered was stored. Prints a Markdown report for BENCHMARKS.md.
 #
-# Usage: infra/bench/load.sh   (DURATION=15s CONNECTIONS=32 THREADS=2 ROUNDS=3 to change it)
+# Usage: infra/bench/load.sh   (DURATION=15s CONNECTIONS=32 THREADS=2 ROUNDS=5 to change it)
 # Needs: wrk (Debian: apt-get install wrk), curl, python3.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -11,7 +11,7 @@ command -v wrk >/dev/null || { echo "load.sh: wrk is missing (Debian: apt-get in
 DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 
 echo "building the release binary…" >&2
 cargo build --release --locked -p leadsrefer >&2
