@@ -42,6 +42,7 @@ pub async fn run_all(table: Arc<dyn Table>, clock: Arc<ManualClock>) {
     floats_are_refused(&*table).await;
     capped_counters_never_pass_their_cap(table.clone(), &clock).await;
     deferred_writes_are_seen_at_once_and_kept(&*table).await;
+    a_shared_init_fills_whatever_the_item_lacks(&*table).await;
     rendered_puts_store_the_record_as_an_item(&*table, &clock).await;
 }
 
@@ -777,6 +778,52 @@ pub async fn deferred_writes_are_seen_at_once_and_kept(table: &dyn Table) {
     let page = table.query(Query::partition(&pk)).await.unwrap();
     assert_eq!(page.items.len(), 3, "queries see it after a flush");
     assert_eq!(page.items[2]["n"], 5);
+}
+
+/// Deferred counter updates sharing one `init` (as every click on a report counter does) set
+/// its attributes wherever the item lacks them, however often the same `init` came before:
+/// after a put that replaced the item too.
+pub async fn a_shared_init_fills_whatever_the_item_lacks(table: &dyn Table) {
+    let key = Key::new(fresh("shared-init"), "c");
+    let init: Arc<Item> = Arc::new(
+        json!({"label": "first", "kind": "k"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let count = || Update::default().init_all(init.clone()).add("n", 1);
+    for _ in 0..2 {
+        table
+            .update_deferred(&key, count(), Cond::Always)
+            .await
+            .unwrap();
+    }
+    table
+        .transact_deferred(vec![Write::Put {
+            item: item(&key.pk, &key.sk, json!({"n": 10})),
+            cond: Cond::Always,
+        }])
+        .await
+        .unwrap();
+    let counted = table
+        .update_deferred(&key, count(), Cond::Always)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            counted["n"].as_i64(),
+            counted["label"].as_str(),
+            counted["kind"].as_str()
+        ),
+        (Some(11), Some("first"), Some("k")),
+        "the same `init` fills an item a put replaced"
+    );
+    table.flush().await.unwrap();
+    let stored = table.get(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (stored["n"].as_i64(), stored["label"].as_str()),
+        (Some(11), Some("first"))
+    );
 }
 
 /// A rendered record is the item a plain put of it would store: read back at once (deferred)
