@@ -67,25 +67,6 @@ struct Batch {
     versions: u64,
 }
 
-impl Batch {
-    /// Whether the batched item `key` holds every attribute `update` initialises, because
-    /// this very `init` was applied to it (and so validated) before.
-    fn holds(&self, key: &Key, update: &Update) -> bool {
-        match (self.items.get(key), &update.init) {
-            (
-                Some((
-                    Deferred::Item {
-                        holds: Some(held), ..
-                    },
-                    _,
-                )),
-                Some(init),
-            ) => Arc::ptr_eq(held, init),
-            _ => false,
-        }
-    }
-}
-
 /// An item waiting in the batch: a map, or a record rendered as the row it will be.
 #[derive(Clone)]
 enum Deferred {
@@ -113,6 +94,20 @@ impl Deferred {
         match self {
             Deferred::Item { item, .. } => Ok(item.clone()),
             Deferred::Rendered(row) => Ok(Arc::new(row.to_item()?)),
+        }
+    }
+
+    /// Whether it holds every attribute `init` sets, because this very `init` was applied to
+    /// it (and so validated) before.
+    fn holds(&self, init: Option<&Arc<Item>>) -> bool {
+        match (self, init) {
+            (
+                Deferred::Item {
+                    holds: Some(held), ..
+                },
+                Some(init),
+            ) => Arc::ptr_eq(held, init),
+            _ => false,
         }
     }
 
@@ -203,11 +198,21 @@ impl Shared {
         result
     }
 
-    /// The live item with this key: deferred, else committed.
-    fn live(&self, batch: &Batch, key: &Key, now: i64) -> Result<Option<Arc<Item>>, TableError> {
+    /// The live item with this key (deferred, else committed), and whether it is a batched
+    /// item known to hold `init` (see [`Deferred::holds`]): one lookup for both.
+    fn live(
+        &self,
+        batch: &Batch,
+        key: &Key,
+        init: Option<&Arc<Item>>,
+        now: i64,
+    ) -> Result<(Option<Arc<Item>>, bool), TableError> {
         match batch.items.get(key) {
-            Some((deferred, _)) => deferred.live(now),
-            None => Ok(self.read(|reader| live(reader, key, now))?.map(Arc::new)),
+            Some((deferred, _)) => Ok((deferred.live(now)?, deferred.holds(init))),
+            None => Ok((
+                self.read(|reader| live(reader, key, now))?.map(Arc::new),
+                false,
+            )),
         }
     }
 }
@@ -340,12 +345,15 @@ impl SqliteTable {
         for ((index, write), key) in writes.iter().enumerate().zip(keys) {
             // An unconditional put needs nothing of what is there: no read (a click's record
             // is one, and reading the database for it cost every click a read transaction).
-            let live = match write {
+            let (live, initialised) = match write {
                 Write::Put {
                     cond: Cond::Always, ..
                 }
-                | Write::PutRendered { .. } => None,
-                _ => self.shared.live(&batch, &key, now)?,
+                | Write::PutRendered { .. } => (None, false),
+                Write::Update { update, .. } => {
+                    self.shared.live(&batch, &key, update.init.as_ref(), now)?
+                }
+                _ => self.shared.live(&batch, &key, None, now)?,
             };
             if !cond_holds(write.cond(), live.as_deref()) {
                 return Err(TableError::Conflict {
@@ -354,17 +362,17 @@ impl SqliteTable {
                 });
             }
             if let Write::Update { update, .. } = write {
-                if !batch.holds(&key, update) {
+                if !initialised {
                     update.validate_init()?;
                 }
                 update.check(live.as_deref())?;
             }
-            existing.push(live);
+            existing.push((live, initialised));
         }
         // Everything holds: apply, changing a batched item in place unless a commit shares it.
         let batch = &mut *batch;
         let mut answers = Vec::new();
-        for (write, live) in writes.into_iter().zip(existing) {
+        for (write, (live, initialised)) in writes.into_iter().zip(existing) {
             batch.versions += 1;
             let version = batch.versions;
             // An update of an item already in the batch (a busy counter, every click) changes
@@ -375,10 +383,6 @@ impl SqliteTable {
             {
                 drop(live);
                 let current = Arc::make_mut(item);
-                let initialised = match (&update.init, &*holds) {
-                    (Some(init), Some(held)) => Arc::ptr_eq(init, held),
-                    _ => false,
-                };
                 if initialised {
                     update.apply_checked_to_initialised(current)
                 } else {

@@ -223,16 +223,25 @@ fn counter(
         if let Some(counter) = local.find(kind, hour, dimensions) {
             return Ok(counter);
         }
-        let counter = {
-            let mut shared = SHARED_COUNTERS
+        let shared = || {
+            SHARED_COUNTERS
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match shared.find(kind, hour, dimensions) {
-                Some(counter) => counter,
-                None => {
-                    let counter = Arc::new(Counter::new(kind, hour, dimensions)?);
-                    shared.remember(kind, hour, dimensions, counter.clone());
-                    counter
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        let found = shared().find(kind, hour, dimensions);
+        let counter = match found {
+            Some(counter) => counter,
+            None => {
+                // Worked out (JSON, SHA-256) without the lock; a thread that raced this one
+                // to it keeps the first.
+                let made = Arc::new(Counter::new(kind, hour, dimensions)?);
+                let mut shared = shared();
+                match shared.find(kind, hour, dimensions) {
+                    Some(first) => first,
+                    None => {
+                        shared.remember(kind, hour, dimensions, made.clone());
+                        made
+                    }
                 }
             }
         };
