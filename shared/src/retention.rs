@@ -36,10 +36,9 @@ pub fn financial_expiry(at: Timestamp) -> Timestamp {
 /// When a tax year's filing has been kept seven years: seven years after its forms were due
 /// (31 January of the next year).
 fn tax_files_expiry(year: i16) -> Timestamp {
-    jiff::civil::Date::new(year.saturating_add(8), 1, 31)
-        .and_then(|day| day.to_zoned_datetime(jiff::tz::TimeZone::UTC))
-        .map(|day| day.timestamp())
-        .unwrap_or(Timestamp::MAX)
+    jiff::civil::Date::new(year.saturating_add(1), 1, 31)
+        .and_then(|due| due.to_zoned_datetime(jiff::tz::TimeZone::UTC))
+        .map_or(Timestamp::MAX, |due| financial_expiry(due.timestamp()))
 }
 
 /// Deletes every blob whose key starts with `prefix`; answers how many.
