@@ -13,14 +13,6 @@ use crate::store::NoticeClaim;
 /// How long a claim may stand unmarked before its sender is presumed dead.
 pub const STALE_AFTER: i64 = 15 * 60;
 
-#[derive(Debug, thiserror::Error)]
-pub enum NoticeError {
-    #[error("storage failed")]
-    Storage(#[from] TableError),
-    #[error("the mail could not be sent")]
-    Mail(#[from] MailError),
-}
-
 /// What became of one notice.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Sent {
@@ -32,19 +24,24 @@ pub enum Sent {
     Elsewhere,
 }
 
-/// Sends `email` unless the notice `key` went out before. A failed send is an error, and the
-/// next call tries it again.
-pub async fn send_once(app: &App, key: &str, email: &Email) -> Result<Sent, NoticeError> {
+/// Sends `email` unless the notice `key` went out before. Storage failing is the outer error:
+/// it would fail every notice after this one alike, so callers stop. The mail failing is the
+/// inner one, for the caller to weigh: its claim is given back, and the next call tries again.
+pub async fn send_once(
+    app: &App,
+    key: &str,
+    email: &Email,
+) -> Result<Result<Sent, MailError>, TableError> {
     let now = app.clock.now().as_second();
     match app.store.claim_notice(key, now, STALE_AFTER).await? {
-        NoticeClaim::Sent => return Ok(Sent::Before),
-        NoticeClaim::Busy => return Ok(Sent::Elsewhere),
+        NoticeClaim::Sent => return Ok(Ok(Sent::Before)),
+        NoticeClaim::Busy => return Ok(Ok(Sent::Elsewhere)),
         NoticeClaim::Claimed => {}
     }
     if let Err(error) = app.mailer.send(email).await {
         app.store.release_notice(key, now).await?;
-        return Err(error.into());
+        return Ok(Err(error));
     }
     app.store.mark_notice_sent(key).await?;
-    Ok(Sent::Now)
+    Ok(Ok(Sent::Now))
 }

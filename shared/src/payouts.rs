@@ -742,10 +742,11 @@ async fn tax_notice(app: &App, affiliate: AffiliateId, year: i16, withholding: b
             app.public_url
         ),
     };
-    if let Err(error) =
-        crate::notices::send_once(app, &format!("w9-needed#{affiliate}#{year}"), &mail).await
-    {
-        tracing::error!(%error, "the W-9 notice could not be sent");
+    // Best effort, whatever failed: the next run tries again.
+    match crate::notices::send_once(app, &format!("w9-needed#{affiliate}#{year}"), &mail).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::error!(%error, "the W-9 notice could not be sent"),
+        Err(error) => tracing::error!(%error, "the W-9 notice could not be sent"),
     }
 }
 

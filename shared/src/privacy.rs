@@ -259,7 +259,10 @@ pub async fn exports_job(app: App) -> Result<String, JobError> {
         };
         // A mail that fails (or that another run is sending) leaves the request waiting for
         // the next run, and the requests after it go on.
-        match crate::notices::send_once(&app, &format!("export#{}", request.id), &mail).await {
+        let told = crate::notices::send_once(&app, &format!("export#{}", request.id), &mail)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        match told {
             Ok(crate::notices::Sent::Now | crate::notices::Sent::Before) => {}
             Ok(crate::notices::Sent::Elsewhere) => continue,
             Err(error) => {
@@ -490,17 +493,17 @@ pub async fn notices_job(app: App) -> Result<String, JobError> {
                     ),
                 };
                 let key = format!("policy#{}#{}", policy.version, account.id);
-                match crate::notices::send_once(&app, &key, &mail).await {
+                // A storage failure stops the run: it would fail every address after it alike.
+                match crate::notices::send_once(&app, &key, &mail)
+                    .await
+                    .map_err(failed)?
+                {
                     Ok(crate::notices::Sent::Now) => sent += 1,
                     Ok(crate::notices::Sent::Before) => before += 1,
                     Ok(crate::notices::Sent::Elsewhere) => elsewhere += 1,
                     // One address that fails must not hold up everyone after it: its claim is
-                    // given back, and the next run tries it again. A storage failure stops the
-                    // run: it would fail every address after it alike.
-                    Err(crate::notices::NoticeError::Storage(error)) => {
-                        return Err(failed(error));
-                    }
-                    Err(crate::notices::NoticeError::Mail(error)) => {
+                    // given back, and the next run tries it again.
+                    Err(error) => {
                         tracing::warn!(%error, account = %account.id, "a policy notice could not be sent; the next run retries it");
                         unsent += 1;
                     }

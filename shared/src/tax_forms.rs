@@ -264,7 +264,7 @@ pub async fn file_year(app: &App, year: i16) -> Result<Filing, TaxFormsError> {
             let told = if draft {
                 Ok(crate::notices::Sent::Before)
             } else {
-                crate::notices::send_once(app, &format!("1099#{year}#{affiliate}"), &mail).await
+                crate::notices::send_once(app, &format!("1099#{year}#{affiliate}"), &mail).await?
             };
             match told {
                 Ok(crate::notices::Sent::Now | crate::notices::Sent::Before) => {}
