@@ -12,6 +12,7 @@ set -euo pipefail
 bins=()
 for bin in "$@"; do bins+=("$(realpath "$bin")"); done
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+source infra/bench/lib.sh
 command -v wrk >/dev/null || { echo "click-cpu.sh: wrk is missing (Debian: apt-get install wrk)" >&2; exit 1; }
 DURATION=${DURATION:-8s}
 ROUNDS=${ROUNDS:-4}
@@ -35,27 +36,15 @@ for round in $(seq "$ROUNDS"); do
     rm -rf "$work/data"
     "$bin" serve --addr 127.0.0.1:0 --data "$work/data" --trust-proxy >"$work/out" 2>"$work/err" &
     pid=$!
-    url=
-    for _ in $(seq 100); do
-      url=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/c/[A-Za-z0-9]+\?sub1=demo' "$work/out" | head -1 || true)
-      [ -n "$url" ] && break
-      sleep 0.1
-    done
-    [ -n "$url" ] || { echo "click-cpu.sh: $bin did not start" >&2; exit 1; }
+    url=$(wait_for_output "$work/out" "$TRACKING_LINK") ||
+      { echo "click-cpu.sh: $bin did not start" >&2; exit 1; }
     before=$(cpu_ticks "$pid")
     wrk --latency -t2 -c32 -d"$DURATION" -s infra/bench/click.lua "$url" >"$work/wrk"
     after=$(cpu_ticks "$pid")
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     pid=
-    python3 - "$work/wrk" "$((after - before))" "$ticks" "$round" "$bin" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-spent, ticks, round_, binary = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-requests = int(re.search(r"(\d+) requests in", text).group(1))
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p99 = re.search(r"^\s*99%\s+(\S+)", text, re.M).group(1)
-print(f"round {round_} {binary}: {rps:,.0f} clicks/s, p99 {p99}, "
-      f"{spent / ticks * 1e6 / requests:.1f} µs of runner CPU a click")
-PY
+    read -r requests rps _ p99 _ < <(wrk_stats "$work/wrk")
+    python3 -c "print(f'round $round $bin: {$rps:,.0f} clicks/s, p99 $p99 ms, '
+                      f'{$((after - before)) / $ticks * 1e6 / $requests:.1f} µs of runner CPU a click')"
   done
 done

@@ -16,6 +16,7 @@ set -euo pipefail
 bins=()
 for bin in "$@"; do bins+=("$(realpath "$bin")"); done
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+source infra/bench/lib.sh
 for tool in valgrind wrk; do
   command -v "$tool" >/dev/null || { echo "click-instructions.sh: $tool is missing (Debian: apt-get install $tool)" >&2; exit 1; }
 done
@@ -31,20 +32,15 @@ for bin in "${bins[@]}"; do
     --toggle-collect='shared::adapters::sqlite::Shared::commit_batch*' \
     "$bin" serve --addr 127.0.0.1:0 --data "$work/data" --trust-proxy >"$work/out" 2>"$work/err" &
   pid=$!
-  url=
-  for _ in $(seq 300); do
-    url=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/c/[A-Za-z0-9]+\?sub1=demo' "$work/out" | head -1 || true)
-    [ -n "$url" ] && break
-    sleep 0.1
-  done
-  [ -n "$url" ] || { echo "click-instructions.sh: $bin did not start under valgrind" >&2; exit 1; }
+  url=$(wait_for_output "$work/out" "$TRACKING_LINK" 300) ||
+    { echo "click-instructions.sh: $bin did not start under valgrind" >&2; exit 1; }
   wrk -t1 -c4 -d"${DURATION:-6s}" -s infra/bench/click.lua "$url" >/dev/null
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   pid=
-  python3 - "$work/data/leadsrefer.sqlite3" "$work/callgrind.out" "$bin" <<'PY'
-import re, sqlite3, sys
-clicks = sqlite3.connect(sys.argv[1]).execute(
-    "SELECT count(*) FROM items WHERE pk LIKE 'CLICK#%'").fetchone()[0]
+  clicks=$(stored CLICK "$work/data/leadsrefer.sqlite3")
+  python3 - "$clicks" "$work/callgrind.out" "$bin" <<'PY'
+import re, sys
+clicks = int(sys.argv[1])
 summary = int(re.search(r"^summary: (\d+)", open(sys.argv[2]).read(), re.M).group(1))
 if summary == 0:
     sys.exit(f"{sys.argv[3]}: no instructions counted: does the binary have its symbols?")

@@ -13,6 +13,8 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-5}
 
+source infra/bench/lib.sh
+
 echo "building the release binary…" >&2
 cargo build --release --locked -p leadsrefer >&2
 bin=target/release/leadsrefer
@@ -28,45 +30,23 @@ start() {
   "$@" >"$out" 2>"$work/stderr" &
   pid=$!
   pids+=("$pid")
-  for _ in $(seq 100); do
-    url=$(grep -oE 'http://127\.0\.0\.1:[0-9]+' "$out" | head -1 || true)
-    [ -n "$url" ] && return
-    sleep 0.1
-  done
-  echo "load.sh: $1 did not start" >&2
-  exit 1
+  url=$(wait_for_output "$out" 'http://127\.0\.0\.1:[0-9]+') || {
+    echo "load.sh: $1 did not start" >&2
+    exit 1
+  }
 }
 
 # Runs wrk; prints "requests rps p50 p99".
 load() {
   local log=$work/wrk.log
   wrk --latency -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$@" >"$log"
-  python3 - "$log" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-def ms(label):
-    value, unit = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M).groups()
-    return round(float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit], 3)
-requests = int(re.search(r"(\d+) requests in", text).group(1))
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(requests, rps, ms("50%"), ms("99%"), errors.group(1) if errors else 0)
-PY
+  wrk_stats "$log"
 }
 
 # A round: the bare server, then a fresh runner under the same click load, stopped cleanly and
 # its stored clicks counted. Rounds alternate the two, so that the machine's drift over a
 # minute (seen here: the bare server alone between 88,000 and 114,000 requests/s) falls on both
 # alike; the median round is the result.
-count_stored() {
-  python3 - "$1" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-clicks = db.execute("SELECT count(*) FROM items WHERE pk LIKE 'CLICK#%'").fetchone()[0]
-conversions = db.execute("SELECT count(*) FROM items WHERE pk LIKE 'CONV#%'").fetchone()[0]
-print(clicks, conversions)
-PY
-}
 
 rows=()
 ratios=()
@@ -79,33 +59,32 @@ for round in $(seq "$ROUNDS"); do
 
   rm -rf "$work/data"
   start runner "$bin" serve --addr 127.0.0.1:0 --data "$work/data" --trust-proxy
-  tracking=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/c/[A-Za-z0-9]+\?sub1=demo' "$work/runner.out" | head -1)
+  tracking=$(grep -oE "$TRACKING_LINK" "$work/runner.out" | head -1)
   read -r c_requests c_rps c_p50 c_p99 c_errors < <(load -s infra/bench/click.lua "$tracking")
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true   # a clean shutdown
-  read -r stored_clicks _ < <(count_stored "$work/data/leadsrefer.sqlite3")
+  stored_clicks=$(stored CLICK "$work/data/leadsrefer.sqlite3")
   # wrk counts the requests answered within its run; one still in flight as it stops is
   # stored but not counted, so more stored than answered is no fault: fewer is a lost click.
   [ "$stored_clicks" -ge "$c_requests" ] || lost=$((lost + c_requests - stored_clicks))
   ratio=$(python3 -c "print(f'{$c_rps / $b_rps:.1%}')")
-  ratios+=("$c_rps" "$b_rps")
+  ratios+=("${ratio%\%}")
   rows+=("| $round | $b_rps | $b_p99 | $c_rps | $c_p50 | $c_p99 | $((b_errors + c_errors)) | $c_requests | $stored_clicks | $ratio |")
 done
 
 # The postback path, once, on a fresh runner: new conversions of one click, each its own txn.
 rm -rf "$work/data"
 start runner "$bin" serve --addr 127.0.0.1:0 --data "$work/data" --trust-proxy
-tracking=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/c/[A-Za-z0-9]+\?sub1=demo' "$work/runner.out" | head -1)
+tracking=$(grep -oE "$TRACKING_LINK" "$work/runner.out" | head -1)
 template=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/postback\?[^ ]+' "$work/runner.out" | head -1)
 click=$(curl -s -o /dev/null -w '%{redirect_url}' -A 'Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0' "$tracking" | sed -E 's/.*clickid=([A-Z0-9]+).*/\1/')
 postback=$(echo "$template" | sed -E "s/\{click_id\}/$click/; s/&txn_id=[^&]*//")
 read -r p_requests p_rps p_p50 p_p99 p_errors < <(load -s infra/bench/postback.lua "$postback")
 kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-read -r _ stored_conversions < <(count_stored "$work/data/leadsrefer.sqlite3")
+stored_conversions=$(stored CONV "$work/data/leadsrefer.sqlite3")
 
 median=$(python3 - "${ratios[@]}" <<'PY'
 import statistics, sys
-pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))
-print(f"{statistics.median(float(c) / float(b) for c, b in pairs):.1%}")
+print(f"{statistics.median(float(r) for r in sys.argv[1:]):.1f}%")
 PY
 )
 

@@ -1,0 +1,39 @@
+# What the load scripts share; sourced, not run.
+
+# The demo tracking link the runner prints as it starts.
+TRACKING_LINK='http://127\.0\.0\.1:[0-9]+/c/[A-Za-z0-9]+\?sub1=demo'
+
+# Waits up to TRIES tenths of a second for FILE to show PATTERN; prints its first match.
+wait_for_output() {
+  local file=$1 pattern=$2 tries=${3:-100} found
+  for _ in $(seq "$tries"); do
+    found=$(grep -oE "$pattern" "$file" | head -1 || true)
+    [ -n "$found" ] && { echo "$found"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+
+# Rows of a kind (`CLICK`, `CONV`) in a stopped runner's database.
+stored() {
+  python3 - "$1" "$2" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[2])
+print(db.execute("SELECT count(*) FROM items WHERE pk LIKE ?", (sys.argv[1] + "#%",)).fetchone()[0])
+PY
+}
+
+# A `wrk --latency` log as "requests rps p50_ms p99_ms non_2xx_3xx".
+wrk_stats() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(label):
+    value, unit = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M).groups()
+    return round(float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit], 3)
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(requests, rps, ms("50%"), ms("99%"), errors.group(1) if errors else 0)
+PY
+}
