@@ -55,6 +55,41 @@ async fn sqlite_table_keeps_data_across_reopening() {
     assert_eq!(table.get(&expired).await.unwrap(), None);
 }
 
+/// New databases get 16 KiB pages (fewer WAL frames per group commit); a database made
+/// with another page size keeps it and works as before.
+#[tokio::test]
+async fn sqlite_new_databases_get_16_kib_pages_and_old_ones_keep_theirs() {
+    let page_size = |path: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA page_size", [], |row| row.get(0))
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.sqlite3");
+    drop(SqliteTable::open(&new, clock()).unwrap());
+    assert_eq!(page_size(&new), 16384);
+
+    let old = dir.path().join("old.sqlite3");
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+        .unwrap();
+    let table = SqliteTable::open(&old, clock()).unwrap();
+    let key = shared::ports::Key::new("p", "s");
+    table
+        .update(
+            &key,
+            shared::ports::Update::default().set("v", 1),
+            shared::ports::Cond::Always,
+        )
+        .await
+        .unwrap();
+    assert!(table.get(&key).await.unwrap().is_some());
+    drop(table);
+    assert_eq!(page_size(&old), 4096);
+}
+
 /// The expiry purge deletes every expired row, committed or still in the batch, and keeps
 /// what lives, renewed ones included.
 #[tokio::test]
