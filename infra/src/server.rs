@@ -19,6 +19,10 @@ use shared::http::{ApiError, body_limit};
 use shared::routes;
 use tokio::net::TcpListener;
 
+/// A constant, not a `&str` parsed into a header name on every click.
+const X_FORWARDED_FOR: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static("x-forwarded-for");
+
 /// How long a clean shutdown waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -149,7 +153,7 @@ async fn answer(
 /// The last address of `X-Forwarded-For`: the one the trusted proxy appended.
 fn forwarded_for(headers: &hyper::HeaderMap) -> Option<IpAddr> {
     let last = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .next_back()?
         .to_str()
@@ -168,7 +172,7 @@ fn lambda_request(
     let mut context = ApiGatewayV2httpRequestContext::default();
     context.http.method = parts.method.clone();
     context.http.path = Some(parts.uri.path().to_string());
-    context.http.source_ip = Some(client.to_string());
+    context.http.source_ip = Some(shared::domain::privacy::address_text(client));
     let body = if body.is_empty() {
         Body::Empty
     } else {

@@ -22,6 +22,12 @@ macro_rules! ulid_id {
         }
 
         impl $name {
+            /// Appends the id's text, without the formatting machinery (click path).
+            pub fn push_to(&self, out: &mut String) {
+                let mut buffer = [0; ulid::ULID_LEN];
+                out.push_str(self.0.array_to_str(&mut buffer));
+            }
+
             pub fn parse(text: &str) -> Option<Self> {
                 // Only the canonical form (upper case, within 128 bits), so one id has one
                 // spelling in every key: it must print back exactly as it was read.

@@ -4,12 +4,12 @@
 //! request can name another (no open redirect).
 
 use lambda_http::Body;
-use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 
 use super::Route;
 use crate::app::App;
 use crate::caller::Access;
-use crate::domain::ids::LinkCode;
+use crate::domain::ids::{LinkCode, OfferId};
 use crate::domain::tracking::Subs;
 use crate::http::{ApiError, Params, Request, Response, client_ip, path_param, uncached};
 use crate::tracking::{self, ClickRequest, ClickTarget, TrackingError};
@@ -23,10 +23,20 @@ pub const ROUTE: Route = Route::new(
     |app, request| Box::pin(handle(app, request)),
 );
 
+/// CloudFront's viewer headers, as constants: a `&str` is parsed into a header name on each
+/// lookup, and every click looks both up.
+const VIEWER_COUNTRY: HeaderName = HeaderName::from_static("cloudfront-viewer-country");
+const VIEWER_REGION: HeaderName = HeaderName::from_static("cloudfront-viewer-country-region");
+
 /// The attribution cookie of an offer: `lr_<offer id>`, holding the click id.
-pub fn cookie_name(offer_id: impl std::fmt::Display) -> String {
-    format!("lr_{offer_id}")
+pub fn cookie_name(offer_id: OfferId) -> String {
+    let mut name = String::with_capacity(COOKIE_PREFIX.len() + ulid::ULID_LEN);
+    name.push_str(COOKIE_PREFIX);
+    offer_id.push_to(&mut name);
+    name
 }
+
+const COOKIE_PREFIX: &str = "lr_";
 
 pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
     let code = path_param(&request, "link")
@@ -42,8 +52,8 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
     let click = ClickRequest {
         subs,
         ip: client_ip(&request).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
-        country: viewer_header(&request, "cloudfront-viewer-country", 2),
-        region: viewer_header(&request, "cloudfront-viewer-country-region", 3),
+        country: viewer_header(&request, &VIEWER_COUNTRY, 2),
+        region: viewer_header(&request, &VIEWER_REGION, 3),
         user_agent: request
             .headers()
             .get(header::USER_AGENT)
@@ -64,12 +74,14 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
         ClickTarget::Redirect(location) => location,
         ClickTarget::Unavailable => return Ok(unavailable()),
     };
-    let cookie = format!(
-        "{}={}; Max-Age={}; Path=/; Secure; HttpOnly; SameSite=None",
-        cookie_name(outcome.click.offer_id),
-        outcome.click.id,
-        outcome.cookie_max_age.as_secs().max(0)
-    );
+    // Built without the formatting machinery: every click sets one.
+    let mut cookie = cookie_name(outcome.click.offer_id);
+    cookie.reserve(100);
+    cookie.push('=');
+    outcome.click.id.push_to(&mut cookie);
+    cookie.push_str("; Max-Age=");
+    cookie.push_str(itoa::Buffer::new().format(outcome.cookie_max_age.as_secs().max(0)));
+    cookie.push_str("; Path=/; Secure; HttpOnly; SameSite=None");
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::FOUND;
     let headers = response.headers_mut();
@@ -98,7 +110,7 @@ fn unavailable() -> Response {
 
 /// The visitor's country (ISO 3166-1 alpha-2) or region (the ISO 3166-2 subdivision code,
 /// 1 to 3 characters) from CloudFront's viewer headers, when the edge sends them.
-fn viewer_header(request: &Request, name: &str, max_len: usize) -> Option<String> {
+fn viewer_header(request: &Request, name: &HeaderName, max_len: usize) -> Option<String> {
     let value = request.headers().get(name)?.to_str().ok()?;
     (!value.is_empty()
         && value.len() <= max_len

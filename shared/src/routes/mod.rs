@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use lambda_http::RequestExt;
-use lambda_http::http::{HeaderValue, header};
+use lambda_http::http::{HeaderName, HeaderValue, header};
 use utoipa::ToSchema;
 use utoipa::openapi::{RefOr, Schema};
 
@@ -203,6 +203,9 @@ pub fn find(routes: impl IntoIterator<Item = &'static Route>, method: &str, path
     }
 }
 
+/// A constant, not a `&str` parsed into a header name on every answer.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Answers a request with the routes of `function` (every route when `None`): routing, the
 /// caller's authentication and role, the handler, and the error answer. Every request gets an
 /// answer: an error is the caller's 4xx or an opaque 5xx, never an `Err` to the Lambda runtime
@@ -215,8 +218,8 @@ pub async fn respond(app: App, mut request: Request, function: Option<&str>) -> 
     let routes = ROUTES
         .iter()
         .filter(|route| function.is_none_or(|name| route.function == name));
-    let path = request.uri().path().to_string();
-    let result = match find(routes, request.method().as_str(), &path) {
+    let found = find(routes, request.method().as_str(), request.uri().path());
+    let result = match found {
         Found::NotFound => Err(ApiError::not_found("path", "no such route")),
         Found::MethodNotAllowed(allowed) => {
             let mut response = ApiError::method_not_allowed(&allowed).into_response(&request_id);
@@ -236,7 +239,7 @@ pub async fn respond(app: App, mut request: Request, function: Option<&str>) -> 
     };
     let mut response = result.unwrap_or_else(|error| error.into_response(&request_id));
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
+        response.headers_mut().insert(X_REQUEST_ID, value);
     }
     response
 }

@@ -165,7 +165,11 @@ fn click_write(click: &Click) -> Result<Write, TableError> {
 }
 
 fn click_key(id: ClickId) -> Key {
-    Key::new(format!("CLICK#{id}"), "CLICK")
+    // Every click makes one: built without the formatting machinery.
+    let mut pk = String::with_capacity(6 + ulid::ULID_LEN);
+    pk.push_str("CLICK#");
+    id.push_to(&mut pk);
+    Key::new(pk, "CLICK")
 }
 fn conversion_key(id: ConversionId) -> Key {
     Key::new(format!("CONV#{id}"), "CONV")
