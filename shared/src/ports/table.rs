@@ -322,8 +322,11 @@ impl Rendered {
         key: Key,
         expires_at: Option<i64>,
     ) -> Result<Self, TableError> {
-        let attributes = serde_json::to_string(record)
+        // Room for a click's record at once: grown from empty, the text was copied six times.
+        let mut text = Vec::with_capacity(512);
+        serde_json::to_writer(&mut text, record)
             .map_err(|e| TableError::Invalid(format!("record does not serialise: {e}")))?;
+        let attributes = String::from_utf8(text).expect("serde_json writes UTF-8");
         let rendered = Self {
             key,
             attributes,

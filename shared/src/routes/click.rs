@@ -87,11 +87,12 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
     let headers = response.headers_mut();
     headers.insert(
         header::LOCATION,
-        HeaderValue::from_str(&location).map_err(ApiError::internal)?,
+        // From the `String` itself, not a copy of it.
+        HeaderValue::try_from(location).map_err(ApiError::internal)?,
     );
     headers.insert(
         header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+        HeaderValue::try_from(cookie).map_err(ApiError::internal)?,
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)

@@ -3,6 +3,7 @@
 //! local runner serves them all; `template.yaml` declares the same paths (a test keeps them in
 //! step), and `/api/openapi.json` is generated from this table.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -211,10 +212,12 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// answer: an error is the caller's 4xx or an opaque 5xx, never an `Err` to the Lambda runtime
 /// (which API Gateway would turn into a blind 502).
 pub async fn respond(app: App, mut request: Request, function: Option<&str>) -> Response {
-    let request_id = request
-        .lambda_context_ref()
-        .map(|context| context.request_id.clone())
-        .unwrap_or_else(|| app.clock.new_id().to_string());
+    // Lambda's id for the request, else a new one, written on the stack: every click has one.
+    let mut buffer = [0; ulid::ULID_LEN];
+    let request_id: Cow<str> = match request.lambda_context_ref() {
+        Some(context) => Cow::Owned(context.request_id.clone()),
+        None => Cow::Borrowed(app.clock.new_id().array_to_str(&mut buffer)),
+    };
     let routes = ROUTES
         .iter()
         .filter(|route| function.is_none_or(|name| route.function == name));
