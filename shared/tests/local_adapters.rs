@@ -295,6 +295,49 @@ async fn memory_visits_meet_the_visits_contract_and_survive_a_clean_restart() {
             .unwrap()
             .first_on_link
     );
+
+    // The file keeps the form the first version wrote, which an upgrade reads: per shard,
+    // `link␟visitor` → when the window ends, and visitor → [minute, clicks in it].
+    let minute = now.as_second().div_euclid(60);
+    let ends = now.as_second() + 3600;
+    std::fs::write(
+        &file,
+        format!(
+            r#"[{{"windows":{{"L\u001fv":{ends},"M\u001fw":{ends}}},"minutes":{{"v":[{minute},3]}}}}]"#
+        ),
+    )
+    .unwrap();
+    let upgraded = MemoryVisits::open(&file, now).unwrap();
+    let visit = upgraded.record("L", "v", now, window).await.unwrap();
+    assert!(!visit.first_on_link, "the saved window is open");
+    assert_eq!(
+        visit.clicks_this_minute, 4,
+        "the saved minute's clicks count on"
+    );
+    assert!(
+        !upgraded
+            .record("M", "w", now, window)
+            .await
+            .unwrap()
+            .first_on_link
+    );
+    assert!(
+        upgraded
+            .record("M", "v", now, window)
+            .await
+            .unwrap()
+            .first_on_link
+    );
+    upgraded.save().await.unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let shard = saved
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|shard| shard["minutes"].get("v").is_some())
+        .unwrap();
+    assert_eq!(shard["minutes"]["v"], serde_json::json!([minute, 5]));
+    assert_eq!(shard["windows"]["L\u{1f}v"], serde_json::json!(ends));
 }
 
 #[tokio::test]
