@@ -16,7 +16,7 @@
 //! leaves the batch only once it is committed, so it is always in one place or the other.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -61,9 +61,12 @@ struct Shared {
 struct Batch {
     // foldhash: every click hashes its keys here, and SipHash showed in the profile; the
     // keys are our own (ids and hashes), not an attacker's choice.
+    ///
+    /// Every item here is one whose latest version is not yet committed: a commit removes
+    /// those it committed unless they changed meanwhile. So a commit takes them all, and no
+    /// set of dirty keys is kept: keeping one cost every click two copies of its key and a
+    /// second hash insert, under the lock every click waits on.
     items: HashMap<Key, (Deferred, u64), foldhash::fast::RandomState>,
-    /// Keys whose latest version is not yet in a commit.
-    dirty: HashSet<Key, foldhash::fast::RandomState>,
     versions: u64,
 }
 
@@ -111,6 +114,24 @@ impl Deferred {
         }
     }
 
+    /// An item's key, worked out from its attributes; none for a rendered record, which holds
+    /// its key.
+    fn item_key(&self) -> Option<Key> {
+        match self {
+            Deferred::Item { item, .. } => Some(Key::of(item).expect("a batched item has its key")),
+            Deferred::Rendered(_) => None,
+        }
+    }
+
+    /// Its key: the rendered record's own, or the one [`Deferred::item_key`] worked out.
+    fn key<'a>(&'a self, item_key: &'a Option<Key>) -> &'a Key {
+        match (self, item_key) {
+            (Deferred::Rendered(row), _) => row.key(),
+            (Deferred::Item { .. }, Some(key)) => key,
+            (Deferred::Item { .. }, None) => unreachable!("an item's key is worked out"),
+        }
+    }
+
     /// The live item: none once expired.
     fn live(&self, now: i64) -> Result<Option<Arc<Item>>, TableError> {
         if self.is_expired(now) {
@@ -131,30 +152,19 @@ impl Shared {
     /// Commits every dirty item of the batch in one transaction, one fsync for all of it, on
     /// the writer the caller holds (so commits never overtake one another).
     fn commit_batch(&self, writer: &mut Connection) -> Result<(), TableError> {
-        let taken: Vec<(Key, Deferred, u64)> = {
-            let mut batch = lock(&self.batch);
-            // The next batch is about as big: it starts with room for it, not regrowing.
-            let capacity = batch.dirty.len();
-            let dirty = std::mem::replace(
-                &mut batch.dirty,
-                HashSet::with_capacity_and_hasher(capacity, Default::default()),
-            );
-            dirty
-                .into_iter()
-                .map(|key| {
-                    let (item, version) = batch.items[&key].clone();
-                    (key, item, version)
-                })
-                .collect()
-        };
+        // Under the lock, only what shares the items: their keys are read off them after.
+        let taken: Vec<(Deferred, u64)> = lock(&self.batch).items.values().cloned().collect();
         if taken.is_empty() {
             return Ok(());
         }
-        // In key order, not the dirty set's hash order: clicks' keys grow with time, so sorted
+        // In key order, not the map's hash order: clicks' keys grow with time, so sorted
         // they are appended at the end of the table's B-tree instead of splitting its last
         // pages at random, which cost SQLite more work and left the pages part empty.
-        let mut taken = taken;
-        taken.sort_unstable_by(|(a, ..), (b, ..)| a.cmp(b));
+        let mut taken: Vec<(Option<Key>, Deferred, u64)> = taken
+            .into_iter()
+            .map(|(deferred, version)| (deferred.item_key(), deferred, version))
+            .collect();
+        taken.sort_unstable_by(|(a, x, _), (b, y, _)| x.key(a).cmp(y.key(b)));
         let committed = (|| {
             let tx = writer
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -168,15 +178,16 @@ impl Shared {
             }
             tx.commit().map_err(TableError::backend)
         })();
-        let mut batch = lock(&self.batch);
-        for (key, _, version) in &taken {
-            if committed.is_err() {
-                batch.dirty.insert(key.clone());
-            } else if batch.items.get(key).is_some_and(|(_, v)| v == version) {
-                batch.items.remove(key);
+        // What failed stays in the batch, for the next commit.
+        if committed.is_ok() {
+            let mut batch = lock(&self.batch);
+            for (item_key, deferred, version) in &taken {
+                let key = deferred.key(item_key);
+                if batch.items.get(key).is_some_and(|(_, v)| v == version) {
+                    batch.items.remove(key);
+                }
             }
         }
-        drop(batch);
         // `taken` shares every committed item, so they are freed here, not under the lock the
         // click path waits on: freeing a commit's items takes longer than all the lock guards.
         drop(taken);
@@ -401,9 +412,6 @@ impl SqliteTable {
                 if answer {
                     answers.push(item.clone());
                 }
-                if !batch.dirty.contains(key) {
-                    batch.dirty.insert(key.clone());
-                }
                 continue;
             }
             let (key, deferred) = match write {
@@ -442,8 +450,7 @@ impl SqliteTable {
                         .expect("a map, or a record rendered from one of our types"),
                 );
             }
-            batch.items.insert(key.clone(), (deferred, version));
-            batch.dirty.insert(key);
+            batch.items.insert(key, (deferred, version));
         }
         Ok(answers)
     }
