@@ -9,7 +9,8 @@
 //!
 //! Each party's counters are its own partitions, so a report reads only what its caller may
 //! see. A busy advertiser's clicks would make one partition hot, so counters are spread over
-//! [`SHARDS`] partitions by the record's id and a report reads them all. Clicks (`c`, written
+//! [`SHARDS`] partitions (clicks by the thread that counts them, conversions and calls by
+//! their id) and a report reads them all. Clicks (`c`, written
 //! deferred) and conversions (`v`, written in the conversion's transaction) keep separate
 //! items, so deferred and direct writes never meet on one key.
 
@@ -118,11 +119,28 @@ fn hour_ceil(at: Timestamp) -> Timestamp {
 }
 
 /// The shard a record is counted in, from its id. Any spread would do, since a report sums
-/// every shard; a fixed-seed hash keeps a record's shard the same across threads.
+/// every shard; by id, a conversion's later moves between statuses land in the shard that
+/// counted it first, so no shard's counts go below zero.
 fn shard_of(id: &[u8]) -> usize {
     use std::hash::BuildHasher;
     let shard = foldhash::fast::FixedState::default().hash_one(id) % u64::from(SHARDS);
     shard as usize
+}
+
+/// The shard this thread counts clicks in. Clicks are only ever added, so any spread will
+/// do: a shard per thread keeps each worker's clicks on counter items no other worker
+/// touches. (By click id, both workers of the local runner updated the same items, which
+/// then passed between their CPUs' caches on every click, under the batch's lock.) Threads
+/// take the shards in turn from a random start: Lambda instances, a thread each, spread over
+/// them at random.
+fn thread_shard() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: std::sync::LazyLock<AtomicUsize> =
+        std::sync::LazyLock::new(|| AtomicUsize::new(rand::random::<u32>() as usize));
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS as usize;
+    }
+    SHARD.with(|shard| *shard)
 }
 
 /// One counter of both parties: its key in each party's shards, and the attributes its first
@@ -250,16 +268,16 @@ fn counter(
     })
 }
 
-/// The writes that add `counts` to both parties' counters for `dimensions` at `at`.
+/// The writes that add `counts` to both parties' counters for `dimensions` at `at`, in
+/// `shard`.
 fn count(
     kind: &'static str,
-    id: &[u8],
+    shard: usize,
     at: Timestamp,
     dimensions: &Dimensions,
     counts: &[(&'static str, i64)],
 ) -> Result<Vec<Write>, TableError> {
     let counter = counter(kind, hour_start(at), dimensions)?;
-    let shard = shard_of(id);
     // What identifies the counter is written with its first count only (`init`): a busy
     // counter's later counts only add.
     let mut update = Update::default().init_all(counter.init.clone());
@@ -291,7 +309,7 @@ pub fn count_click(click: &Click, currency: Currency) -> Result<Vec<Write>, Tabl
     };
     count(
         "c",
-        &click.id.0.to_bytes(),
+        thread_shard(),
         click.at,
         &Dimensions::of_click(click, currency),
         counts,
@@ -311,7 +329,7 @@ pub fn count_call(
     };
     count(
         "k",
-        call.sid.as_bytes(),
+        shard_of(call.sid.as_bytes()),
         call.started_at,
         &Dimensions::of_click(click, currency),
         &[("calls", 1)],
@@ -346,7 +364,7 @@ fn count_conversion_change(
     // what the conversions of that day became.
     count(
         "v",
-        &conversion.id.0.to_bytes(),
+        shard_of(&conversion.id.0.to_bytes()),
         conversion.at,
         &Dimensions::of_click(click, conversion.revenue.currency),
         &counts,
