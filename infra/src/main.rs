@@ -98,17 +98,32 @@ enum Command {
 /// How long mimalloc keeps freed memory before handing it back to the OS. Its default (one
 /// second) made the runner under click load give back and fault in again ~700 pages a second,
 /// zeroing each (1.4% of its CPU in `clear_page_erms`); five seconds made it ~20.
+/// `MIMALLOC_PURGE_DELAY` in the environment still decides, when set.
 const ALLOCATOR_PURGE_DELAY_MS: std::ffi::c_long = 5_000;
 
-/// `mi_option_purge_delay` in mimalloc's `mi_option_t` (libmimalloc-sys names no constant
-/// for it).
+/// `mi_option_purge_delay` in the `mi_option_t` of the mimalloc that libmimalloc-sys builds
+/// (it names no constant for it); a test checks that it is the option with that default.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    // SAFETY: sets a plain integer option of the allocator in use; mimalloc allows options to
-    // change at any time.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ALLOCATOR_PURGE_DELAY_MS) };
+fn main() -> ExitCode {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: `mi_option_set` is not thread-safe; no other thread exists yet (the async
+        // runtime is built below).
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ALLOCATOR_PURGE_DELAY_MS) };
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            eprintln!("leadsrefer: could not start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -303,4 +318,22 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The option number is mimalloc's, not libmimalloc-sys's: an update of mimalloc that
+    /// renumbered its options would make `main` set another one.
+    #[test]
+    fn option_15_is_the_purge_delay() {
+        // SAFETY: reads an option; the test sets none.
+        let delay = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        let expected = std::env::var("MIMALLOC_PURGE_DELAY")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(1_000);
+        assert_eq!(delay, expected, "mimalloc v3's default purge delay, in ms");
+    }
 }
