@@ -1,7 +1,7 @@
 //! `Visits` in the memory of the one local process: a map of visitors, each with the links
 //! whose unique-click window they opened and their clicks in the current minute, split by
-//! visitor into shards, each behind a mutex held for a hash lookup. Expired entries are swept as a shard grows, so
-//! a sweep holds up only the clicks of one shard, briefly.
+//! visitor into shards, each behind a mutex held for a hash lookup. Expired entries are swept
+//! as a shard's visitors grow, so a sweep holds up only the clicks of one shard, briefly.
 //!
 //! A clean shutdown saves the live entries to a file and the next start reads them back, so a
 //! restart does not make a visitor's next click unique again; a crash loses them (the visitor's
@@ -46,7 +46,9 @@ struct Recent {
     minute: i64,
     clicks: i64,
     /// The links whose unique-click window they opened, and when each ends (epoch seconds).
-    /// Most visitors click one link, which is held in place.
+    /// Most visitors click one link, which is held in place. A click looks its link up by
+    /// scanning: a visitor's list is as long as the links they clicked within the windows
+    /// (one address behind which an office clicks many links makes a long one).
     windows: SmallVec<[(Arc<str>, i64); 1]>,
 }
 
@@ -154,7 +156,6 @@ impl MemoryVisits {
         for shard in &visits.shards {
             let mut state = shard.lock().unwrap_or_else(|p| p.into_inner());
             state.sweep(now.as_second());
-            state.sweep_at = state.sweep_at.max(SWEEP_FLOOR);
         }
         Ok(visits)
     }

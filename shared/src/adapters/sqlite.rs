@@ -59,13 +59,13 @@ struct Shared {
 /// are shared with a commit in progress, and copied only if changed meanwhile.
 #[derive(Default)]
 struct Batch {
-    // foldhash: every click hashes its keys here, and SipHash showed in the profile; the
-    // keys are our own (ids and hashes), not an attacker's choice.
-    ///
     /// Every item here is one whose latest version is not yet committed: a commit removes
     /// those it committed unless they changed meanwhile. So a commit takes them all, and no
     /// set of dirty keys is kept: keeping one cost every click two copies of its key and a
     /// second hash insert, under the lock every click waits on.
+    ///
+    /// foldhash: every click hashes its keys here, and SipHash showed in the profile; the
+    /// keys are our own (ids and hashes), not an attacker's choice.
     items: HashMap<Key, (Deferred, u64), foldhash::fast::RandomState>,
     versions: u64,
 }
@@ -114,21 +114,15 @@ impl Deferred {
         }
     }
 
-    /// An item's key, worked out from its attributes; none for a rendered record, which holds
-    /// its key.
-    fn item_key(&self) -> Option<Key> {
+    /// Its key's parts, borrowed: a rendered record holds its key, an item its key
+    /// attributes (every batched item has them: its write was checked).
+    fn key_parts(&self) -> (&str, &str) {
         match self {
-            Deferred::Item { item, .. } => Some(Key::of(item).expect("a batched item has its key")),
-            Deferred::Rendered(_) => None,
-        }
-    }
-
-    /// Its key: the rendered record's own, or the one [`Deferred::item_key`] worked out.
-    fn key<'a>(&'a self, item_key: &'a Option<Key>) -> &'a Key {
-        match (self, item_key) {
-            (Deferred::Rendered(row), _) => row.key(),
-            (Deferred::Item { .. }, Some(key)) => key,
-            (Deferred::Item { .. }, None) => unreachable!("an item's key is worked out"),
+            Deferred::Rendered(row) => (&row.key().pk, &row.key().sk),
+            Deferred::Item { item, .. } => {
+                let part = |name| item.get(name).and_then(Value::as_str).unwrap_or_default();
+                (part(PK), part(SK))
+            }
         }
     }
 
@@ -149,7 +143,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// Commits every dirty item of the batch in one transaction, one fsync for all of it, on
+    /// Commits every item of the batch in one transaction, one fsync for all of it, on
     /// the writer the caller holds (so commits never overtake one another).
     fn commit_batch(&self, writer: &mut Connection) -> Result<(), TableError> {
         // Under the lock, only what shares the items: their keys are read off them after.
@@ -160,17 +154,14 @@ impl Shared {
         // In key order, not the map's hash order: clicks' keys grow with time, so sorted
         // they are appended at the end of the table's B-tree instead of splitting its last
         // pages at random, which cost SQLite more work and left the pages part empty.
-        let mut taken: Vec<(Option<Key>, Deferred, u64)> = taken
-            .into_iter()
-            .map(|(deferred, version)| (deferred.item_key(), deferred, version))
-            .collect();
-        taken.sort_unstable_by(|(a, x, _), (b, y, _)| x.key(a).cmp(y.key(b)));
+        let mut taken = taken;
+        taken.sort_unstable_by(|(a, _), (b, _)| a.key_parts().cmp(&b.key_parts()));
         let committed = (|| {
             let tx = writer
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(TableError::backend)?;
             // Checked as they were deferred.
-            for (_, deferred, _) in &taken {
+            for (deferred, _) in &taken {
                 match deferred {
                     Deferred::Item { item, .. } => insert(&tx, item)?,
                     Deferred::Rendered(row) => insert_rendered(&tx, row)?,
@@ -181,10 +172,16 @@ impl Shared {
         // What failed stays in the batch, for the next commit.
         if committed.is_ok() {
             let mut batch = lock(&self.batch);
-            for (item_key, deferred, version) in &taken {
-                let key = deferred.key(item_key);
-                if batch.items.get(key).is_some_and(|(_, v)| v == version) {
-                    batch.items.remove(key);
+            for (deferred, version) in &taken {
+                let key = match deferred {
+                    Deferred::Rendered(row) => Cow::Borrowed(row.key()),
+                    Deferred::Item { .. } => {
+                        let (pk, sk) = deferred.key_parts();
+                        Cow::Owned(Key::new(pk, sk))
+                    }
+                };
+                if batch.items.get(&*key).is_some_and(|(_, v)| v == version) {
+                    batch.items.remove(&*key);
                 }
             }
         }
@@ -230,11 +227,11 @@ impl Shared {
 
 fn open_connection(path: &Path) -> Result<Connection, TableError> {
     let conn = Connection::open(path).map_err(TableError::backend)?;
-    // Memory-mapped reads: pages come from the OS cache without a system call each.
     // 16 KiB pages, set before WAL mode creates the file (an existing database keeps its own):
     // the group committer writes each page it changes to the WAL with two system calls, and
     // a batch of clicks then fills a quarter as many pages as with the 4 KiB default. This cut
-    // the committer's CPU a click by a quarter (see BENCHMARKS.md).
+    // the committer's CPU a click by a quarter (BENCHMARKS.md, 2026-11-30).
+    // Memory-mapped reads: pages come from the OS cache without a system call each.
     conn.execute_batch(
         "PRAGMA page_size = 16384;
          PRAGMA journal_mode = WAL;

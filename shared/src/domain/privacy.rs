@@ -34,7 +34,9 @@ impl Pseudonymizer {
         let mut text = [0; 32];
         hex::encode_to_slice(&mac.finalize().into_bytes()[..16], &mut text)
             .expect("16 bytes fill 32 hex digits");
-        String::from_utf8_lossy(&text).into_owned()
+        std::str::from_utf8(&text)
+            .expect("hex digits are ASCII")
+            .to_owned()
     }
 
     /// A caller's phone number as 128 bits of the same keyed MAC, in hex (domain-separated

@@ -75,13 +75,16 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
         ClickTarget::Unavailable => return Ok(unavailable()),
     };
     // Built without the formatting machinery: every click sets one.
+    const ATTRIBUTES: &str = "; Path=/; Secure; HttpOnly; SameSite=None";
+    let mut digits = itoa::Buffer::new();
+    let max_age = digits.format(outcome.cookie_max_age.as_secs().max(0));
     let mut cookie = cookie_name(outcome.click.offer_id);
-    cookie.reserve(100);
+    cookie.reserve(1 + ulid::ULID_LEN + "; Max-Age=".len() + max_age.len() + ATTRIBUTES.len());
     cookie.push('=');
     outcome.click.id.push_to(&mut cookie);
     cookie.push_str("; Max-Age=");
-    cookie.push_str(itoa::Buffer::new().format(outcome.cookie_max_age.as_secs().max(0)));
-    cookie.push_str("; Path=/; Secure; HttpOnly; SameSite=None");
+    cookie.push_str(max_age);
+    cookie.push_str(ATTRIBUTES);
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::FOUND;
     let headers = response.headers_mut();

@@ -10,9 +10,9 @@
 //! Each party's counters are its own partitions, so a report reads only what its caller may
 //! see. A busy advertiser's clicks would make one partition hot, so counters are spread over
 //! [`SHARDS`] partitions (clicks by the thread that counts them, conversions and calls by
-//! their id) and a report reads them all. Clicks (`c`, written
-//! deferred) and conversions (`v`, written in the conversion's transaction) keep separate
-//! items, so deferred and direct writes never meet on one key.
+//! their id) and a report reads them all. Clicks (`c`, written deferred) and conversions
+//! (`v`, written in the conversion's transaction) keep separate items, so deferred and direct
+//! writes never meet on one key.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -131,8 +131,8 @@ fn shard_of(id: &[u8]) -> usize {
 /// do: a shard per thread keeps each worker's clicks on counter items no other worker
 /// touches. (By click id, both workers of the local runner updated the same items, which
 /// then passed between their CPUs' caches on every click, under the batch's lock.) Threads
-/// take the shards in turn from a random start: Lambda instances, a thread each, spread over
-/// them at random.
+/// take the shards in turn from a random start, so that Lambda instances spread over them
+/// at random.
 fn thread_shard() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: std::sync::LazyLock<AtomicUsize> =
