@@ -55,6 +55,45 @@ async fn sqlite_table_keeps_data_across_reopening() {
     assert_eq!(table.get(&expired).await.unwrap(), None);
 }
 
+/// Dropping the table closes the database before the drop returns (SQLite then removes the
+/// WAL file), even while the group committer is busy with a commit: it is stopped and joined,
+/// so it cannot be left holding the last handle.
+#[tokio::test]
+async fn dropping_a_sqlite_table_closes_its_database_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite3");
+    let wal = dir.path().join("t.sqlite3-wal");
+    const ROUNDS: usize = 200;
+    for round in 0..ROUNDS {
+        let table = SqliteTable::open(&path, clock()).unwrap();
+        let mut item = shared::ports::Item::new();
+        item.insert("pk".into(), "p".into());
+        item.insert("sk".into(), round.to_string().into());
+        table
+            .transact_deferred(vec![shared::ports::Write::Put {
+                item,
+                cond: shared::ports::Cond::Always,
+            }])
+            .await
+            .unwrap();
+        // Dropped at a different moment of the committer's cycle each round: often during
+        // its commit of the put.
+        let cycle = shared::adapters::sqlite::FLUSH_EVERY.as_micros() as u64;
+        std::thread::sleep(std::time::Duration::from_micros(
+            round as u64 * 997 % (2 * cycle),
+        ));
+        drop(table);
+        assert!(!wal.exists(), "round {round}: the database is still open");
+    }
+    let on_disk = rusqlite::Connection::open(&path).unwrap();
+    let count: i64 = on_disk
+        .query_row("SELECT count(*) FROM items WHERE pk = 'p'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(count, ROUNDS as i64);
+}
+
 /// New databases get 16 KiB pages (fewer WAL frames per group commit); a database made
 /// with another page size keeps it and works as before.
 #[tokio::test]

@@ -18,6 +18,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -43,6 +44,10 @@ const PURGE_SLICE: usize = 5000;
 pub struct SqliteTable {
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
+    /// The group committer, and what tells it to stop (dropped, it disconnects). The table's
+    /// drop stops and joins it, so that the database is closed by the thread dropping the
+    /// table, before the drop returns: the committer may hold the shared state for a commit.
+    committer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
 }
 
 struct Shared {
@@ -244,8 +249,14 @@ fn open_connection(path: &Path) -> Result<Connection, TableError> {
 }
 
 impl Drop for SqliteTable {
-    /// The last handle going away (a clean shutdown) commits what is deferred.
+    /// The table going away (a clean shutdown) stops the committer and commits what is
+    /// deferred.
     fn drop(&mut self) {
+        if let Some((stop, committer)) = self.committer.take() {
+            drop(stop);
+            // A committer that panicked has nothing to hand back; the commit below retries.
+            let _ = committer.join();
+        }
         let mut writer = lock(&self.shared.writer);
         if let Err(error) = self.shared.commit_batch(&mut writer) {
             tracing::error!(%error, "deferred writes could not be committed at shutdown");
@@ -280,24 +291,27 @@ impl SqliteTable {
             readers: Mutex::new(Vec::new()),
             batch: Mutex::new(Batch::default()),
         });
-        // The group committer: commits the batch every few milliseconds, and ends when the
-        // table does.
+        // The group committer: commits the batch every few milliseconds, until the table
+        // tells it to stop (or is gone).
         let weak = Arc::downgrade(&shared);
-        std::thread::Builder::new()
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let committer = std::thread::Builder::new()
             .name("sqlite-group-commit".into())
             .spawn(move || {
-                while let Some(shared) = weak.upgrade() {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(FLUSH_EVERY) {
+                    let Some(shared) = weak.upgrade() else { break };
                     let mut writer = lock(&shared.writer);
                     if let Err(error) = shared.commit_batch(&mut writer) {
                         tracing::error!(%error, "deferred writes could not be committed; retrying");
                     }
-                    drop(writer);
-                    drop(shared);
-                    std::thread::sleep(FLUSH_EVERY);
                 }
             })
             .map_err(TableError::backend)?;
-        Ok(Self { shared, clock })
+        Ok(Self {
+            shared,
+            clock,
+            committer: Some((stop, committer)),
+        })
     }
 
     /// Runs a write on the writer connection, on the blocking pool, committing the batch first
