@@ -124,9 +124,17 @@ impl Deferred {
     fn key_parts(&self) -> (&str, &str) {
         match self {
             Deferred::Rendered(row) => (&row.key().pk, &row.key().sk),
-            Deferred::Item { item, .. } => {
-                let part = |name| item.get(name).and_then(Value::as_str).unwrap_or_default();
-                (part(PK), part(SK))
+            Deferred::Item { item, .. } => Key::parts_of(item).unwrap_or_default(),
+        }
+    }
+
+    /// Its key: the rendered record's own, or one made of the item's key attributes.
+    fn key(&self) -> Cow<'_, Key> {
+        match self {
+            Deferred::Rendered(row) => Cow::Borrowed(row.key()),
+            Deferred::Item { .. } => {
+                let (pk, sk) = self.key_parts();
+                Cow::Owned(Key::new(pk, sk))
             }
         }
     }
@@ -178,13 +186,7 @@ impl Shared {
         if committed.is_ok() {
             let mut batch = lock(&self.batch);
             for (deferred, version) in &taken {
-                let key = match deferred {
-                    Deferred::Rendered(row) => Cow::Borrowed(row.key()),
-                    Deferred::Item { .. } => {
-                        let (pk, sk) = deferred.key_parts();
-                        Cow::Owned(Key::new(pk, sk))
-                    }
-                };
+                let key = deferred.key();
                 if batch.items.get(&*key).is_some_and(|(_, v)| v == version) {
                     batch.items.remove(&*key);
                 }
@@ -394,12 +396,17 @@ impl SqliteTable {
                 }
                 update.check(live.as_deref())?;
             }
-            existing.push((live, initialised));
+            // A put's key was made above (the others borrow theirs): kept for the apply.
+            let made_key = match key {
+                Cow::Owned(key) => Some(key),
+                Cow::Borrowed(_) => None,
+            };
+            existing.push((live, initialised, made_key));
         }
         // Everything holds: apply, changing a batched item in place unless a commit shares it.
         let batch = &mut *batch;
         let mut answers = Vec::new();
-        for (write, (live, initialised)) in writes.into_iter().zip(existing) {
+        for (write, (live, initialised, made_key)) in writes.into_iter().zip(existing) {
             batch.versions += 1;
             let version = batch.versions;
             // An update of an item already in the batch (a busy counter, every click) changes
@@ -427,7 +434,7 @@ impl SqliteTable {
             }
             let (key, deferred) = match write {
                 Write::Put { item, .. } => (
-                    Key::of(&item).expect("checked in the first pass"),
+                    made_key.expect("a put's key is made in the first pass"),
                     Deferred::Item {
                         item: Arc::new(item),
                         holds: None,
