@@ -7,13 +7,9 @@
 # Usage: infra/bench/click-cpu.sh OLD_BINARY NEW_BINARY…   (DURATION=8s ROUNDS=4)
 # Needs: wrk, python3, Linux's /proc.
 set -euo pipefail
-[ "$#" -ge 1 ] || { echo "usage: infra/bench/click-cpu.sh BINARY…" >&2; exit 2; }
-# The binaries as given from where it was run, before moving to the repository's root.
-bins=()
-for bin in "$@"; do bins+=("$(realpath "$bin")"); done
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-source infra/bench/lib.sh
-command -v wrk >/dev/null || { echo "click-cpu.sh: wrk is missing (Debian: apt-get install wrk)" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+take_binaries "$@"
+require wrk
 DURATION=${DURATION:-8s}
 ROUNDS=${ROUNDS:-4}
 ticks=$(getconf CLK_TCK)

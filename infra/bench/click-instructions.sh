@@ -12,14 +12,9 @@
 # Under valgrind, SHA-256 runs without the CPU's SHA extensions, so the keyed hash of the
 # address counts for more than it costs natively.
 set -euo pipefail
-[ "$#" -ge 1 ] || { echo "usage: infra/bench/click-instructions.sh BINARY…" >&2; exit 2; }
-bins=()
-for bin in "$@"; do bins+=("$(realpath "$bin")"); done
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-source infra/bench/lib.sh
-for tool in valgrind wrk; do
-  command -v "$tool" >/dev/null || { echo "click-instructions.sh: $tool is missing (Debian: apt-get install $tool)" >&2; exit 1; }
-done
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+take_binaries "$@"
+require valgrind wrk
 work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }

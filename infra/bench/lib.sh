@@ -1,5 +1,24 @@
 # What the load scripts share; sourced, not run.
 
+# Stops the script, naming what to install, unless every TOOL is on the PATH.
+require() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null ||
+      { echo "$(basename "$0"): $tool is missing (Debian: apt-get install $tool)" >&2; exit 1; }
+  done
+}
+
+# For the scripts comparing builds (BINARY…): the binaries, as absolute paths from where the
+# script was run, in the array `bins`; then the repository's root as the working directory.
+take_binaries() {
+  [ "$#" -ge 1 ] || { echo "usage: $0 BINARY…" >&2; exit 2; }
+  bins=()
+  local bin
+  for bin in "$@"; do bins+=("$(realpath "$bin")"); done
+  cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+}
+
 # The demo tracking link the runner prints as it starts.
 TRACKING_LINK='http://127\.0\.0\.1:[0-9]+/c/[A-Za-z0-9]+\?sub1=demo'
 

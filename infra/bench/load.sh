@@ -7,13 +7,12 @@
 # Needs: wrk (Debian: apt-get install wrk), curl, python3.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-command -v wrk >/dev/null || { echo "load.sh: wrk is missing (Debian: apt-get install wrk)" >&2; exit 1; }
+source infra/bench/lib.sh
+require wrk curl python3
 DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-5}
-
-source infra/bench/lib.sh
 
 echo "building the release binary…" >&2
 cargo build --release --locked -p leadsrefer >&2
