@@ -297,6 +297,22 @@ async fn deferred_writes_reach_the_disk_within_milliseconds_and_on_drop() {
     );
 }
 
+/// Whether `visitor`'s click on `link` at `at` is their first in a day's window.
+async fn first_on_link(
+    visits: &shared::adapters::memory_visits::MemoryVisits,
+    link: &str,
+    visitor: &str,
+    at: Timestamp,
+) -> bool {
+    use shared::ports::Visits;
+    let window = jiff::SignedDuration::from_hours(24);
+    visits
+        .record(link, visitor, at, window)
+        .await
+        .unwrap()
+        .first_on_link
+}
+
 #[tokio::test]
 async fn memory_visits_meet_the_visits_contract_and_survive_a_clean_restart() {
     use shared::adapters::memory_visits::MemoryVisits;
@@ -308,32 +324,16 @@ async fn memory_visits_meet_the_visits_contract_and_survive_a_clean_restart() {
     let now = Timestamp::from_second(1_767_225_600).unwrap();
     let window = jiff::SignedDuration::from_hours(24);
     let visits = MemoryVisits::open(&file, now).unwrap();
-    assert!(
-        visits
-            .record("L", "v", now, window)
-            .await
-            .unwrap()
-            .first_on_link
-    );
+    assert!(first_on_link(&visits, "L", "v", now).await);
     visits.save().await.unwrap();
     let reopened = MemoryVisits::open(&file, now).unwrap();
     assert!(
-        !reopened
-            .record("L", "v", now, window)
-            .await
-            .unwrap()
-            .first_on_link,
+        !first_on_link(&reopened, "L", "v", now).await,
         "a clean restart remembers the visitor"
     );
     let much_later = now + jiff::SignedDuration::from_hours(25);
     let expired = MemoryVisits::open(&file, much_later).unwrap();
-    assert!(
-        expired
-            .record("L", "v", much_later, window)
-            .await
-            .unwrap()
-            .first_on_link
-    );
+    assert!(first_on_link(&expired, "L", "v", much_later).await);
 
     // The file keeps the form the first version wrote, which an upgrade reads: per shard,
     // `link␟visitor` → when the window ends, and visitor → [minute, clicks in it].
@@ -353,20 +353,8 @@ async fn memory_visits_meet_the_visits_contract_and_survive_a_clean_restart() {
         visit.clicks_this_minute, 4,
         "the saved minute's clicks count on"
     );
-    assert!(
-        !upgraded
-            .record("M", "w", now, window)
-            .await
-            .unwrap()
-            .first_on_link
-    );
-    assert!(
-        upgraded
-            .record("M", "v", now, window)
-            .await
-            .unwrap()
-            .first_on_link
-    );
+    assert!(!first_on_link(&upgraded, "M", "w", now).await);
+    assert!(first_on_link(&upgraded, "M", "v", now).await);
     upgraded.save().await.unwrap();
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     let shard = saved
