@@ -37,6 +37,7 @@ pub async fn run_all(table: Arc<dyn Table>, clock: Arc<ManualClock>) {
     transaction_refuses_two_writes_on_one_item(&*table).await;
     expired_items_are_never_returned(&*table, &clock).await;
     queries_read_ranges_in_order(&*table).await;
+    queries_refuse_empty_key_conditions(&*table).await;
     queries_page_through_everything_once(&*table).await;
     secondary_index_queries(&*table).await;
     floats_are_refused(&*table).await;
@@ -499,6 +500,53 @@ pub async fn queries_read_ranges_in_order(table: &dyn Table) {
         sort_keys(table, Query::partition(fresh("empty")))
             .await
             .is_empty()
+    );
+}
+
+/// DynamoDB refuses an empty string in a key condition (`between("", …)` made the maturation
+/// job fail on every run on AWS while SQLite answered it); every adapter refuses it alike.
+pub async fn queries_refuse_empty_key_conditions(table: &dyn Table) {
+    let pk = fresh("bounds");
+    for sk in ["000000000001#a", "000000000002#b", "000000000003#c"] {
+        table
+            .put(item(&pk, sk, json!({})), Cond::Always)
+            .await
+            .unwrap();
+    }
+    for query in [
+        Query::partition(&pk).between("", "000000000002#~"),
+        Query::partition(&pk).between("0", ""),
+        Query::partition(&pk).prefix(""),
+        Query::gsi1(&pk).between("", "z"),
+    ] {
+        let refused = table.query(query.clone()).await;
+        assert!(
+            matches!(refused, Err(TableError::Invalid(_))),
+            "{query:?}: {refused:?}"
+        );
+    }
+    // The shape the maturation job reads with: a time-keyed range from "0", in pages.
+    let due = Query::partition(&pk)
+        .between("0", "000000000002#~")
+        .limit(1);
+    let first = table.query(due.clone()).await.unwrap();
+    let second = table.query(due.after(first.next.clone())).await.unwrap();
+    let keys: Vec<_> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|i| i["sk"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, ["000000000001#a", "000000000002#b"]);
+    assert_eq!(
+        sort_keys(
+            table,
+            Query::partition(&pk)
+                .between("0", "000000000003#~")
+                .descending()
+        )
+        .await,
+        ["000000000003#c", "000000000002#b", "000000000001#a"]
     );
 }
 

@@ -493,6 +493,18 @@ impl Query {
                 "query partition must not be empty".into(),
             ));
         }
+        // DynamoDB refuses an empty string in any key condition; SQLite would take one and
+        // read everything. Refused on every adapter, so the embedded tests catch such a query.
+        let empty_bound = match &self.sort {
+            SortKey::Any => false,
+            SortKey::Prefix(prefix) => prefix.is_empty(),
+            SortKey::Between(from, to) => from.is_empty() || to.is_empty(),
+        };
+        if empty_bound {
+            return Err(TableError::Invalid(
+                "a query's sort-key condition must not hold an empty string".into(),
+            ));
+        }
         Ok(())
     }
 }

@@ -350,7 +350,9 @@ impl Store {
             .table
             .query(
                 Query::partition("DUE")
-                    .between("", format!("{:012}#~", now.as_second()))
+                    // Every key starts with a 12-digit time, so "0" is below them all (DynamoDB
+                    // refuses an empty bound).
+                    .between("0", format!("{:012}#~", now.as_second()))
                     .limit(limit),
             )
             .await?;
