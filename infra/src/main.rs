@@ -58,6 +58,10 @@ enum Command {
         /// reach this server directly: they could then claim any address.
         #[arg(long, env = "LEADSREFER_TRUST_PROXY")]
         trust_proxy: bool,
+        /// Seed the demo without its three weeks of generated traffic (clicks, conversions in
+        /// every status, a payout) that the dashboard's charts show on first start.
+        #[arg(long, env = "LEADSREFER_NO_DEMO_HISTORY")]
+        no_demo_history: bool,
     },
     /// Create an admin account (admins never self-register). The password is read from
     /// standard input (one line), so it stays out of the shell history and process list.
@@ -137,7 +141,8 @@ async fn run() -> ExitCode {
             data,
             backend,
             trust_proxy,
-        } => serve(addr, &data, &backend, trust_proxy).await,
+            no_demo_history,
+        } => serve(addr, &data, &backend, trust_proxy, !no_demo_history).await,
         Command::Run { job, data, backend } => run_job(&job, &data, &backend).await,
         Command::Baseline302 { addr } => baseline(addr).await,
         Command::CreateAdmin {
@@ -186,6 +191,7 @@ async fn serve(
     data: &Path,
     backend: &str,
     trust_proxy: bool,
+    demo_history: bool,
 ) -> Result<(), String> {
     let (app, place) = open(data, backend).await?;
     let listener = TcpListener::bind(addr).await.map_err(|e| {
@@ -203,12 +209,29 @@ async fn serve(
     let (demo, seeded) = shared::seed::seed_demo(&app)
         .await
         .map_err(|e| format!("cannot seed the demo: {e}"))?;
+    // Generated traffic belongs in a local trial, never in a deployment's table.
+    if seeded && demo_history && app.backend == Backend::Embedded {
+        eprintln!(
+            "Generating {} days of demo traffic for the dashboard's charts…",
+            shared::seed::HISTORY_DAYS
+        );
+        let history = shared::seed::seed_history(&app, &demo)
+            .await
+            .map_err(|e| format!("cannot generate the demo's history: {e}"))?;
+        eprintln!(
+            "  {} clicks, {} conversions, {} payout run(s) (skip with --no-demo-history)",
+            history.clicks, history.conversions, history.payouts
+        );
+    }
+    println!("Dashboard: {base}/app  (open it in a browser; demo sign-ins below)");
     println!("LeadsRefer is running at {base} ({place})");
     println!("{} demo:", if seeded { "Seeded a" } else { "The" });
     println!("  tracking link: {}", demo.tracking_url(&base));
     println!("  postback:      {}", demo.postback_url(&base));
     println!("  (replace {{click_id}} with the click id from the tracking link's redirect)");
-    println!("Demo sign-ins (role, email / password), for POST {base}/api/auth/sign-in:");
+    println!(
+        "Demo sign-ins (role, email / password), for the dashboard or POST {base}/api/auth/sign-in:"
+    );
     for line in demo.credential_lines() {
         println!("  {line}");
     }

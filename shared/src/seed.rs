@@ -159,3 +159,153 @@ pub async fn seed_demo(app: &App) -> Result<(Demo, bool), TableError> {
     app.store.create_setting("demo", &demo).await?;
     Ok((demo, true))
 }
+
+/// What [`seed_history`] made.
+#[derive(Debug, Default)]
+pub struct History {
+    pub clicks: usize,
+    pub conversions: usize,
+    pub payouts: usize,
+}
+
+/// Days of history a new local installation gets.
+pub const HISTORY_DAYS: i64 = 21;
+
+/// Three weeks of traffic on the demo link, so that a new local installation's charts and lists
+/// show something: clicks every day from several countries, devices and sub-ids; conversions
+/// approved, rejected, reversed and still pending; and a payout run that paid the demo
+/// affiliate by ACH. It runs the real services on a clock set in the past, so every record,
+/// counter and ledger entry is what live traffic would have made.
+pub async fn seed_history(
+    app: &App,
+    demo: &Demo,
+) -> Result<History, Box<dyn std::error::Error + Send + Sync>> {
+    use crate::domain::ids::ConversionId;
+    use crate::domain::payout::{AccountHolder, AccountType};
+    use crate::domain::tracking::EventName;
+    use crate::lifecycle::{Decider, Decision};
+    use crate::ports::ManualClock;
+    use crate::tracking::{ClickRequest, Postback, PostbackAuth};
+    use std::sync::Arc;
+
+    const AGENTS: [&str; 3] = [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
+    ];
+    const COUNTRIES: [&str; 4] = ["US", "US", "CA", "GB"];
+    const SOURCES: [&str; 3] = ["newsletter", "social", "search"];
+
+    let now = app.clock.now();
+    let start = now - SignedDuration::from_hours(24 * HISTORY_DAYS);
+    let clock = Arc::new(ManualClock::at(start));
+    let mut past = app.clone();
+    past.clock = clock.clone();
+    let mut history = History::default();
+
+    let affiliate = app
+        .store
+        .account(crate::domain::accounts::AccountId(demo.affiliate_id.0))
+        .await?
+        .ok_or("the demo affiliate is missing")?;
+    crate::payouts::set_method(
+        &past,
+        demo.affiliate_id,
+        &affiliate.email,
+        crate::payouts::MethodInput::Ach {
+            routing_number: "021000021".into(),
+            account_number: Secret::new("000123456789".into()),
+            account_type: AccountType::Checking,
+            account_holder: AccountHolder::Individual,
+            name_on_account: "Demo Publisher".into(),
+        },
+    )
+    .await?;
+
+    let mut conversions: Vec<(i64, ConversionId)> = Vec::new();
+    for day in 0..HISTORY_DAYS {
+        clock.set(start + SignedDuration::from_hours(24 * day + 8));
+        // A weekly rhythm and a slow rise, without randomness: the same history every time.
+        let clicks = 18 + (day * 7) % 13 + day;
+        for i in 0..clicks {
+            clock.advance(SignedDuration::from_mins(23));
+            let n = (day * 131 + i * 17) as usize;
+            let outcome = crate::tracking::record_click(
+                &past,
+                &demo.link,
+                ClickRequest {
+                    subs: [
+                        Some(SOURCES[[0, 1, 0, 2, 1, 0, 2][(n / 3) % 7]].to_string()),
+                        None,
+                        None,
+                        None,
+                        None,
+                    ],
+                    ip: std::net::Ipv4Addr::new(198, 51, (day % 200) as u8, (i % 250) as u8 + 1)
+                        .into(),
+                    country: Some(COUNTRIES[n % 4].to_string()),
+                    region: None,
+                    user_agent: Some(AGENTS[n % 3]),
+                    head: false,
+                },
+            )
+            .await?;
+            history.clicks += 1;
+            if n % 7 != 0 {
+                continue;
+            }
+            clock.advance(SignedDuration::from_mins(4));
+            let recorded = crate::tracking::record_conversion(
+                &past,
+                Postback {
+                    click_id: outcome.click.id,
+                    txn_id: Some(format!("HISTORY-{day:02}-{i:02}")),
+                    event: EventName::default_event(),
+                    amount: None,
+                    currency: None,
+                    auth: PostbackAuth::Token(demo.postback_token.expose().clone()),
+                    client_prefix: None,
+                },
+            )
+            .await?;
+            if let crate::store::Recorded::New(conversion) = recorded {
+                conversions.push((day, conversion.id));
+                history.conversions += 1;
+            }
+        }
+        // The advertiser reviews the conversions of a week ago: most approved, some rejected.
+        clock.set(start + SignedDuration::from_hours(24 * day + 22));
+        for (index, (_, id)) in conversions
+            .iter()
+            .enumerate()
+            .filter(|(_, (d, _))| *d + 7 == day)
+        {
+            let (decision, reason) = if index % 5 == 4 {
+                (Decision::Reject, Some("order cancelled".to_string()))
+            } else {
+                (Decision::Approve, None)
+            };
+            crate::lifecycle::decide(&past, *id, decision, reason, Decider::Admin).await?;
+        }
+        // Two weeks in, the daily payout run pays what was approved by then.
+        if day == 14 {
+            clock.set(start + SignedDuration::from_hours(24 * day + 23));
+            let run =
+                crate::payouts::run(&past, &crate::payouts::period_of(past.clock.now())).await?;
+            history.payouts += usize::from(run.payouts_made);
+        }
+    }
+    // One refund after payment: an approved conversion reversed.
+    if let Some((_, id)) = conversions.first() {
+        clock.set(now - SignedDuration::from_hours(2));
+        crate::lifecycle::decide(
+            &past,
+            *id,
+            Decision::Reverse,
+            Some("refunded".into()),
+            Decider::Admin,
+        )
+        .await?;
+    }
+    Ok(history)
+}

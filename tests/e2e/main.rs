@@ -42,7 +42,10 @@ impl Backend {
     }
 
     fn configure(&self, command: &mut Command) {
-        command.env("LEADSREFER_MAIL_FROM", SENDER);
+        // Each test counts what it made itself: no generated demo traffic.
+        command
+            .env("LEADSREFER_MAIL_FROM", SENDER)
+            .env("LEADSREFER_NO_DEMO_HISTORY", "true");
         match self {
             Self::Embedded(data) => {
                 command.arg("--data").arg(data.path());
