@@ -1,4 +1,5 @@
-//! The local HTTP server: every route of `shared::routes::ROUTES` at its template path, each
+//! The local HTTP server: every route of `shared::routes::ROUTES` at its template path and the
+//! dashboard's pages (`shared::web`), each
 //! request converted into the same `lambda_http` request API Gateway would hand a Lambda
 //! (the caller's address in the request context), so one handler serves both worlds.
 
@@ -132,7 +133,12 @@ async fn answer(
             } else {
                 peer.ip()
             };
-            routes::respond(app, lambda_request(parts, body, client), None).await
+            let request = lambda_request(parts, body, client);
+            if shared::web::serves(request.uri().path()) {
+                shared::web::respond(app, request).await
+            } else {
+                routes::respond(app, request, None).await
+            }
         }
     };
     // The path only: query strings carry postback tokens and must stay out of logs. Debug

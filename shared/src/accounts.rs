@@ -220,7 +220,7 @@ async fn send_verification(app: &App, account: &Account) -> Result<(), AccountEr
         )
         .await?;
     let link = format!(
-        "{}/api/auth/verify-email?token={}",
+        "{}/app/verify-email?token={}",
         app.public_url,
         token.expose()
     );
@@ -501,7 +501,8 @@ pub async fn request_password_reset(
             subject: "Reset your LeadsRefer password".into(),
             text: format!(
                 "Hello {},\n\nSomeone asked to reset your password. Within one hour, set a new one with this code \
-                 (it works once):\n\n{}\n\nPOST it to {}/api/auth/password-reset/confirm with your new password.\n\n\
+                 (it works once):\n\n{}\n\nEnter it at {}/app/password-reset/confirm with your new password \
+                 (programs: POST it to /api/auth/password-reset/confirm).\n\n\
                  If it was not you, ignore this message: your password has not changed.\n",
                 account.name,
                 token.expose(),

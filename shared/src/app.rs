@@ -53,6 +53,8 @@ pub struct App {
     pub payouts: Arc<PayoutSettings>,
     /// Call tracking's Twilio account; none turns call tracking off.
     pub twilio: Option<Arc<Twilio>>,
+    /// Which adapters it runs on: the privacy policy page names the subprocessors in use.
+    pub backend: Backend,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +166,7 @@ impl App {
             visits: Arc::new(visits),
             payouts: Arc::new(payout_settings()?),
             twilio: twilio()?,
+            backend: Backend::Embedded,
         })
     }
 
@@ -205,6 +208,7 @@ impl App {
             geo: Arc::new(Geo::none()),
             payouts: Arc::new(payout_settings()?),
             twilio: twilio()?,
+            backend: Backend::Aws,
         })
     }
 

@@ -32,5 +32,6 @@ pub mod store;
 pub mod tax;
 pub mod tax_forms;
 pub mod tracking;
+pub mod web;
 
 pub use app::App;

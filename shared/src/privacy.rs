@@ -251,7 +251,7 @@ pub async fn exports_job(app: App) -> Result<String, JobError> {
             to: account.email.clone(),
             subject: "Your LeadsRefer data export is ready".into(),
             text: format!(
-                "The export of your data you asked for is ready. Sign in and download it before {} UTC:\n\n{}/api/privacy/exports/{}\n",
+                "The export of your data you asked for is ready. Sign in and download it before {} UTC:\n\n{}/app/account/export/{}\n",
                 until.strftime("%Y-%m-%d %H:%M"),
                 app.public_url,
                 request.id

@@ -23,6 +23,17 @@ pub async fn serve_function(function: &'static str) -> Result<(), Error> {
     .await
 }
 
+/// Serves the web dashboard's pages and assets in Lambda (the `web` function).
+pub async fn serve_web() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let app = App::from_env(Backend::Aws).await?;
+    lambda_http::run(service_fn(move |request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(crate::web::respond(app, request).await) }
+    }))
+    .await
+}
+
 /// Runs one scheduled job per invocation (an EventBridge event) until the runtime shuts the
 /// process down. A failed run answers an error, so that Lambda retries it: every job is
 /// exactly-once in effect, so a retry only finishes what the failed run left.

@@ -1,4 +1,5 @@
-//! `template.yaml`, the route table, the job table and `functions/` describe one set of
+//! `template.yaml`, the route table, the dashboard's gateway routes, the job table and
+//! `functions/` describe one set of
 //! functions: every function crate is declared in the template with the route (or schedule)
 //! the local runner serves it at, and the template declares nothing else.
 
@@ -89,6 +90,11 @@ fn template_routes_and_function_crates_agree() {
                 .iter()
                 .map(|m| (r.function.to_string(), m.to_string(), r.path.to_string()))
         })
+        .chain(
+            shared::web::GATEWAY_ROUTES
+                .iter()
+                .map(|(method, path)| ("web".to_string(), method.to_string(), path.to_string())),
+        )
         .collect();
     assert_eq!(
         declared_routes, served_routes,
@@ -115,6 +121,7 @@ fn template_routes_and_function_crates_agree() {
         .iter()
         .map(|r| r.function.to_string())
         .chain(JOBS.iter().map(|j| j.name.to_string()))
+        .chain(["web".to_string()])
         .collect();
     assert_eq!(crates, known, "functions/* = routes and jobs");
 }

@@ -91,19 +91,25 @@ impl Route {
 
     /// The path parameters, if `path` is this route's.
     pub fn match_path(&self, path: &str) -> Option<Vec<(String, String)>> {
-        let mut params = Vec::new();
-        let mut pattern = self.path.split('/');
-        let mut actual = path.split('/');
-        loop {
-            match (pattern.next(), actual.next()) {
-                (None, None) => return Some(params),
-                (Some(p), Some(a)) if p.starts_with('{') && p.ends_with('}') && !a.is_empty() => {
-                    let value = percent_encoding::percent_decode_str(a).decode_utf8().ok()?;
-                    params.push((p[1..p.len() - 1].to_string(), value.into_owned()));
-                }
-                (Some(p), Some(a)) if p == a => {}
-                _ => return None,
+        match_path(self.path, path)
+    }
+}
+
+/// The parameters of `path`, if it matches `pattern` (API Gateway's syntax: `/c/{link}`); the
+/// dashboard's pages use it too.
+pub fn match_path(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let mut params = Vec::new();
+    let mut pattern = pattern.split('/');
+    let mut actual = path.split('/');
+    loop {
+        match (pattern.next(), actual.next()) {
+            (None, None) => return Some(params),
+            (Some(p), Some(a)) if p.starts_with('{') && p.ends_with('}') && !a.is_empty() => {
+                let value = percent_encoding::percent_decode_str(a).decode_utf8().ok()?;
+                params.push((p[1..p.len() - 1].to_string(), value.into_owned()));
             }
+            (Some(p), Some(a)) if p == a => {}
+            _ => return None,
         }
     }
 }
