@@ -225,6 +225,47 @@ def test_the_admin_screens(runner, visitor):
     assert "Margin" in admin.page.content()
 
 
+def test_a_new_policy_version_is_shown_until_acknowledged(runner, visitor):
+    admin = visitor("admin-policy").sign_in("admin@demo.leadsrefer.local", runner.passwords["admin"])
+    admin.open("/app/admin/privacy")
+    admin.page.fill("#f-version", "2026-12")
+    admin.page.fill("#f-summary", "We now keep call recordings for 90 days.")
+    admin.submit("form[action='/app/admin/policy-versions'] button")
+    assert "done=policy-published" in admin.page.url
+    admin.check()
+    shop = visitor("policy-shop").sign_in("advertiser@demo.leadsrefer.local", runner.passwords["advertiser"])
+    shop.open("/app/offers")
+    banner = shop.page.locator(".policy")
+    assert "call recordings for 90 days" in banner.inner_text()
+    with shop.page.expect_navigation():
+        banner.locator("button").click()
+    assert urllib.parse.urlsplit(shop.page.url).path == "/app/offers", "back where the reader was"
+    assert shop.page.locator(".policy").count() == 0
+    shop.open("/app")
+    assert shop.page.locator(".policy").count() == 0, "acknowledged once, for good"
+
+
+def test_calls_and_numbers(runner, visitor):
+    shop = visitor("calls-shop").sign_in("advertiser@demo.leadsrefer.local", runner.passwords["advertiser"])
+    shop.open("/app/numbers")
+    shop.page.fill("#f-number", "+1 415 555")
+    shop.submit("form[action='/app/numbers'] button")
+    assert shop.page.get_attribute("#f-number", "aria-invalid") == "true"
+    shop.check("/app/numbers (refused)")
+    shop.page.fill("#f-number", "+14155550123")
+    shop.submit("form[action='/app/numbers'] button")
+    assert "done=offer-saved" in shop.page.url, shop.page.content()[:2000]
+    assert "+14155550123" in shop.page.locator("main table").inner_text()
+    shop.page.fill("#f-destination", "+14155550100")
+    shop.submit("form[action='/app/numbers/settings'] button")
+    assert "done=offer-saved" in shop.page.url, shop.page.content()[:2000]
+    shop.open("/app/calls")
+    pub = visitor("calls-pub").sign_in("affiliate@demo.leadsrefer.local", runner.passwords["affiliate"])
+    pub.open("/app/calls")
+    pub.open("/app/numbers")
+    assert pub.page.locator("form[action='/app/numbers']").count() == 0, "affiliates register no numbers"
+
+
 def test_the_demo_history_fills_the_charts(runner, visitor):
     shop = visitor("demo-shop").sign_in("advertiser@demo.leadsrefer.local", runner.passwords["advertiser"])
     shop.open("/app")
@@ -281,6 +322,6 @@ def test_every_page_was_seen_at_both_widths(seen):
         "/app/offers/{id}", "/app/offers/{id}/edit", "/app/links", "/app/conversions",
         "/app/reports", "/app/payouts", "/app/tax", "/app/account", "/app/account/erase",
         "/app/admin/accounts", "/app/admin/flagged", "/app/admin/postbacks", "/app/admin/payouts",
-        "/app/admin/privacy", "/app/admin/audit",
+        "/app/admin/privacy", "/app/admin/audit", "/app/calls", "/app/numbers",
     }
     assert expected <= seen, sorted(expected - seen)

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::accounts::{audit, verify_password};
 use crate::app::App;
-use crate::domain::accounts::{Account, AccountStatus, Role};
+use crate::domain::accounts::{Account, AccountId, AccountStatus, Role};
 use crate::domain::email::EmailAddress;
 use crate::domain::payout::PayoutMethod;
 use crate::domain::tax::{ERASED, TaxProfile};
@@ -460,6 +460,49 @@ pub async fn publish_policy(
         ));
     }
     Ok(policy)
+}
+
+/// The newest published policy version, unless the account acknowledged it: the platform
+/// shows it as a notice until then.
+pub async fn policy_to_acknowledge(
+    app: &App,
+    account: AccountId,
+) -> Result<Option<PolicyVersion>, TableError> {
+    let Some(latest) = app
+        .store
+        .policies()
+        .await?
+        .into_iter()
+        .max_by_key(|p| p.published_at)
+    else {
+        return Ok(None);
+    };
+    let acknowledged = app.store.acknowledged_policy(account).await?;
+    Ok((acknowledged.as_deref() != Some(latest.version.as_str())).then_some(latest))
+}
+
+/// Records that the account read the current policy version; acknowledging again changes
+/// nothing, and only the current version can be acknowledged.
+pub async fn acknowledge_policy(
+    app: &App,
+    account: AccountId,
+    version: &str,
+) -> Result<(), PrivacyError> {
+    let current = app
+        .store
+        .policies()
+        .await?
+        .into_iter()
+        .max_by_key(|p| p.published_at);
+    match current {
+        Some(current) if current.version == version => {
+            app.store
+                .acknowledge_policy(account, version, app.clock.now())
+                .await?;
+            Ok(())
+        }
+        _ => Err(invalid("version", "is not the current policy version")),
+    }
 }
 
 /// The `policy-notices` job: each published version's notice to every active user, once, a

@@ -251,7 +251,7 @@ pub async fn seed_history(
             )
             .await?;
             history.clicks += 1;
-            if n % 7 != 0 {
+            if !n.is_multiple_of(7) {
                 continue;
             }
             clock.advance(SignedDuration::from_mins(4));

@@ -155,3 +155,29 @@ async fn every_route_has_a_sample_event_that_its_handler_answers() {
         }
     }
 }
+
+/// The `web` function's sample: a dashboard page through lambda_http's parser and the
+/// dashboard's dispatcher, as the function serves it.
+#[tokio::test]
+async fn the_web_functions_sample_event_opens_a_dashboard_page() {
+    let data = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::at(
+        Timestamp::from_second(1_795_935_600).unwrap(),
+    ));
+    let sender = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
+    let app = App::embedded(data.path(), clock.clone(), sender).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/web.json");
+    let request = lambda_http::request::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let response = shared::web::respond(app, request).await;
+    assert_eq!(response.status(), 200, "{:?}", response.body());
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    assert!(
+        response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+}

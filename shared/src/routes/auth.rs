@@ -161,6 +161,10 @@ pub struct SessionView {
     pub account: AccountView,
     /// Send as `X-CSRF-Token` with every POST, PUT, PATCH and DELETE of this session.
     pub csrf_token: Option<String>,
+    /// The current privacy policy version, if the account has not acknowledged it yet (only
+    /// `GET /api/auth/me` says; acknowledge it with `POST /api/privacy/policy-acknowledgement`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::store::PolicyVersion>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -250,6 +254,7 @@ fn session_answer(
         &SessionView {
             account: AccountView::of(account),
             csrf_token: Some(session.csrf_token.clone()),
+            policy: None,
         },
     );
     let cookie =
@@ -354,12 +359,17 @@ fn session_view(caller: &Caller, account: &Account) -> SessionView {
             Credential::Session { csrf_token, .. } => Some(csrf_token.clone()),
             Credential::ApiKey => None,
         },
+        policy: None,
     }
 }
 
-async fn me(_app: App, request: Request) -> Result<Response, ApiError> {
+async fn me(app: App, request: Request) -> Result<Response, ApiError> {
     let caller = caller(&request);
-    Ok(json(StatusCode::OK, &session_view(caller, &caller.account)))
+    let mut view = session_view(caller, &caller.account);
+    view.policy = crate::privacy::policy_to_acknowledge(&app, caller.account.id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json(StatusCode::OK, &view))
 }
 
 async fn correct_me(app: App, request: Request) -> Result<Response, ApiError> {

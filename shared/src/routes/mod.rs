@@ -170,6 +170,7 @@ pub const ROUTES: &[Route] = &[
     privacy::MY_REQUESTS,
     privacy::ERASE,
     privacy::ALL_REQUESTS,
+    privacy::ACKNOWLEDGE_POLICY,
     privacy::PUBLISH_POLICY,
     privacy::POLICIES,
     calls::VOICE,

@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 use super::{Route, schema};
 use crate::app::App;
 use crate::caller::{self, ADMIN, ANY_ROLE, caller};
-use crate::http::{ApiError, Fields, Request, Response, json, json_body, path_param, uncached};
+use crate::http::{
+    ApiError, Fields, Request, Response, json, json_body, no_content, path_param, uncached,
+};
 use crate::privacy::{self, PrivacyError};
 use crate::secret::Secret;
 use crate::store::{PolicyVersion, PrivacyRequest};
@@ -76,6 +78,16 @@ pub const PUBLISH_POLICY: Route = Route::new(
 .takes(schema::<PolicyInput>)
 .answers(schema::<PolicyVersion>);
 
+pub const ACKNOWLEDGE_POLICY: Route = Route::new(
+    "privacy",
+    &["POST"],
+    "/api/privacy/policy-acknowledgement",
+    ANY_ROLE,
+    "Acknowledge the current privacy policy version (`{\"version\"}`, as `GET /api/auth/me` names it under `policy`); the platform stops showing its notice",
+    |app, request| Box::pin(acknowledge_policy(app, request)),
+)
+.takes(schema::<Acknowledgement>);
+
 pub const POLICIES: Route = Route::new(
     "privacy",
     &["GET"],
@@ -100,6 +112,13 @@ pub struct PolicyInput {
     version: String,
     /// What changed, as the notice tells it.
     summary: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgement {
+    /// The version acknowledged: the current one.
+    version: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -237,4 +256,13 @@ async fn publish_policy(app: App, request: Request) -> Result<Response, ApiError
 async fn policies(app: App, _request: Request) -> Result<Response, ApiError> {
     let policies = app.store.policies().await.map_err(ApiError::internal)?;
     Ok(json(StatusCode::OK, &Policies { policies }))
+}
+
+async fn acknowledge_policy(app: App, request: Request) -> Result<Response, ApiError> {
+    let input: Acknowledgement = json_body(&request)?;
+    let caller = caller(&request);
+    privacy::acknowledge_policy(&app, caller.account.id, &input.version)
+        .await
+        .map_err(to_api)?;
+    Ok(no_content())
 }

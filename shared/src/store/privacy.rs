@@ -69,6 +69,17 @@ pub struct PolicyVersion {
     pub notified: u64,
 }
 
+/// The policy version an account last acknowledged on the platform.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Acknowledgement {
+    version: String,
+    at: Timestamp,
+}
+
+fn acknowledgement_key(account: AccountId) -> Key {
+    Key::new(format!("POLICYACK#{account}"), "POLICYACK")
+}
+
 fn request_key(account: AccountId, id: &str) -> Key {
     Key::new(format!("PRIVACY#{account}"), id)
 }
@@ -157,6 +168,35 @@ impl Store {
 
     pub async fn policies(&self) -> Result<Vec<PolicyVersion>, TableError> {
         self.query_all(Query::partition("POLICY")).await
+    }
+
+    /// The policy version the account acknowledged last, if any.
+    pub async fn acknowledged_policy(
+        &self,
+        account: AccountId,
+    ) -> Result<Option<String>, TableError> {
+        Ok(self
+            .get::<Acknowledgement>(&acknowledgement_key(account))
+            .await?
+            .map(|a| a.version))
+    }
+
+    pub async fn acknowledge_policy(
+        &self,
+        account: AccountId,
+        version: &str,
+        at: Timestamp,
+    ) -> Result<(), TableError> {
+        let acknowledgement = Acknowledgement {
+            version: version.to_string(),
+            at,
+        };
+        self.table
+            .put(
+                to_item(&acknowledgement, &acknowledgement_key(account))?,
+                Cond::Always,
+            )
+            .await
     }
 }
 

@@ -18,6 +18,7 @@ fn navigation(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/app/offers", "Offers"),
             ("/app/conversions", "Conversions"),
             ("/app/reports", "Reports"),
+            ("/app/calls", "Calls"),
             ("/app/account", "Account"),
         ],
         Role::Affiliate => &[
@@ -27,6 +28,7 @@ fn navigation(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/app/conversions", "Conversions"),
             ("/app/reports", "Reports"),
             ("/app/payouts", "Payouts"),
+            ("/app/calls", "Calls"),
             ("/app/account", "Account"),
         ],
         Role::Admin => &[
@@ -40,6 +42,7 @@ fn navigation(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/app/admin/privacy", "Privacy"),
             ("/app/admin/audit", "Audit"),
             ("/app/reports", "Reports"),
+            ("/app/calls", "Calls"),
             ("/app/account", "Account"),
         ],
     }
@@ -162,6 +165,20 @@ fn frame(
                                     li { a href="/app/sign-in" { "Sign in" } }
                                     li { a href="/app/register" { "Register" } }
                                     li { a href="/app/privacy-policy" { "Privacy" } }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if let Some(me) = me {
+                    @if let Some((version, summary)) = &me.policy {
+                        div class="policy" role="region" aria-label="Privacy policy update" {
+                            div class="bar" {
+                                p { strong { "Our privacy policy changed (version " (version) "): " } (summary) " " a href="/app/privacy-policy" { "Read the policy" } }
+                                form method="post" action="/app/policy/acknowledge" {
+                                    input type="hidden" name="csrf" value=(me.csrf);
+                                    input type="hidden" name="version" value=(version);
+                                    button type="submit" class="small secondary" { "I have read it" }
                                 }
                             }
                         }

@@ -94,6 +94,8 @@ pub struct Me {
     pub email_verified: bool,
     /// The session's CSRF token, put in every form.
     pub csrf: String,
+    /// The current privacy policy (version, what changed), until the account acknowledges it.
+    pub policy: Option<(String, String)>,
 }
 
 /// What a page handler gets.
@@ -358,6 +360,15 @@ async fn signed_in(api: &Api) -> Option<Me> {
         status: account["status"].as_str().unwrap_or("").to_string(),
         email_verified: account["email_verified"].as_bool().unwrap_or(false),
         csrf: session["csrf_token"].as_str()?.to_string(),
+        policy: session["policy"]["version"].as_str().map(|version| {
+            (
+                version.to_string(),
+                session["policy"]["summary"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        }),
     })
 }
 

@@ -276,3 +276,24 @@ pub async fn policy(ctx: Ctx) -> Result {
     };
     Ok(layout::page(&ctx, "Privacy policy", body))
 }
+
+/// The policy banner's "I have read it".
+pub async fn acknowledge_policy(ctx: Ctx) -> Result {
+    ctx.api
+        .send(
+            Method::POST,
+            "/api/privacy/policy-acknowledgement",
+            Some(json!({ "version": ctx.form.value("version") })),
+        )
+        .await?;
+    let back = ctx
+        .request
+        .headers()
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| u.path().to_string())
+        .filter(|p| p.starts_with("/app"))
+        .unwrap_or_else(|| "/app".into());
+    Ok(redirect(&back))
+}

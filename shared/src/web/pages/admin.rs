@@ -393,9 +393,9 @@ pub async fn audit(ctx: Ctx) -> Result {
             thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "On" } th scope="col" { "From" } } }
             tbody { @for event in &events {
                 tr {
-                    td { (time_element(text(&event, "at"), &ctx.zone)) }
+                    td { (time_element(text(event, "at"), &ctx.zone)) }
                     td { code { (event["actor"].as_str().unwrap_or("—")) } }
-                    td { (text(&event, "action")) }
+                    td { (text(event, "action")) }
                     td { code { (event["target"].as_str().unwrap_or("")) } }
                     td class="mono" { (event["client_prefix"].as_str().unwrap_or("")) }
                 }

@@ -8,6 +8,7 @@ use crate::domain::accounts::Role;
 mod account;
 mod admin;
 mod auth;
+mod calls;
 pub mod conversions;
 mod home;
 mod links;
@@ -111,11 +112,37 @@ pub const PAGES: &[Page] = &[
     ),
     page!(GET, "/app/reports", SIGNED_IN, reports::report),
     page!(GET, "/app/reports.csv", SIGNED_IN, reports::csv),
+    page!(GET, "/app/calls", SIGNED_IN, calls::calls),
+    page!(
+        GET,
+        "/app/calls/{call_sid}",
+        ADVERTISER_OR_ADMIN,
+        calls::recording
+    ),
+    page!(GET, "/app/numbers", SIGNED_IN, calls::numbers),
+    page!(
+        POST,
+        "/app/numbers",
+        ADVERTISER_OR_ADMIN,
+        calls::register_number
+    ),
+    page!(
+        POST,
+        "/app/numbers/settings",
+        ADVERTISER_OR_ADMIN,
+        calls::settings
+    ),
     page!(GET, "/app/payouts", AFFILIATE, payouts::affiliate),
     page!(POST, "/app/payouts/method", AFFILIATE, payouts::set_method),
     page!(FORM, "/app/tax", AFFILIATE, payouts::tax),
     page!(GET, "/app/tax/forms/{year}", AFFILIATE, payouts::form),
     page!(GET, "/app/account", SIGNED_IN, account::account),
+    page!(
+        POST,
+        "/app/policy/acknowledge",
+        SIGNED_IN,
+        account::acknowledge_policy
+    ),
     page!(POST, "/app/account/profile", SIGNED_IN, account::profile),
     page!(POST, "/app/account/password", SIGNED_IN, account::password),
     page!(

@@ -1,0 +1,243 @@
+//! Pay-per-call: calls (with recording playback and transcription for the offer's advertiser
+//! and admins), tracking numbers, and an offer's call settings.
+
+use lambda_http::http::{Method, StatusCode};
+use maud::html;
+use serde_json::{Map, Value, json};
+
+use crate::domain::accounts::Role;
+use crate::web::format::{status, time_element};
+use crate::web::layout::{self, csrf, form_error, input, select};
+use crate::web::pages::conversions::{party_picker, party_query};
+use crate::web::{Ctx, Refusal, redirect};
+
+type Result = std::result::Result<crate::http::Response, Refusal>;
+
+fn encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+    value[key].as_str().unwrap_or("")
+}
+
+pub async fn calls(ctx: Ctx) -> Result {
+    let role = ctx.me().role;
+    let Some(party) = party_query(&ctx) else {
+        let picker = party_picker(&ctx, "/app/calls").await?;
+        let body =
+            html! { h1 { "Calls" } p { "Choose one advertiser or one affiliate." } (picker) };
+        return Ok(layout::page(&ctx, "Calls", body));
+    };
+    let calls = ctx.api.get(&format!("/api/calls?{party}")).await?["calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let listening = role != Role::Affiliate;
+    let picker = if role == Role::Admin {
+        Some(party_picker(&ctx, "/app/calls").await?)
+    } else {
+        None
+    };
+    let body = html! {
+        h1 { "Calls" }
+        @if let Some(picker) = picker { (picker) }
+        p { a href="/app/numbers" { "Tracking numbers" } }
+        @if calls.is_empty() { p class="muted" { "No calls yet." } }
+        @else {
+            div class="table-wrap" { table {
+                thead { tr {
+                    th scope="col" { "When" } th scope="col" { "Number" } th scope="col" { "From" }
+                    th scope="col" { "Outcome" } th scope="col" class="num" { "Connected" }
+                    th scope="col" { "Review" } th scope="col" { "Recording" }
+                } }
+                tbody { @for call in &calls {
+                    tr {
+                        td { (time_element(text(call, "started_at"), &ctx.zone)) }
+                        td class="mono" { (text(call, "number")) }
+                        td { (call["caller_country"].as_str().unwrap_or("—")) }
+                        td { (status(call["outcome"].as_str().unwrap_or("in progress")))
+                            @if call["conversion_id"].is_string() { br; span class="muted" { "converted" } } }
+                        td class="num" { (call["connected_secs"].as_u64().map(|s| format!("{}:{:02}", s / 60, s % 60)).unwrap_or_else(|| "—".into())) }
+                        td { (call["flags"].as_array().map(|f| f.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                        td {
+                            @if listening && call["recording"].is_object() {
+                                a href=(format!("/app/calls/{}", encode(text(call, "sid")))) { "Listen" }
+                            } @else if call["recording"].is_object() { "recorded" } @else { "—" }
+                        }
+                    }
+                } }
+            } }
+        }
+    };
+    Ok(layout::page(&ctx, "Calls", body))
+}
+
+/// One call's recording, played from a link good for five minutes, and its transcription.
+pub async fn recording(ctx: Ctx) -> Result {
+    let sid = ctx.path_param("call_sid").to_string();
+    let link = ctx
+        .api
+        .get(&format!("/api/calls/{}/recording", encode(&sid)))
+        .await?;
+    let url = text(&link, "url");
+    // The player loads from this site only (the page's CSP): keep the link's path and query.
+    let local = url::Url::parse(url)
+        .map(|u| {
+            format!(
+                "{}{}",
+                u.path(),
+                u.query().map(|q| format!("?{q}")).unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    let body = html! {
+        h1 { "Call recording" }
+        div class="card" {
+            p { "Call " code { (sid) } }
+            audio controls preload="none" src=(local) { a href=(local) { "Download the recording" } }
+            p class="muted" { "The link works for five minutes; reload the page for a new one." }
+        }
+        p { a href="/app/calls" { "Back to the calls" } }
+    };
+    Ok(layout::page(&ctx, "Call recording", body))
+}
+
+pub async fn numbers(ctx: Ctx) -> Result {
+    number_page(ctx, None).await
+}
+
+async fn number_page(ctx: Ctx, refusal: Option<(&'static str, Refusal)>) -> Result {
+    let role = ctx.me().role;
+    let Some(party) = party_query(&ctx) else {
+        let picker = party_picker(&ctx, "/app/numbers").await?;
+        let body = html! { h1 { "Tracking numbers" } p { "Choose one advertiser or one affiliate." } (picker) };
+        return Ok(layout::page(&ctx, "Tracking numbers", body));
+    };
+    let numbers = ctx.api.get(&format!("/api/numbers?{party}")).await?["numbers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let managing = role != Role::Affiliate;
+    let offers: Vec<(String, String)> = if managing {
+        ctx.api.get("/api/offers").await?["offers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|o| (text(o, "id").to_string(), text(o, "name").to_string()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let failed = |form: &str| refusal.as_ref().filter(|(f, _)| *f == form).map(|(_, r)| r);
+    let status_code = refusal.as_ref().map_or(StatusCode::OK, |(_, r)| r.status);
+    let body = html! {
+        h1 { "Tracking numbers" }
+        @if numbers.is_empty() { p class="muted" { "No numbers yet." } }
+        @else {
+            div class="table-wrap" { table {
+                thead { tr { th scope="col" { "Number" } th scope="col" { "Offer" } th scope="col" { "Kind" } th scope="col" { "Since" } } }
+                tbody { @for number in &numbers {
+                    tr {
+                        td class="mono" { (text(number, "number")) }
+                        td { code { (text(number, "offer_id")) } }
+                        td { @if number["assignment"]["type"] == "static" {
+                            "static, affiliate " code { (text(&number["assignment"], "affiliate_id")) }
+                        } @else { "pool (dynamic number insertion)" } }
+                        td { (time_element(text(number, "created_at"), &ctx.zone)) }
+                    }
+                } }
+            } }
+        }
+        @if managing && !offers.is_empty() {
+            div class="card" {
+                h2 { "Register a number" }
+                p class="muted" { "A number bought in Twilio: one affiliate's (static), or, without an affiliate, the offer's pool that the tracking link lends to each visitor through {call_number}." }
+                (form_error(failed("number")))
+                form method="post" action="/app/numbers" novalidate {
+                    (csrf(&ctx))
+                    div class="row" {
+                        div { (input("Number", "number", "text", if failed("number").is_some() { ctx.form.value("number") } else { "" }, failed("number"), Some("E.164, such as +14155550100."))) }
+                        div { (select("Offer", "offer_id", &offers, ctx.form.value("offer_id"), failed("number"))) }
+                        div { (input("Affiliate id", "affiliate_id", "text", if failed("number").is_some() { ctx.form.value("affiliate_id") } else { "" }, failed("number"), Some("Empty for the pool."))) }
+                    }
+                    div class="actions" { button type="submit" { "Register" } }
+                }
+            }
+            div class="card" {
+                h2 { "An offer's calls" }
+                (form_error(failed("settings")))
+                form method="post" action="/app/numbers/settings" novalidate {
+                    (csrf(&ctx))
+                    div class="row" {
+                        div { (select("Offer", "offer_id", &offers, ctx.form.value("offer_id"), failed("settings"))) }
+                        div { (input("Put calls through to", "destination", "text", if failed("settings").is_some() { ctx.form.value("destination") } else { "" }, failed("settings"), Some("E.164."))) }
+                        div { (input("Qualified after (seconds)", "min_duration_secs", "number", if failed("settings").is_some() { ctx.form.value("min_duration_secs") } else { "90" }, failed("settings"), None)) }
+                    }
+                    (input("Notice played to callers", "notice", "text", if failed("settings").is_some() { ctx.form.value("notice") } else { "" }, failed("settings"), Some("Such as \"This call is recorded.\"")))
+                    div class="actions" { button type="submit" { "Save the call settings" } }
+                }
+            }
+        }
+        p { a href="/app/calls" { "Calls" } }
+    };
+    Ok(layout::page_with_status(
+        &ctx,
+        status_code,
+        "Tracking numbers",
+        body,
+    ))
+}
+
+pub async fn register_number(ctx: Ctx) -> Result {
+    let mut body = Map::new();
+    body.insert("number".into(), json!(ctx.form.value("number")));
+    body.insert("offer_id".into(), json!(ctx.form.value("offer_id")));
+    if let Some(affiliate) = ctx.form.get("affiliate_id") {
+        body.insert("affiliate_id".into(), json!(affiliate));
+    }
+    match ctx
+        .api
+        .send(Method::POST, "/api/numbers", Some(Value::Object(body)))
+        .await
+    {
+        Ok(_) => Ok(redirect("/app/numbers?done=offer-saved")),
+        Err(refusal) => number_page(ctx, Some(("number", refusal))).await,
+    }
+}
+
+pub async fn settings(ctx: Ctx) -> Result {
+    let seconds = match ctx.form.get("min_duration_secs") {
+        None => None,
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let refusal = Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "min_duration_secs",
+                    "min_duration_secs: must be a whole number",
+                );
+                return number_page(ctx, Some(("settings", refusal))).await;
+            }
+        },
+    };
+    let body = json!({
+        "destination": ctx.form.value("destination"),
+        "min_duration_secs": seconds,
+        "notice": ctx.form.get("notice"),
+    });
+    let offer = ctx.form.value("offer_id").to_string();
+    match ctx
+        .api
+        .send(
+            Method::PUT,
+            &format!("/api/offers/{}/calls", encode(&offer)),
+            Some(body),
+        )
+        .await
+    {
+        Ok(_) => Ok(redirect("/app/numbers?done=offer-saved")),
+        Err(refusal) => number_page(ctx, Some(("settings", refusal))).await,
+    }
+}
