@@ -166,6 +166,10 @@ def test_the_whole_story_from_sign_up_to_a_paid_conversion(runner, visitor):
         admin.page.click("form[action='/app/admin/payouts/run'] button")
     assert "done=run-started" in admin.page.url
     admin.check()
+    with admin.page.expect_download() as download:
+        admin.page.locator("a", has_text="Download the ACH file").first.click()
+    records = open(download.value.path()).read().splitlines()
+    assert records[0].startswith("101") and all(len(r) == 94 for r in records), records[:2]
     pub.open("/app/payouts")
     payouts = pub.page.locator("table", has_text="Reference").inner_text()
     assert "$60.00" in payouts, payouts
@@ -211,6 +215,31 @@ def test_export_and_erasure(runner, visitor):
     admin = visitor("admin-privacy").sign_in("admin@demo.leadsrefer.local", runner.passwords["admin"])
     admin.open("/app/admin/privacy")
     assert "erasure" in admin.page.locator("main").inner_text()
+
+
+def test_a_foreign_affiliate_uploads_a_w8ben(runner, visitor):
+    intl = visitor("intl")
+    register(intl, "affiliate", "intl@blog.example", "Intl")
+    admin = visitor("admin-intl").sign_in("admin@demo.leadsrefer.local", runner.passwords["admin"])
+    admin.open("/app/admin/accounts?status=pending_approval")
+    with admin.page.expect_navigation():
+        row(admin, "intl@blog.example").locator("button", has_text="Approve").click()
+    intl.sign_in("intl@blog.example", PASSWORD)
+    intl.open("/app/tax")
+    intl.page.check("input[name=status][value=foreign]")
+    intl.page.fill("#f-country", "DE")
+    intl.page.fill("#f-signed_name", "Ingrid Intl")
+    intl.page.check("input[name=certify]")
+    intl.submit("form[action='/app/tax'] button[type=submit]")
+    assert "done=tax-saved" in intl.page.url, intl.page.content()[:3000]
+    intl.page.set_input_files("#f-w8ben", files=[{"name": "w8ben.txt", "mimeType": "text/plain", "buffer": b"not a pdf"}])
+    intl.submit("form[action='/app/tax/w8ben'] button")
+    assert intl.page.get_attribute("#f-w8ben", "aria-invalid") == "true", intl.page.content()[:3000]
+    intl.check("/app/tax (refused upload)")
+    pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+    intl.page.set_input_files("#f-w8ben", files=[{"name": "w8ben.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+    intl.submit("form[action='/app/tax/w8ben'] button")
+    assert "done=tax-saved" in intl.page.url, intl.page.content()[:3000]
 
 
 def test_the_admin_screens(runner, visitor):

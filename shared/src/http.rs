@@ -23,12 +23,13 @@ pub const MAX_QUERY_BYTES: usize = 8 * 1024;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The largest body a server reads for `path`: [`MAX_BODY_BYTES`], but for the one upload
-/// route (a signed W-8BEN).
+/// route (a signed W-8BEN) and the dashboard's form for it.
 pub fn body_limit(path: &str) -> usize {
-    if path == "/api/tax/profile/w8ben" {
-        crate::tax::MAX_DOCUMENT_BYTES
-    } else {
-        MAX_BODY_BYTES
+    match path {
+        "/api/tax/profile/w8ben" => crate::tax::MAX_DOCUMENT_BYTES,
+        // The dashboard's upload form: the file, wrapped in multipart/form-data.
+        crate::web::UPLOAD_PATH => crate::tax::MAX_DOCUMENT_BYTES + MAX_BODY_BYTES,
+        _ => MAX_BODY_BYTES,
     }
 }
 

@@ -474,6 +474,25 @@ async fn make_payouts(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutE
 }
 
 /// Step 2: the run's ACH payouts in one NACHA file in `Blobs`
+/// Where a run's ACH file is kept.
+fn ach_key(run: &str) -> Result<BlobKey, crate::ports::BlobError> {
+    BlobKey::parse(format!("payouts/{run}/ach.txt"))
+}
+
+/// A run's NACHA file, for the operator to upload to the bank; `None` for a run that paid no
+/// one by ACH (or no such run). It holds full account numbers: only admins reach it, audited.
+pub async fn ach_file(app: &App, run: &str) -> Result<Option<Vec<u8>>, PayoutError> {
+    let well_formed = !run.is_empty()
+        && run.len() <= 80
+        && run
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b':');
+    if !well_formed {
+        return Ok(None);
+    }
+    Ok(app.blobs.get(&ach_key(run)?).await?)
+}
+
 /// (`payouts/{run}/ach.txt`), for the operator to upload to the bank; they are then sent.
 async fn send_ach(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError> {
     let mut payouts: Vec<Payout> = app
@@ -533,8 +552,9 @@ async fn send_ach(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError
         effective,
         'A',
     );
-    let key = BlobKey::parse(format!("payouts/{}/ach.txt", run.id))?;
-    app.blobs.put(&key, file.into_bytes(), "text/plain").await?;
+    app.blobs
+        .put(&ach_key(&run.id)?, file.into_bytes(), "text/plain")
+        .await?;
     let mut report = Vec::new();
     for (payout, trace) in payouts.iter().zip(traces) {
         if payout.status != PayoutStatus::Created {

@@ -76,7 +76,10 @@ async fn an_export_holds_all_of_a_users_data_and_none_of_anyone_elses() {
         .iter()
         .find(|m| m.contains("data export is ready"))
         .expect("the link is mailed");
-    assert!(link.contains(&path), "{link}");
+    assert!(
+        link.contains(&format!("/app/account/export/{id}")),
+        "the mail links the dashboard's download: {link}"
+    );
 
     let file = support::send(app, "GET", &path, IP, &headers, None).await;
     assert_eq!(file.status(), 200);
@@ -712,4 +715,58 @@ async fn a_notice_a_dead_run_claimed_is_sent_once_its_claim_is_stale() {
     );
     assert_eq!(told(&platform), 1);
     assert_eq!(job(app, "policy-notices").await, "no policy notice to send");
+}
+
+#[tokio::test]
+async fn the_current_policy_is_shown_until_its_reader_acknowledges_it() {
+    let platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;
+    let app = &platform.app;
+    let admin = support::sign_in(app, &platform.demo, "admin").await;
+    let (cookie, csrf) = support::sign_in(app, &platform.demo, "affiliate").await;
+    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let me = || support::send(app, "GET", "/api/auth/me", IP, &headers, None);
+    assert!(
+        support::body(&me().await).get("policy").is_none(),
+        "nothing published yet"
+    );
+
+    assert_eq!(
+        publish(app, &admin, "2026-06", "First.").await.status(),
+        201
+    );
+    platform.clock.advance(jiff::SignedDuration::from_secs(60));
+    assert_eq!(
+        publish(app, &admin, "2026-07", "Recordings kept 90 days.")
+            .await
+            .status(),
+        201
+    );
+    let shown = support::body(&me().await);
+    assert_eq!(shown["policy"]["version"], "2026-07", "the newest: {shown}");
+    assert_eq!(shown["policy"]["summary"], "Recordings kept 90 days.");
+
+    let acknowledge = |version: &str| {
+        support::send(
+            app,
+            "POST",
+            "/api/privacy/policy-acknowledgement",
+            IP,
+            &headers,
+            Some(json!({ "version": version })),
+        )
+    };
+    let old = acknowledge("2026-06").await;
+    assert_eq!(
+        (old.status().as_u16(), support::field(&old).as_str()),
+        (400, "version"),
+        "only the current version"
+    );
+    assert!(support::body(&me().await).get("policy").is_some());
+    assert_eq!(acknowledge("2026-07").await.status(), 204);
+    assert_eq!(
+        acknowledge("2026-07").await.status(),
+        204,
+        "again changes nothing"
+    );
+    assert!(support::body(&me().await).get("policy").is_none());
 }

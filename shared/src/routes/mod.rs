@@ -152,6 +152,7 @@ pub const ROUTES: &[Route] = &[
     payouts::CONVERSIONS,
     payouts::RETRY,
     payouts::RUNS,
+    payouts::ACH_FILE,
     tax::GET,
     tax::SET,
     tax::W8BEN,

@@ -78,6 +78,15 @@ pub const RUNS: Route = Route::new(
 )
 .answers(schema::<RunList>);
 
+pub const ACH_FILE: Route = Route::new(
+    "payouts",
+    &["GET"],
+    "/api/admin/payout-runs/{run_id}/ach",
+    ADMIN,
+    "A payout run's NACHA file (text/plain, 94-character records) to upload to the bank; it holds full account numbers, so each download is audited",
+    |app, request| Box::pin(ach_file(app, request)),
+);
+
 pub const RUN_NOW: Route = Route::new(
     "payouts",
     &["POST"],
@@ -375,6 +384,29 @@ async fn list(app: App, request: Request) -> Result<Response, ApiError> {
 async fn runs(app: App, _request: Request) -> Result<Response, ApiError> {
     let runs = app.store.runs(100).await.map_err(ApiError::internal)?;
     Ok(json(StatusCode::OK, &RunList { runs }))
+}
+
+async fn ach_file(app: App, request: Request) -> Result<Response, ApiError> {
+    let run = path_param(&request, "run_id").unwrap_or_default();
+    let file = payouts::ach_file(&app, &run)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("run_id", "no ACH file for this run"))?;
+    caller(&request)
+        .audit(&app, "payout_run.ach_downloaded", Some(run.clone()))
+        .await?;
+    let mut response = crate::http::uncached(
+        StatusCode::OK,
+        "text/plain; charset=us-ascii",
+        lambda_http::Body::Binary(file),
+    );
+    let disposition = format!("attachment; filename=\"leadsrefer-ach-{run}.txt\"");
+    if let Ok(value) = lambda_http::http::HeaderValue::from_str(&disposition) {
+        response
+            .headers_mut()
+            .insert(lambda_http::http::header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
 }
 
 async fn run_now(app: App, request: Request) -> Result<Response, ApiError> {

@@ -59,6 +59,10 @@ impl Refusal {
     }
 }
 
+fn json_body(value: Value) -> (&'static str, Body) {
+    ("application/json", Body::Text(value.to_string()))
+}
+
 /// The browser's side of one page request, replayed on every API call the page makes.
 #[derive(Clone)]
 pub struct Api {
@@ -114,13 +118,27 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, Refusal> {
-        let response = self.call(method, path, body).await;
+        let response = self.call(method, path, body.map(json_body)).await;
+        Self::json(&response)
+    }
+
+    /// A state-changing call with a body of another type (a PDF).
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Value, Refusal> {
+        let response = self
+            .call(method, path, Some((content_type, Body::Binary(bytes))))
+            .await;
         Self::json(&response)
     }
 
     /// A state-changing call, answering the whole response (for `Set-Cookie`).
     pub async fn send_raw(&self, method: Method, path: &str, body: Option<Value>) -> Response {
-        self.call(method, path, body).await
+        self.call(method, path, body.map(json_body)).await
     }
 
     fn json(response: &Response) -> Result<Value, Refusal> {
@@ -138,7 +156,7 @@ impl Api {
         })
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+    async fn call(&self, method: Method, path: &str, body: Option<(&str, Body)>) -> Response {
         let mut builder = lambda_http::http::Request::builder()
             .method(method)
             .uri(path);
@@ -152,9 +170,9 @@ impl Api {
             builder = builder.header(header::USER_AGENT, user_agent.clone());
         }
         let body = match body {
-            Some(value) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Body::Text(value.to_string())
+            Some((content_type, body)) => {
+                builder = builder.header(header::CONTENT_TYPE, content_type);
+                body
             }
             None => Body::Empty,
         };

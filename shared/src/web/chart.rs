@@ -79,7 +79,8 @@ pub fn bars(title: &str, summary: &str, labels: &[String], values: &[f64]) -> Ma
             .margin(12)
             .x_label_area_size(28)
             .y_label_area_size(56)
-            .build_cartesian_2d((0..count).into_segmented(), 0f64..top)?;
+            // A segmented range 0..n has n + 1 segments: one per bar is 0..count - 1.
+            .build_cartesian_2d((0..count - 1).into_segmented(), 0f64..top)?;
         chart
             .configure_mesh()
             .disable_x_mesh()

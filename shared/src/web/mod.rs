@@ -28,7 +28,7 @@ use subtle::ConstantTimeEq;
 use crate::app::App;
 use crate::caller::cookie;
 use crate::domain::accounts::Role;
-use crate::http::{MAX_BODY_BYTES, Request, Response};
+use crate::http::{Request, Response, body_limit};
 use crate::routes::match_path;
 
 pub mod api;
@@ -39,6 +39,9 @@ pub mod layout;
 mod pages;
 
 pub use api::{Api, Refusal};
+
+/// The one page that takes a file (multipart/form-data): a foreign affiliate's signed W-8BEN.
+pub const UPLOAD_PATH: &str = "/app/tax/w8ben";
 
 /// The cookie holding a signed-out visitor's form token.
 const FORM_COOKIE: &str = "__Host-form";
@@ -107,6 +110,8 @@ pub struct Ctx {
     pub query: Form,
     /// A POST's form fields.
     pub form: Form,
+    /// A multipart POST's files.
+    pub uploads: Vec<Upload>,
     pub api: Api,
     pub me: Option<Me>,
     /// The token every form of this page carries.
@@ -135,6 +140,47 @@ impl Ctx {
     pub fn is_post(&self) -> bool {
         self.request.method() == Method::POST
     }
+}
+
+/// A file sent with a form.
+#[derive(Clone, Debug)]
+pub struct Upload {
+    pub field: String,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// A multipart/form-data body: its text fields and its files.
+async fn multipart(content_type: &str, body: Vec<u8>) -> Result<(Form, Vec<Upload>), Refusal> {
+    let malformed = |_| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "The form could not be read; send it again.",
+        )
+    };
+    let boundary = multer::parse_boundary(content_type).map_err(malformed)?;
+    let body =
+        futures_util::stream::once(
+            async move { Ok::<_, std::io::Error>(bytes::Bytes::from(body)) },
+        );
+    let mut parts = multer::Multipart::new(body, boundary);
+    let (mut fields, mut uploads) = (Vec::new(), Vec::new());
+    while let Some(part) = parts.next_field().await.map_err(malformed)? {
+        let name = part.name().unwrap_or("").to_string();
+        if part.file_name().is_some() {
+            let content_type = part.content_type().map(|m| m.essence_str().to_string());
+            let bytes = part.bytes().await.map_err(malformed)?.to_vec();
+            uploads.push(Upload {
+                field: name,
+                content_type,
+                bytes,
+            });
+        } else {
+            fields.push((name, part.text().await.map_err(malformed)?));
+        }
+    }
+    Ok((Form(fields), uploads))
 }
 
 /// Form fields (`application/x-www-form-urlencoded`) or query parameters, in order.
@@ -266,9 +312,9 @@ async fn open(app: App, request: Request, page: &Page, params: Vec<(String, Stri
         None => form_cookie.clone().unwrap_or_else(new_token),
     };
 
-    let form = if request.method() == Method::POST {
+    let (form, uploads) = if request.method() == Method::POST {
         let body = request.body().as_ref();
-        if body.len() > MAX_BODY_BYTES {
+        if body.len() > body_limit(request.uri().path()) {
             let refusal = Refusal::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body",
@@ -276,7 +322,23 @@ async fn open(app: App, request: Request, page: &Page, params: Vec<(String, Stri
             );
             return layout::refusal_page(me.as_ref(), &refusal, &app);
         }
-        let form = Form::parse(body);
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let (form, uploads) = if content_type
+            .to_ascii_lowercase()
+            .starts_with("multipart/form-data")
+        {
+            match multipart(&content_type, body.to_vec()).await {
+                Ok(parsed) => parsed,
+                Err(refusal) => return layout::refusal_page(me.as_ref(), &refusal, &app),
+            }
+        } else {
+            (Form::parse(body), Vec::new())
+        };
         let sent = form.get("csrf").unwrap_or("").as_bytes();
         let expected = match (&me, &form_cookie) {
             (Some(me), _) => Some(me.csrf.as_bytes()),
@@ -292,9 +354,9 @@ async fn open(app: App, request: Request, page: &Page, params: Vec<(String, Stri
             );
             return layout::refusal_page(me.as_ref(), &refusal, &app);
         }
-        form
+        (form, uploads)
     } else {
-        Form::default()
+        (Form::default(), Vec::new())
     };
 
     let query = Form::parse(request.uri().query().unwrap_or("").as_bytes());
@@ -317,6 +379,7 @@ async fn open(app: App, request: Request, page: &Page, params: Vec<(String, Stri
         path_params: params.into_iter().collect(),
         query,
         form,
+        uploads,
         api,
         me: me.clone(),
         csrf: csrf.clone(),

@@ -68,7 +68,7 @@ fn expectation(world: &World, route: &Route, method: &str, who: Who) -> Expect {
         ("POST", "/api/conversions/status") if !owner => Expect::Reachable,
         // The world has made no payouts: every caller allowed in gets 404 (tests/payouts.rs
         // tries real ones).
-        (_, path) if path.contains("{payout_id}") => Expect::Reachable,
+        (_, path) if path.contains("{payout_id}") || path.contains("{run_id}") => Expect::Reachable,
         // No forms filed and no exports made in the world: 404 for everyone allowed in
         // (tests/tax.rs and tests/privacy.rs try real ones).
         (_, path)
@@ -115,6 +115,7 @@ pub async fn request(
     path = path.replace("{id}", &world.conversion);
     path = path.replace("{payout_id}", "2026-01-01:01ARZ3NDEKTSV4RRFFQ69G5FAV:USD");
     path = path.replace("{year}", "2025");
+    path = path.replace("{run_id}", "2026-01-01");
     path = path.replace("{request_id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV");
     if path.contains("{key_id}") {
         // The caller's own spare key (anonymous callers name a made-up one).
@@ -201,6 +202,7 @@ pub async fn request(
         })),
         ("PATCH", "/api/auth/me") => Some(json!({ "name": "Corrected Name" })),
         ("POST", "/api/privacy/erasure") => Some(json!({ "password": PASSWORD })),
+        ("POST", "/api/privacy/policy-acknowledgement") => Some(json!({ "version": "2026-01" })),
         ("POST", "/api/admin/policy-versions") => {
             Some(json!({ "version": unique, "summary": "We now keep call recordings." }))
         }

@@ -217,7 +217,12 @@ pub async fn payouts(ctx: Ctx) -> Result {
                         td { (time_element(text(run, "started_at"), &ctx.zone)) }
                         td { @match run["finished_at"].as_str() { Some(at) => (time_element(at, &ctx.zone)), None => (status("processing")) } }
                         td class="mono" { (run["paypal_batch_id"].as_str().unwrap_or("—")) }
-                        td { @for line in run["report"].as_array().cloned().unwrap_or_default() { div { (line.as_str().unwrap_or("")) } } }
+                        td {
+                            @for line in run["report"].as_array().cloned().unwrap_or_default() { div { (line.as_str().unwrap_or("")) } }
+                            @if run["report"].as_array().is_some_and(|lines| lines.iter().any(|l| l.as_str().is_some_and(|l| l.contains("ach.txt")))) {
+                                a href=(format!("/app/admin/payouts/{}/ach", encode(id))) download { "Download the ACH file" }
+                            }
+                        }
                     }
                 } }
             } }
@@ -406,4 +411,12 @@ pub async fn audit(ctx: Ctx) -> Result {
         }
     };
     Ok(layout::page(&ctx, "Audit log", body))
+}
+
+/// A run's NACHA file, from the API (which audits the download).
+pub async fn ach_file(ctx: Ctx) -> Result {
+    let run = ctx.path_param("run_id").to_string();
+    ctx.api
+        .raw(&format!("/api/admin/payout-runs/{}/ach", encode(&run)))
+        .await
 }

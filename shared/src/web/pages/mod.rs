@@ -136,6 +136,7 @@ pub const PAGES: &[Page] = &[
     page!(POST, "/app/payouts/method", AFFILIATE, payouts::set_method),
     page!(FORM, "/app/tax", AFFILIATE, payouts::tax),
     page!(GET, "/app/tax/forms/{year}", AFFILIATE, payouts::form),
+    page!(POST, "/app/tax/w8ben", AFFILIATE, payouts::upload_w8ben),
     page!(GET, "/app/account", SIGNED_IN, account::account),
     page!(
         POST,
@@ -187,6 +188,12 @@ pub const PAGES: &[Page] = &[
     ),
     page!(GET, "/app/admin/payouts", ADMIN, admin::payouts),
     page!(POST, "/app/admin/payouts/run", ADMIN, admin::run_payouts),
+    page!(
+        GET,
+        "/app/admin/payouts/{run_id}/ach",
+        ADMIN,
+        admin::ach_file
+    ),
     page!(
         POST,
         "/app/admin/payouts/{payout_id}/retry",

@@ -161,6 +161,40 @@ pub async fn tax(ctx: Ctx) -> Result {
             Err(error) => refusal = Some(error),
         }
     }
+    tax_page(ctx, refusal).await
+}
+
+/// A foreign affiliate's signed W-8BEN, from the upload form to the API as a PDF.
+pub async fn upload_w8ben(ctx: Ctx) -> Result {
+    let file = ctx
+        .uploads
+        .iter()
+        .find(|u| u.field == "w8ben" && !u.bytes.is_empty())
+        .map(|u| u.bytes.clone());
+    let outcome = match file {
+        None => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "w8ben",
+            "w8ben: choose the signed form, a PDF file",
+        )),
+        Some(bytes) => {
+            ctx.api
+                .send_bytes(
+                    Method::PUT,
+                    "/api/tax/profile/w8ben",
+                    "application/pdf",
+                    bytes,
+                )
+                .await
+        }
+    };
+    match outcome {
+        Ok(_) => Ok(redirect("/app/tax?done=tax-saved")),
+        Err(refusal) => tax_page(ctx, Some(refusal)).await,
+    }
+}
+
+async fn tax_page(ctx: Ctx, refusal: Option<Refusal>) -> Result {
     let profile = ctx.api.get("/api/tax/profile").await?["profile"].clone();
     let posted = ctx.is_post();
     let value = |name: &str| -> String {
@@ -197,6 +231,11 @@ pub async fn tax(ctx: Ctx) -> Result {
     .map(|(v, l)| (v.to_string(), l.to_string()))
     .to_vec();
     let status_code = refusal.as_ref().map_or(StatusCode::OK, |r| r.status);
+    let upload_error = refusal.as_ref().and_then(|r| {
+        r.about("w8ben")
+            .or(r.about("body"))
+            .or(r.about("content-type"))
+    });
     let this_year = ctx
         .app
         .clock
@@ -249,6 +288,20 @@ pub async fn tax(ctx: Ctx) -> Result {
                 }
                 @if let Some(error) = refusal.as_ref().and_then(|r| r.about("certify")) { p class="field-error" { (error) } }
                 div class="actions" { button type="submit" { "Save the tax profile" } }
+            }
+        }
+        @if residence == "foreign" || profile["status"] == "foreign" {
+            div class="card" {
+                h2 { "Form W-8BEN" }
+                p { "Upload the form, signed, as a PDF (at most 4 MB). It is kept encrypted for the seven years tax law requires." }
+                form method="post" action=(crate::web::UPLOAD_PATH) enctype="multipart/form-data" {
+                    (csrf(&ctx))
+                    label for="f-w8ben" { "Signed W-8BEN (PDF)" }
+                    input id="f-w8ben" type="file" name="w8ben" accept="application/pdf"
+                        aria-invalid=[upload_error.map(|_| "true")];
+                    @if let Some(error) = upload_error { p class="field-error" { (error) } }
+                    div class="actions" { button type="submit" { "Upload" } }
+                }
             }
         }
         div class="card" {
