@@ -9,11 +9,9 @@ use jiff::SignedDuration;
 use shared::App;
 use shared::domain::email::EmailAddress;
 use shared::domain::ledger::Account;
-use shared::domain::tracking::{ConversionStatus, EventName};
+use shared::domain::tracking::ConversionStatus;
 use shared::ports::ManualClock;
 use shared::seed::{Demo, seed_demo};
-use shared::store::Recorded;
-use shared::tracking::{ClickRequest, Postback, PostbackAuth};
 
 mod support;
 
@@ -50,7 +48,7 @@ async fn every_job_runs(app: &App, clock: &ManualClock, demo: &Demo) {
     offer.review_days = 1;
     offer.hold_days = 1;
     app.store.save_offer(&offer).await.unwrap();
-    let conversion = conversion(app, demo).await;
+    let conversion = support::conversion(app, demo, "JOBS-1").await.id;
     let status = |app: &App| {
         let app = app.clone();
         async move {
@@ -92,40 +90,4 @@ async fn run(app: &App, name: &str) -> String {
         Ok(report) => report,
         Err(error) => panic!("job {name} failed: {}", shared::http::ErrorChain(&error)),
     }
-}
-
-/// A person's click on the demo link and the advertiser's postback for it.
-async fn conversion(app: &App, demo: &Demo) -> shared::domain::ids::ConversionId {
-    let click = shared::tracking::record_click(
-        app,
-        &demo.link,
-        ClickRequest {
-            subs: Default::default(),
-            ip: "198.51.100.20".parse().unwrap(),
-            country: Some("US".into()),
-            region: None,
-            user_agent: Some(support::BROWSER),
-            head: false,
-        },
-    )
-    .await
-    .unwrap();
-    let recorded = shared::tracking::record_conversion(
-        app,
-        Postback {
-            click_id: click.click.id,
-            txn_id: Some("JOBS-1".into()),
-            event: EventName::default_event(),
-            amount: None,
-            currency: None,
-            auth: PostbackAuth::Token(demo.postback_token.expose().clone()),
-            client_prefix: None,
-        },
-    )
-    .await
-    .unwrap();
-    let Recorded::New(conversion) = recorded else {
-        panic!("a new conversion")
-    };
-    conversion.id
 }

@@ -101,6 +101,15 @@ impl Api {
         Self::json(&response)
     }
 
+    /// `GET path`, answering the array under `key` of its JSON (empty when absent).
+    pub async fn list(&self, path: &str, key: &str) -> Result<Vec<Value>, Refusal> {
+        let mut answer = self.get(path).await?;
+        Ok(match answer[key].take() {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        })
+    }
+
     /// `GET path`, answering the response as it is (a CSV, a file).
     pub async fn raw(&self, path: &str) -> Result<Response, Refusal> {
         let response = self.call(Method::GET, path, None).await;

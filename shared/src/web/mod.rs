@@ -439,6 +439,28 @@ fn new_token() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
+/// A path segment or query value, percent-encoded.
+pub fn encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// A string field of an API answer, or "" when absent.
+pub fn text<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
+    value[key].as_str().unwrap_or("")
+}
+
+/// A redirect that hands the browser the cookies an API answer set (a new session, a cleared
+/// one).
+pub fn redirect_with_cookies(to: &str, answer: &Response) -> Response {
+    let mut response = redirect(to);
+    for cookie in answer.headers().get_all(header::SET_COOKIE) {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
+    }
+    response
+}
+
 /// `303 See Other` to a path of this site (pages only ever redirect within the dashboard).
 pub fn redirect(to: &str) -> Response {
     let target = if to.starts_with('/') && !to.starts_with("//") && !to.starts_with("/\\") {

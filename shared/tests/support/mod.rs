@@ -182,17 +182,9 @@ pub async fn bank_account(app: &App, demo: &Demo) {
     .unwrap();
 }
 
-/// One approved conversion of the demo offer earning the demo affiliate `cents` (the offer
-/// holds nothing, so it is payable at once).
-pub async fn earn(app: &App, demo: &Demo, cents: i64) {
-    use shared::domain::offer::Commission;
-    use shared::lifecycle::{Decider, Decision};
+/// A person's click on the demo link and the advertiser's postback for it: the new conversion.
+pub async fn conversion(app: &App, demo: &Demo, txn: &str) -> shared::domain::tracking::Conversion {
     use shared::tracking::{ClickRequest, Postback, PostbackAuth};
-    let mut offer = app.store.offer(demo.offer_id).await.unwrap().unwrap();
-    offer.payout = Commission::Fixed(cents);
-    offer.revenue = Commission::Fixed(cents + 1_000);
-    app.store.save_offer(&offer).await.unwrap();
-    let id = app.clock.new_id();
     let click = shared::tracking::record_click(
         app,
         &demo.link,
@@ -211,7 +203,7 @@ pub async fn earn(app: &App, demo: &Demo, cents: i64) {
         app,
         Postback {
             click_id: click.click.id,
-            txn_id: Some(format!("T-{id}")),
+            txn_id: Some(txn.to_string()),
             event: shared::domain::tracking::EventName::default_event(),
             amount: None,
             currency: None,
@@ -224,6 +216,20 @@ pub async fn earn(app: &App, demo: &Demo, cents: i64) {
     let shared::store::Recorded::New(conversion) = recorded else {
         panic!("a new conversion")
     };
+    conversion
+}
+
+/// One approved conversion of the demo offer earning the demo affiliate `cents` (the offer
+/// holds nothing, so it is payable at once).
+pub async fn earn(app: &App, demo: &Demo, cents: i64) {
+    use shared::domain::offer::Commission;
+    use shared::lifecycle::{Decider, Decision};
+    let mut offer = app.store.offer(demo.offer_id).await.unwrap().unwrap();
+    offer.payout = Commission::Fixed(cents);
+    offer.revenue = Commission::Fixed(cents + 1_000);
+    app.store.save_offer(&offer).await.unwrap();
+    let id = app.clock.new_id();
+    let conversion = conversion(app, demo, &format!("T-{id}")).await;
     shared::lifecycle::decide(app, conversion.id, Decision::Approve, None, Decider::Admin)
         .await
         .unwrap();

@@ -8,13 +8,9 @@ use serde_json::{Value, json};
 use crate::app::Backend;
 use crate::web::format::{status, time_element};
 use crate::web::layout::{self, button_form, copyable, csrf, form_error, input};
-use crate::web::{Ctx, Refusal, redirect};
+use crate::web::{Ctx, Refusal, encode, redirect, redirect_with_cookies};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
-
-fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
 
 pub async fn account(ctx: Ctx) -> Result {
     account_page(ctx, None, None).await
@@ -26,14 +22,8 @@ async fn account_page(
     refusal: Option<(&'static str, Refusal)>,
     new_key: Option<Value>,
 ) -> Result {
-    let keys = ctx.api.get("/api/auth/api-keys").await?["api_keys"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let requests = ctx.api.get("/api/privacy/requests").await?["requests"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let keys = ctx.api.list("/api/auth/api-keys", "api_keys").await?;
+    let requests = ctx.api.list("/api/privacy/requests", "requests").await?;
     let me = ctx.me().clone();
     let failed = |form: &str| refusal.as_ref().filter(|(f, _)| *f == form).map(|(_, r)| r);
     let status_code = refusal.as_ref().map_or(StatusCode::OK, |(_, r)| r.status);
@@ -95,6 +85,11 @@ async fn account_page(
         }
         div class="card" {
             h2 { "Your data" }
+            @if requests.iter().any(|r| r["kind"] == "export" && r["status"] == "pending") {
+                // The export job runs every few minutes: the page looks again by itself.
+                meta http-equiv="refresh" content="15";
+                p role="status" { "Your export is being prepared; this page refreshes until it is ready." progress aria-label="Export in progress" {} }
+            }
             p { "Download everything we hold about you as JSON. It is ready within minutes and can be downloaded for 7 days." }
             (button_form(&ctx, "/app/account/export", &[], "Request my data", "secondary"))
             @if !requests.is_empty() {
@@ -143,13 +138,10 @@ pub async fn password(ctx: Ctx) -> Result {
         return account_page(ctx, Some(("password", Refusal::of(&answer))), None).await;
     }
     // A new session replaces this one: hand its cookie to the browser.
-    let mut response = redirect("/app/account?done=profile-saved");
-    for cookie in answer.headers().get_all(header::SET_COOKIE) {
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, cookie.clone());
-    }
-    Ok(response)
+    Ok(redirect_with_cookies(
+        "/app/account?done=profile-saved",
+        &answer,
+    ))
 }
 
 pub async fn create_key(ctx: Ctx) -> Result {
@@ -210,13 +202,10 @@ pub async fn erase(ctx: Ctx) -> Result {
             )
             .await;
         if answer.status().is_success() {
-            let mut response = redirect("/app/sign-in?done=signed-out");
-            for cookie in answer.headers().get_all(header::SET_COOKIE) {
-                response
-                    .headers_mut()
-                    .append(header::SET_COOKIE, cookie.clone());
-            }
-            return Ok(response);
+            return Ok(redirect_with_cookies(
+                "/app/sign-in?done=signed-out",
+                &answer,
+            ));
         }
         refusal = Some(Refusal::of(&answer));
     }

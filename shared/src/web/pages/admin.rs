@@ -8,17 +8,9 @@ use serde_json::{Value, json};
 
 use crate::web::format::{money, status, time_element};
 use crate::web::layout::{self, button_form, csrf, input, select};
-use crate::web::{Ctx, Refusal, redirect};
+use crate::web::{Ctx, Refusal, encode, redirect, text};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
-
-fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or("")
-}
 
 pub async fn accounts(ctx: Ctx) -> Result {
     let mut path = "/api/admin/accounts?limit=100".to_string();
@@ -146,10 +138,10 @@ pub async fn flagged(ctx: Ctx) -> Result {
 }
 
 pub async fn dead_letters(ctx: Ctx) -> Result {
-    let letters = ctx.api.get("/api/admin/postbacks/dead-letters").await?["dead_letters"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let letters = ctx
+        .api
+        .list("/api/admin/postbacks/dead-letters", "dead_letters")
+        .await?;
     let body = html! {
         h1 { "Dead-letter postbacks" }
         p class="muted" { "Affiliate postbacks given up after failing for too long. Replay one once the affiliate's server works again." }
@@ -186,10 +178,7 @@ pub async fn replay(ctx: Ctx) -> Result {
 }
 
 pub async fn payouts(ctx: Ctx) -> Result {
-    let runs = ctx.api.get("/api/admin/payout-runs").await?["runs"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let runs = ctx.api.list("/api/admin/payout-runs", "runs").await?;
     let running = runs.iter().any(|r| r["finished_at"].is_null());
     let picker = crate::web::pages::conversions::party_picker(&ctx, "/app/admin/payouts").await?;
     let years = ctx.api.get("/api/admin/tax-forms").await.ok();
@@ -323,14 +312,14 @@ pub async fn request_tax_forms(ctx: Ctx) -> Result {
 }
 
 pub async fn privacy(ctx: Ctx) -> Result {
-    let requests = ctx.api.get("/api/admin/privacy/requests").await?["requests"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let policies = ctx.api.get("/api/admin/policy-versions").await?["policies"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let requests = ctx
+        .api
+        .list("/api/admin/privacy/requests", "requests")
+        .await?;
+    let policies = ctx
+        .api
+        .list("/api/admin/policy-versions", "policies")
+        .await?;
     let body = html! {
         h1 { "Privacy" }
         div class="card" {

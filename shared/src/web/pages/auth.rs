@@ -6,7 +6,7 @@ use maud::html;
 use serde_json::json;
 
 use crate::web::layout::{self, csrf, form_error, input};
-use crate::web::{Ctx, Refusal, redirect};
+use crate::web::{Ctx, Refusal, redirect, redirect_with_cookies};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
 
@@ -40,13 +40,7 @@ pub async fn sign_in(ctx: Ctx) -> Result {
             .send_raw(Method::POST, "/api/auth/sign-in", Some(body))
             .await;
         if answer.status().is_success() {
-            let mut response = redirect(&next_path(&ctx));
-            for cookie in answer.headers().get_all(header::SET_COOKIE) {
-                response
-                    .headers_mut()
-                    .append(header::SET_COOKIE, cookie.clone());
-            }
-            return Ok(response);
+            return Ok(redirect_with_cookies(&next_path(&ctx), &answer));
         }
         refusal = Some(Refusal::of(&answer));
     }

@@ -8,31 +8,21 @@ use serde_json::{Map, Value, json};
 use crate::domain::accounts::Role;
 use crate::web::format::{status, time_element};
 use crate::web::layout::{self, csrf, form_error, input, select};
-use crate::web::pages::conversions::{party_picker, party_query};
-use crate::web::{Ctx, Refusal, redirect};
+use crate::web::pages::conversions::{party_or_picker, party_picker};
+use crate::web::{Ctx, Refusal, encode, redirect, text};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
 
-fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key].as_str().unwrap_or("")
-}
-
 pub async fn calls(ctx: Ctx) -> Result {
     let role = ctx.me().role;
-    let Some(party) = party_query(&ctx) else {
-        let picker = party_picker(&ctx, "/app/calls").await?;
-        let body =
-            html! { h1 { "Calls" } p { "Choose one advertiser or one affiliate." } (picker) };
-        return Ok(layout::page(&ctx, "Calls", body));
+    let party = match party_or_picker(&ctx, "Calls", "/app/calls").await? {
+        Ok(party) => party,
+        Err(picker) => return Ok(picker),
     };
-    let calls = ctx.api.get(&format!("/api/calls?{party}")).await?["calls"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let calls = ctx
+        .api
+        .list(&format!("/api/calls?{party}"), "calls")
+        .await?;
     let listening = role != Role::Affiliate;
     let picker = if role == Role::Admin {
         Some(party_picker(&ctx, "/app/calls").await?)
@@ -109,21 +99,19 @@ pub async fn numbers(ctx: Ctx) -> Result {
 
 async fn number_page(ctx: Ctx, refusal: Option<(&'static str, Refusal)>) -> Result {
     let role = ctx.me().role;
-    let Some(party) = party_query(&ctx) else {
-        let picker = party_picker(&ctx, "/app/numbers").await?;
-        let body = html! { h1 { "Tracking numbers" } p { "Choose one advertiser or one affiliate." } (picker) };
-        return Ok(layout::page(&ctx, "Tracking numbers", body));
+    let party = match party_or_picker(&ctx, "Tracking numbers", "/app/numbers").await? {
+        Ok(party) => party,
+        Err(picker) => return Ok(picker),
     };
-    let numbers = ctx.api.get(&format!("/api/numbers?{party}")).await?["numbers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let numbers = ctx
+        .api
+        .list(&format!("/api/numbers?{party}"), "numbers")
+        .await?;
     let managing = role != Role::Affiliate;
     let offers: Vec<(String, String)> = if managing {
-        ctx.api.get("/api/offers").await?["offers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        ctx.api
+            .list("/api/offers", "offers")
+            .await?
             .iter()
             .map(|o| (text(o, "id").to_string(), text(o, "name").to_string()))
             .collect()

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::domain::accounts::Role;
 use crate::web::format::{money, status, time_element};
 use crate::web::layout::{self, csrf, select};
-use crate::web::{Ctx, Refusal, redirect};
+use crate::web::{Ctx, Refusal, encode, redirect};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
 
@@ -16,10 +16,6 @@ type Result = std::result::Result<crate::http::Response, Refusal>;
 const PAGE_ROWS: usize = 50;
 /// API pages one view reads at most while filtering.
 const MAX_API_PAGES: usize = 5;
-
-fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
 
 /// Whose conversions an admin looks at: `advertiser_id=` or `affiliate_id=` (the API's rule).
 pub fn party_query(ctx: &Ctx) -> Option<String> {
@@ -34,12 +30,27 @@ pub fn party_query(ctx: &Ctx) -> Option<String> {
         .map(|id| format!("affiliate_id={}", encode(id)))
 }
 
+/// Whose records a page shows: for an admin, the party the query names, else (`Err`) the page
+/// asking them to choose one.
+pub async fn party_or_picker(
+    ctx: &Ctx,
+    title: &str,
+    action: &str,
+) -> std::result::Result<std::result::Result<String, crate::http::Response>, Refusal> {
+    if let Some(party) = party_query(ctx) {
+        return Ok(Ok(party));
+    }
+    let picker = party_picker(ctx, action).await?;
+    let body = html! { h1 { (title) } p { "Choose one advertiser or one affiliate." } (picker) };
+    Ok(Err(layout::page(ctx, title, body)))
+}
+
 /// An admin's choice of account, from the first page of accounts.
 pub async fn party_picker(ctx: &Ctx, action: &str) -> std::result::Result<Markup, Refusal> {
-    let accounts = ctx.api.get("/api/admin/accounts?limit=200").await?["accounts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let accounts = ctx
+        .api
+        .list("/api/admin/accounts?limit=200", "accounts")
+        .await?;
     let option = |role: &str| -> Vec<(String, String)> {
         std::iter::once((String::new(), "—".to_string()))
             .chain(accounts.iter().filter(|a| a["role"] == role).map(|a| {
@@ -65,14 +76,9 @@ pub async fn party_picker(ctx: &Ctx, action: &str) -> std::result::Result<Markup
 
 pub async fn list(ctx: Ctx) -> Result {
     let role = ctx.me().role;
-    let Some(party) = party_query(&ctx) else {
-        let picker = party_picker(&ctx, "/app/conversions").await?;
-        let body = html! {
-            h1 { "Conversions" }
-            p { "Choose one advertiser or one affiliate." }
-            (picker)
-        };
-        return Ok(layout::page(&ctx, "Conversions", body));
+    let party = match party_or_picker(&ctx, "Conversions", "/app/conversions").await? {
+        Ok(party) => party,
+        Err(picker) => return Ok(picker),
     };
     let wanted_status = ctx.query.get("status").unwrap_or("");
     let wanted_offer = ctx.query.get("offer_id").unwrap_or("");
@@ -100,10 +106,7 @@ pub async fn list(ctx: Ctx) -> Result {
         }
         cursor = next.clone();
     }
-    let offers = ctx.api.get("/api/offers").await?["offers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let offers = ctx.api.list("/api/offers", "offers").await?;
     let offer_name = |id: &str| {
         offers
             .iter()

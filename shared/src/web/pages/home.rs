@@ -122,10 +122,10 @@ async fn party(ctx: &Ctx, role: Role) -> std::result::Result<Markup, Refusal> {
 }
 
 async fn admin(ctx: &Ctx) -> std::result::Result<Markup, Refusal> {
-    let accounts = ctx.api.get("/api/admin/accounts?limit=200").await?["accounts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let accounts = ctx
+        .api
+        .list("/api/admin/accounts?limit=200", "accounts")
+        .await?;
     let waiting: Vec<&Value> = accounts
         .iter()
         .filter(|a| a["status"] == "pending_approval")
@@ -133,14 +133,11 @@ async fn admin(ctx: &Ctx) -> std::result::Result<Markup, Refusal> {
     let dead = ctx.api.get("/api/admin/postbacks/dead-letters").await?["dead_letters"]
         .as_array()
         .map_or(0, Vec::len);
-    let runs = ctx.api.get("/api/admin/payout-runs").await?["runs"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let requests = ctx.api.get("/api/admin/privacy/requests").await?["requests"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let runs = ctx.api.list("/api/admin/payout-runs", "runs").await?;
+    let requests = ctx
+        .api
+        .list("/api/admin/privacy/requests", "requests")
+        .await?;
     let open_requests = requests
         .iter()
         .filter(|r| r["status"] != "completed")

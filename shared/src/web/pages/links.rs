@@ -29,14 +29,8 @@ pub async fn links(ctx: Ctx) -> Result {
             Err(error) => refusal = Some(error),
         }
     }
-    let links = ctx.api.get("/api/links").await?["links"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let offers = ctx.api.get("/api/offers").await?["offers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let links = ctx.api.list("/api/links", "links").await?;
+    let offers = ctx.api.list("/api/offers", "offers").await?;
     let name_of = |id: &str| {
         offers
             .iter()

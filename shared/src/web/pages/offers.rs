@@ -8,13 +8,9 @@ use serde_json::{Map, Value, json};
 use crate::domain::accounts::Role;
 use crate::web::format::{commission, money, status, time_element};
 use crate::web::layout::{self, button_form, copyable, csrf, form_error, input, select};
-use crate::web::{Ctx, Refusal, redirect};
+use crate::web::{Ctx, Refusal, encode, redirect};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
-
-fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
 
 pub async fn list(ctx: Ctx) -> Result {
     let answer = ctx.api.get("/api/offers").await?;
@@ -247,10 +243,9 @@ async fn affiliate_view(ctx: &Ctx, offer: &Value) -> std::result::Result<Markup,
     let id = offer["id"].as_str().unwrap_or("");
     let application = offer["application"].as_str();
     let links = if application == Some("approved") {
-        ctx.api.get("/api/links").await?["links"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        ctx.api
+            .list("/api/links", "links")
+            .await?
             .into_iter()
             .filter(|l| l["offer_id"] == id)
             .collect()

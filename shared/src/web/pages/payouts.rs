@@ -40,10 +40,7 @@ pub async fn set_method(ctx: Ctx) -> Result {
 
 async fn method_page(ctx: Ctx, refusal: Option<Refusal>) -> Result {
     let balance = ctx.api.get("/api/payouts/balance").await?;
-    let payouts = ctx.api.get("/api/payouts").await?["payouts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let payouts = ctx.api.list("/api/payouts", "payouts").await?;
     let method = ctx.api.get("/api/payouts/method").await?["method"].clone();
     let posted = ctx.is_post();
     let rail = if posted {

@@ -9,14 +9,10 @@ use crate::domain::accounts::Role;
 use crate::web::chart::{self, Series};
 use crate::web::format::{count, money};
 use crate::web::layout::{self, input, select};
-use crate::web::pages::conversions::{party_picker, party_query};
-use crate::web::{Ctx, Refusal};
+use crate::web::pages::conversions::{party_or_picker, party_picker};
+use crate::web::{Ctx, Refusal, encode};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
-
-fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
 
 /// The most rows a report page shows when grouped by something other than time.
 const MAX_ROWS: usize = 100;
@@ -215,11 +211,9 @@ pub fn table(role: Role, report: &Value, group_by: &str) -> Markup {
 
 pub async fn report(ctx: Ctx) -> Result {
     let role = ctx.me().role;
-    let Some(party) = party_query(&ctx) else {
-        let picker = party_picker(&ctx, "/app/reports").await?;
-        let body =
-            html! { h1 { "Reports" } p { "Choose one advertiser or one affiliate." } (picker) };
-        return Ok(layout::page(&ctx, "Reports", body));
+    let party = match party_or_picker(&ctx, "Reports", "/app/reports").await? {
+        Ok(party) => party,
+        Err(picker) => return Ok(picker),
     };
     let group_by = ctx.query.get("group_by").unwrap_or("day").to_string();
     let query = report_query(&ctx, &party, &group_by);
