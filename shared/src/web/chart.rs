@@ -213,5 +213,13 @@ mod tests {
         );
         let bars = bars("Top", "Top offers", &labels, &[1.0, 0.0, 2.0]).into_string();
         assert!(bars.contains("<rect"));
+        // Labels are visitors' sub-ids: whatever a click said is drawn as text, never markup.
+        let hostile = vec!["<script>x".to_string(), "\"><img".to_string()];
+        let drawn = super::bars("Top", "sub-ids", &hostile, &[1.0, 2.0]).into_string();
+        assert!(
+            !drawn.contains("<script") && !drawn.contains("\"><img"),
+            "{drawn}"
+        );
+        assert!(drawn.contains("&lt;script&gt;x"), "{drawn}");
     }
 }

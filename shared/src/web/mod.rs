@@ -449,6 +449,16 @@ pub fn text<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
     value[key].as_str().unwrap_or("")
 }
 
+/// The name of offer `id` among the API's `offers`, or the id itself.
+pub fn offer_name(offers: &[serde_json::Value], id: &str) -> String {
+    offers
+        .iter()
+        .find(|offer| offer["id"] == id)
+        .and_then(|offer| offer["name"].as_str())
+        .unwrap_or(id)
+        .to_string()
+}
+
 /// A redirect that hands the browser the cookies an API answer set (a new session, a cleared
 /// one).
 pub fn redirect_with_cookies(to: &str, answer: &Response) -> Response {

@@ -107,14 +107,7 @@ pub async fn list(ctx: Ctx) -> Result {
         cursor = next.clone();
     }
     let offers = ctx.api.list("/api/offers", "offers").await?;
-    let offer_name = |id: &str| {
-        offers
-            .iter()
-            .find(|o| o["id"] == id)
-            .and_then(|o| o["name"].as_str())
-            .unwrap_or(id)
-            .to_string()
-    };
+    let offer_name = |id: &str| crate::web::offer_name(&offers, id);
     let deciding = role != Role::Affiliate;
     let here = ctx
         .request

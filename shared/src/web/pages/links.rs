@@ -31,14 +31,7 @@ pub async fn links(ctx: Ctx) -> Result {
     }
     let links = ctx.api.list("/api/links", "links").await?;
     let offers = ctx.api.list("/api/offers", "offers").await?;
-    let name_of = |id: &str| {
-        offers
-            .iter()
-            .find(|o| o["id"] == id)
-            .and_then(|o| o["name"].as_str())
-            .unwrap_or(id)
-            .to_string()
-    };
+    let name_of = |id: &str| crate::web::offer_name(&offers, id);
     let approved: Vec<(String, String)> = offers
         .iter()
         .filter(|o| o["application"] == "approved" && o["status"] == "active")
