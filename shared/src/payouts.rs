@@ -541,10 +541,8 @@ async fn send_ach(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError
     // The same payouts and the run's own start time give the same file, byte for byte, however
     // often an interrupted run writes it.
     let created = run.started_at.to_zoned_datetime(jiff::tz::TimeZone::UTC);
-    let effective = created
-        .date()
-        .checked_add(jiff::ToSpan::days(1))
-        .expect("tomorrow exists");
+    // Settled on the next banking day: never a weekend or a Federal Reserve holiday.
+    let effective = crate::domain::banking_days::next_banking_day(created.date());
     let (file, traces) = nacha::credits_file(
         &app.payouts.ach,
         &credits,
@@ -661,10 +659,10 @@ async fn sync_paypal(
     let payouts = app.store.payouts_of_run(run).await?;
     let mut report = Vec::new();
     for item in items {
-        let Some(payout) = payouts
-            .iter()
-            .find(|p| p.id == item.sender_item_id && p.status == PayoutStatus::Sent)
-        else {
+        let Some(payout) = payouts.iter().find(|p| {
+            crate::adapters::paypal::sender_item_id(&p.id) == item.sender_item_id
+                && p.status == PayoutStatus::Sent
+        }) else {
             continue;
         };
         let mut after = payout.clone();

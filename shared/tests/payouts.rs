@@ -111,6 +111,24 @@ impl FakePaypal {
                 .as_str()
                 .unwrap()
                 .to_string();
+            // PayPal's documented limits: refused as a whole, naming the field.
+            let too_long = payload["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .position(|item| item["sender_item_id"].as_str().unwrap().chars().count() > 63);
+            if let Some(index) = too_long {
+                return reply(
+                    400,
+                    json!({"name": "VALIDATION_ERROR", "details": [{"field": format!("items[{index}].sender_item_id"), "issue": "Length should be 63 or less."}]}),
+                );
+            }
+            if sender_batch_id.chars().count() > 256 {
+                return reply(
+                    400,
+                    json!({"name": "VALIDATION_ERROR", "details": [{"field": "sender_batch_header.sender_batch_id"}]}),
+                );
+            }
             let existing = self.requests.lock().unwrap().get(&request_id).cloned();
             let batch_id = match existing {
                 Some(batch) => batch,
@@ -772,4 +790,32 @@ async fn the_job_resumes_an_unfinished_run_behind_many_finished_ones() {
         "the run behind 40 others was resumed and finished: {resumed:?}"
     );
     assert!(w.app.store.unfinished_runs().await.unwrap().is_empty());
+}
+
+/// An ACH file made on a Friday settles on the Monday (the next banking day), and one made on
+/// the eve of a Fed holiday settles after it: never on a weekend or a holiday.
+#[tokio::test]
+async fn an_ach_file_settles_on_the_next_banking_day() {
+    for (made, period, effective) in [
+        ("2026-12-04T06:00:00Z", "2026-12-04", "261207"),
+        ("2026-12-31T06:00:00Z", "2026-12-31", "270104"),
+    ] {
+        let w = World::new(None).await;
+        w.clock.set(made.parse().unwrap());
+        let affiliate = w.sign_in("affiliate").await;
+        assert_eq!(w.set_method(&affiliate, ach()).await.status(), 200);
+        w.earn(3).await;
+        shared::payouts::run(&w.app, period).await.unwrap();
+        let file = w
+            .app
+            .blobs
+            .get(&BlobKey::parse(format!("payouts/{period}/ach.txt")).unwrap())
+            .await
+            .unwrap()
+            .expect("the run wrote its ACH file");
+        let text = String::from_utf8(file).unwrap();
+        let batch = text.lines().find(|r| r.starts_with('5')).unwrap();
+        assert_eq!(&batch[69..75], effective, "made {made}: {batch}");
+        assert_eq!(achkit(&text)["ok"], true);
+    }
 }

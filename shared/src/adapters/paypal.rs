@@ -28,11 +28,31 @@ pub enum PaypalError {
     Refused { status: u16, name: String },
     #[error("PayPal's answer did not parse: {0}")]
     Malformed(String),
+    /// A value over PayPal's documented limit, refused before anything is sent.
+    #[error("{field} is longer than PayPal's {limit} characters")]
+    TooLong { field: &'static str, limit: usize },
+}
+
+/// PayPal's documented limit on a `sender_item_id`.
+pub const SENDER_ITEM_ID_MAX: usize = 63;
+/// PayPal's documented limit on a `sender_batch_id`.
+pub const SENDER_BATCH_ID_MAX: usize = 256;
+
+/// The `sender_item_id` PayPal gets for our payout `id`: the id itself when it fits (a daily
+/// run's `{date}:{affiliate}:{currency}`, 41 characters), else `h` and 40 hex digits of its
+/// SHA-256 (a retry run's id is longer). Deterministic, so a batch's items map back to our
+/// payouts.
+pub fn sender_item_id(payout: &str) -> String {
+    if payout.len() <= SENDER_ITEM_ID_MAX {
+        return payout.to_string();
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(payout.as_bytes());
+    format!("h{}", &hex::encode(digest)[..40])
 }
 
 /// One payment in a batch.
 pub struct Item<'a> {
-    /// Our payout id (`sender_item_id`).
+    /// Our payout id (sent as [`sender_item_id`] of it).
     pub id: &'a str,
     pub receiver: &'a str,
     pub amount: Money,
@@ -110,6 +130,12 @@ impl Paypal {
         batch_id: &str,
         items: &[Item<'_>],
     ) -> Result<String, PaypalError> {
+        if batch_id.len() > SENDER_BATCH_ID_MAX {
+            return Err(PaypalError::TooLong {
+                field: "sender_batch_id",
+                limit: SENDER_BATCH_ID_MAX,
+            });
+        }
         let body = json!({
             "sender_batch_header": {
                 "sender_batch_id": batch_id,
@@ -119,7 +145,7 @@ impl Paypal {
             "items": items.iter().map(|item| json!({
                 "recipient_type": "EMAIL",
                 "receiver": item.receiver,
-                "sender_item_id": item.id,
+                "sender_item_id": sender_item_id(item.id),
                 "amount": {
                     "value": item.amount.to_decimal(),
                     "currency": item.amount.currency.code(),
@@ -216,4 +242,26 @@ async fn parse<T: serde::de::DeserializeOwned>(
         .json()
         .await
         .map_err(|e| PaypalError::Malformed(without_url(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_item_ids_keep_to_paypals_limit() {
+        let fits = "x".repeat(SENDER_ITEM_ID_MAX);
+        assert_eq!(sender_item_id(&fits), fits, "63 characters go as they are");
+        let retry = "2026-12-03-retry-01KB4ZH8QW6B7XG9Y3T5R2M1N0:01KB4ZH8QW6B7XG9Y3T5R2M1N0:USD";
+        assert_eq!(retry.len(), 74);
+        let sent = sender_item_id(retry);
+        assert!(
+            sent.len() <= SENDER_ITEM_ID_MAX && sent.starts_with('h'),
+            "{sent}"
+        );
+        assert_eq!(sent, sender_item_id(retry), "the same id every time");
+        assert_ne!(sent, sender_item_id(&format!("{retry}x")));
+        let long = "y".repeat(SENDER_ITEM_ID_MAX + 1);
+        assert_eq!(sender_item_id(&long).len(), 41);
+    }
 }

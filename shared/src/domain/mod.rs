@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod agent;
+pub mod banking_days;
 pub mod calls;
 pub mod caps;
 pub mod email;
