@@ -149,20 +149,106 @@ pub fn twilio_signature(auth_token: &[u8], url: &str, params: &[(String, String)
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// Whether `signature` is Twilio's for the request, compared in constant time.
+/// Whether `signature` is Twilio's for the request, compared in constant time. Like Twilio's
+/// own validators, it accepts a signature over the URL with or without the scheme's default
+/// port (`https://host/…` and `https://host:443/…`): which one Twilio signs depends on how the
+/// webhook URL was written in its console.
 pub fn twilio_signature_valid(
     auth_token: &[u8],
     url: &str,
     params: &[(String, String)],
     signature: &str,
 ) -> bool {
-    let expected = twilio_signature(auth_token, url, params);
-    subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), signature.as_bytes()).into()
+    url_forms(url).iter().fold(false, |valid, form| {
+        let expected = twilio_signature(auth_token, form, params);
+        valid
+            | bool::from(subtle::ConstantTimeEq::ct_eq(
+                expected.as_bytes(),
+                signature.as_bytes(),
+            ))
+    })
+}
+
+/// The URL as written and its other form: with the scheme's default port if it has none, or
+/// without it if it names it. Text is kept byte for byte otherwise, as signatures need.
+fn url_forms(url: &str) -> Vec<String> {
+    let mut forms = vec![url.to_string()];
+    let (scheme, port) = if url.starts_with("https://") {
+        ("https://", ":443")
+    } else if url.starts_with("http://") {
+        ("http://", ":80")
+    } else {
+        return forms;
+    };
+    let rest = &url[scheme.len()..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    // A port follows the last ':' after any IPv6 literal's ']'.
+    let host_end = authority.rfind(']').map_or(0, |i| i + 1);
+    let other = match authority.strip_suffix(port) {
+        Some(host) if host.len() >= host_end => format!("{scheme}{host}{tail}"),
+        _ if authority[host_end..].contains(':') => return forms,
+        _ => format!("{scheme}{authority}{port}{tail}"),
+    };
+    forms.push(other);
+    forms
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signature_over_either_form_of_the_url_is_accepted() {
+        let params = vec![("CallSid".to_string(), "CA1".to_string())];
+        for (signed, configured) in [
+            (
+                "https://hooks.example/twilio/voice",
+                "https://hooks.example:443/twilio/voice",
+            ),
+            (
+                "https://hooks.example:443/twilio/voice",
+                "https://hooks.example/twilio/voice",
+            ),
+            (
+                "http://127.0.0.1:80/twilio/voice?x=1",
+                "http://127.0.0.1/twilio/voice?x=1",
+            ),
+            (
+                "https://[::1]:443/twilio/voice",
+                "https://[::1]/twilio/voice",
+            ),
+        ] {
+            let signature = twilio_signature(b"token", signed, &params);
+            assert!(
+                twilio_signature_valid(b"token", configured, &params, &signature),
+                "{signed} vs {configured}"
+            );
+        }
+        // Another port, another host or another token is not the same URL.
+        let signature =
+            twilio_signature(b"token", "https://hooks.example:8443/twilio/voice", &params);
+        assert!(!twilio_signature_valid(
+            b"token",
+            "https://hooks.example/twilio/voice",
+            &params,
+            &signature
+        ));
+        let signature = twilio_signature(b"token", "https://hooks.example/twilio/voice", &params);
+        assert!(!twilio_signature_valid(
+            b"other",
+            "https://hooks.example/twilio/voice",
+            &params,
+            &signature
+        ));
+        assert!(!twilio_signature_valid(
+            b"token",
+            "https://evil.example/twilio/voice",
+            &params,
+            &signature
+        ));
+        assert_eq!(url_forms("https://h:8443/p"), ["https://h:8443/p"]);
+    }
 
     #[test]
     fn numbers_are_e164() {
