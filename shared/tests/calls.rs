@@ -813,3 +813,34 @@ async fn a_call_whose_click_was_lost_midway_gets_it_back_and_converts() {
     w.ended("CA9001", "95").await;
     assert_eq!(w.conversions().await, 1);
 }
+
+/// A refused registration changes nothing: the demo affiliate's static number, registered
+/// again without `affiliate_id`, is refused and never joins the offer's pool (where other
+/// affiliates' visitors would be shown it, and their calls paid to the static number's owner).
+#[tokio::test]
+async fn a_static_number_registered_again_as_a_pool_number_is_refused_and_not_pooled() {
+    let w = World::new().await;
+    let advertiser = w.sign_in("advertiser").await;
+    let offer = w.platform.demo.offer_id;
+    let again = w
+        .send(
+            &advertiser,
+            "POST",
+            "/api/numbers",
+            Some(json!({ "number": NUMBER, "offer_id": offer.to_string() })),
+        )
+        .await;
+    assert_eq!(again.status(), 409, "{}", text(&again));
+    assert!(w.app().store.pool(offer).await.unwrap().is_empty());
+    let stored = w
+        .app()
+        .store
+        .number(&shared::domain::calls::E164::parse(NUMBER).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        stored.assignment,
+        shared::domain::calls::Assignment::Static { .. }
+    ));
+}

@@ -83,12 +83,13 @@ impl Store {
             Err(e) => return Err(e),
         };
         // After the number's record, so that a pool never lends an unregistered number; a
-        // repeated registration completes one a crash interrupted.
+        // repeated registration completes one a crash interrupted. Only a number stored as
+        // this offer's pool number joins the pool: a refused repeat of another affiliate's
+        // static number must change nothing.
         if number.assignment == Assignment::Pool
-            && self
-                .number(&number.number)
-                .await?
-                .is_some_and(|stored| stored.offer_id == number.offer_id)
+            && self.number(&number.number).await?.is_some_and(|stored| {
+                stored.offer_id == number.offer_id && stored.assignment == Assignment::Pool
+            })
         {
             self.add_to_pool(number.offer_id, &number.number).await?;
         }
