@@ -417,10 +417,18 @@ async fn convert(app: &App, call: Call) -> Result<(), CallError> {
     let conversion = match recorded {
         Recorded::New(conversion) | Recorded::Duplicate(conversion) => conversion,
     };
+    // The call shows why its conversion waits for review (a repeat caller), as the advertiser
+    // reviews calls, not conversions' internals.
     app.store
         .change_call(&call.sid, |call| {
-            let changed = call.conversion_id.is_none();
+            let mut changed = call.conversion_id.is_none();
             call.conversion_id = Some(conversion.id);
+            for flag in &conversion.flags {
+                if !call.flags.contains(flag) {
+                    call.flags.push(flag.clone());
+                    changed = true;
+                }
+            }
             changed
         })
         .await?;

@@ -701,6 +701,16 @@ async fn a_second_qualifying_call_from_one_caller_is_held_but_withheld_numbers_a
     };
     assert!(flags("CA7001").await.is_empty());
     assert_eq!(flags("CA7002").await, vec!["repeat_caller".to_string()]);
+    // The advertiser reviews calls: the call itself says why it is held.
+    let call_flags = |sid: &'static str| {
+        let app = w.app().clone();
+        async move { app.store.call(sid).await.unwrap().unwrap().flags }
+    };
+    assert_eq!(
+        call_flags("CA7002").await,
+        vec!["repeat_caller".to_string()]
+    );
+    assert!(call_flags("CA7001").await.is_empty());
     assert!(flags("CA7003").await.is_empty());
     assert!(
         flags("CA7004").await.is_empty(),
