@@ -2,7 +2,8 @@
 //!
 //! For each affiliate paid in US dollars in the year (payouts made that year and not failed,
 //! gross of backup withholding: box 1; the withholding: box 4), a payee whose box 1 reaches the
-//! year's threshold, or who had anything withheld, gets a form; foreign payees never do. The
+//! year's threshold, or who had anything withheld, gets a form; foreign payees never do, nor do
+//! payees whose W-9 classifies them as a corporation (C or S, or an LLC taxed as one). The
 //! job writes, to `Blobs`:
 //! - `tax/{year}/1099-nec.csv`: one row per form with payer, recipient, full TIN and boxes, the
 //!   file a filing provider imports (it holds TINs: the bucket is private and SSE-KMS);
@@ -117,6 +118,14 @@ pub async fn file_year(app: &App, year: i16) -> Result<Filing, TaxFormsError> {
                     filing.notes.push(format!(
                         "affiliate {affiliate}: paid {} but foreign (W-8BEN): no 1099",
                         usd(box1)
+                    ));
+                    continue;
+                }
+                Some(TaxProfile::Us { w9, .. }) if w9.classification.exempt_from_1099_nec() => {
+                    filing.notes.push(format!(
+                        "affiliate {affiliate}: paid {} but a corporation on its W-9 ({:?}): exempt, no 1099",
+                        usd(box1),
+                        w9.classification
                     ));
                     continue;
                 }

@@ -439,6 +439,46 @@ async fn backup_withholding_keeps_24_percent_in_the_ledger_and_box_4() {
     );
 }
 
+/// Corporations (C or S, and LLCs taxed as either) are exempt payees: no 1099-NEC however much
+/// they were paid; individuals, partnerships, trusts, LLCs taxed as partnerships and others are
+/// reported.
+#[tokio::test]
+async fn corporations_are_exempt_payees_and_everyone_else_is_reported() {
+    use shared::domain::tax::TaxClassification::*;
+    for (classification, reported) in [
+        (Individual, true),
+        (CCorporation, false),
+        (SCorporation, false),
+        (Partnership, true),
+        (TrustEstate, true),
+        (LlcC, false),
+        (LlcS, false),
+        (LlcP, true),
+        (Other, true),
+    ] {
+        let platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;
+        let (app, demo) = (&platform.app, &platform.demo);
+        support::certify_w9_as(app, demo, classification).await;
+        support::bank_account(app, demo).await;
+        support::earn(app, demo, 500_000).await;
+        let run = support::pay(app).await;
+        assert!(run.finished_at.is_some(), "{:?}", run.report);
+        let filing = file(app, 2026).await;
+        assert_eq!(
+            filing.forms.len(),
+            usize::from(reported),
+            "{classification:?}"
+        );
+        if !reported {
+            assert!(
+                filing.notes.iter().any(|n| n.contains("exempt, no 1099")),
+                "{classification:?}: {:?}",
+                filing.notes
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn foreign_payees_are_never_on_a_1099() {
     let platform = support::platform(support::at("2026-06-02T12:00:00Z")).await;

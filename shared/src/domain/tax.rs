@@ -68,6 +68,19 @@ pub enum TaxClassification {
     Other,
 }
 
+impl TaxClassification {
+    /// Whether payments to this payee are exempt from Form 1099-NEC reporting: corporations,
+    /// C or S, and LLCs taxed as either, are (IRS instructions for Forms 1099-MISC and -NEC,
+    /// "Exceptions"). The exceptions to the exemption (attorneys' fees, medical and health-care
+    /// payments) are not what an affiliate is paid for, so they never apply here.
+    pub fn exempt_from_1099_nec(self) -> bool {
+        matches!(
+            self,
+            Self::CCorporation | Self::SCorporation | Self::LlcC | Self::LlcS
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsAddress {
     pub line1: String,

@@ -132,14 +132,28 @@ pub const ACCOUNT_NUMBER: &str = "000123456789";
 
 /// The demo affiliate certifies a W-9 (Pat Publisher, SSN [`SSN`]).
 pub async fn certify_w9(app: &App, demo: &Demo) {
-    use shared::domain::tax::{TaxClassification, TinType, UsAddress};
+    certify_w9_as(
+        app,
+        demo,
+        shared::domain::tax::TaxClassification::Individual,
+    )
+    .await;
+}
+
+/// The demo affiliate's W-9, with the given federal tax classification.
+pub async fn certify_w9_as(
+    app: &App,
+    demo: &Demo,
+    classification: shared::domain::tax::TaxClassification,
+) {
+    use shared::domain::tax::{TinType, UsAddress};
     shared::tax::set_profile(
         app,
         demo.affiliate_id,
         shared::tax::ProfileInput::W9 {
             legal_name: "Pat Publisher".into(),
             business_name: Some("Pat's Deals".into()),
-            classification: TaxClassification::Individual,
+            classification,
             address: UsAddress {
                 line1: "1 Main St".into(),
                 line2: Some("Suite 5".into()),
