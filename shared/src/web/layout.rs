@@ -6,7 +6,6 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::{Ctx, Me, Refusal, assets};
-use crate::app::App;
 use crate::domain::accounts::Role;
 use crate::http::Response;
 
@@ -84,12 +83,12 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Response {
 pub fn page_with_status(ctx: &Ctx, status: StatusCode, title: &str, body: Markup) -> Response {
     let current = ctx.request.uri().path();
     let done = ctx.query.get("done").and_then(done_message);
-    let markup = frame(ctx.me.as_ref(), &ctx.app, title, current, done, body);
+    let markup = frame(ctx.me.as_ref(), title, current, done, body);
     html_response(status, markup)
 }
 
 /// A refusal shown as a page: not found, forbidden, a form that cannot be done.
-pub fn refusal_page(me: Option<&Me>, refusal: &Refusal, app: &App) -> Response {
+pub fn refusal_page(me: Option<&Me>, refusal: &Refusal) -> Response {
     let title = match refusal.status {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::FORBIDDEN => "Not allowed",
@@ -102,7 +101,7 @@ pub fn refusal_page(me: Option<&Me>, refusal: &Refusal, app: &App) -> Response {
         div class="notice error" role="alert" { p { (refusal.message) } }
         p { a href="/app" { "Back to the dashboard" } }
     };
-    html_response(refusal.status, frame(me, app, title, "", None, body))
+    html_response(refusal.status, frame(me, title, "", None, body))
 }
 
 fn html_response(status: StatusCode, markup: Markup) -> Response {
@@ -115,15 +114,7 @@ fn html_response(status: StatusCode, markup: Markup) -> Response {
     response
 }
 
-fn frame(
-    me: Option<&Me>,
-    app: &App,
-    title: &str,
-    current: &str,
-    done: Option<&str>,
-    body: Markup,
-) -> Markup {
-    let _ = app;
+fn frame(me: Option<&Me>, title: &str, current: &str, done: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {

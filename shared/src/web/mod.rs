@@ -270,7 +270,7 @@ pub async fn respond(app: App, request: Request) -> Response {
             )
         };
         let refusal = Refusal::new(status, "path", message);
-        return secured(layout::refusal_page(me.as_ref(), &refusal, &app));
+        return secured(layout::refusal_page(me.as_ref(), &refusal));
     };
     secured(open(app, request, page, params).await)
 }
@@ -296,7 +296,7 @@ async fn open(app: App, request: Request, page: &Page, params: Vec<(String, Stri
             }
             Some(me) if !roles.contains(&me.role) => {
                 let refusal = Refusal::new(StatusCode::NOT_FOUND, "path", "There is no such page.");
-                return layout::refusal_page(Some(me), &refusal, &app);
+                return layout::refusal_page(Some(me), &refusal);
             }
             Some(_) => {}
         }
@@ -320,7 +320,7 @@ async fn open(app: App, request: Request, page: &Page, params: Vec<(String, Stri
                 "body",
                 "The form is too large.",
             );
-            return layout::refusal_page(me.as_ref(), &refusal, &app);
+            return layout::refusal_page(me.as_ref(), &refusal);
         }
         let content_type = request
             .headers()
@@ -334,7 +334,7 @@ async fn open(app: App, request: Request, page: &Page, params: Vec<(String, Stri
         {
             match multipart(&content_type, body.to_vec()).await {
                 Ok(parsed) => parsed,
-                Err(refusal) => return layout::refusal_page(me.as_ref(), &refusal, &app),
+                Err(refusal) => return layout::refusal_page(me.as_ref(), &refusal),
             }
         } else {
             (Form::parse(body), Vec::new())
@@ -352,7 +352,7 @@ async fn open(app: App, request: Request, page: &Page, params: Vec<(String, Stri
                 "csrf",
                 "This form has expired or did not come from this site. Go back, reload the page and send it again.",
             );
-            return layout::refusal_page(me.as_ref(), &refusal, &app);
+            return layout::refusal_page(me.as_ref(), &refusal);
         }
         (form, uploads)
     } else {
@@ -390,7 +390,7 @@ async fn open(app: App, request: Request, page: &Page, params: Vec<(String, Stri
     let mut response = match (page.handler)(ctx).await {
         Ok(response) => response,
         Err(refusal) if refusal.status == StatusCode::UNAUTHORIZED => redirect("/app/sign-in"),
-        Err(refusal) => layout::refusal_page(me.as_ref(), &refusal, &app),
+        Err(refusal) => layout::refusal_page(me.as_ref(), &refusal),
     };
     if new_form_cookie
         && let Ok(value) = HeaderValue::from_str(&format!(
