@@ -290,9 +290,7 @@ async fn open(app: App, request: Request, page: &Page, params: Vec<(String, Stri
                     .path_and_query()
                     .map(|p| p.as_str())
                     .unwrap_or("/app");
-                let next =
-                    url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>();
-                return redirect(&format!("/app/sign-in?next={next}"));
+                return redirect(&format!("/app/sign-in?next={}", encode(target)));
             }
             Some(me) if !roles.contains(&me.role) => {
                 let refusal = Refusal::new(StatusCode::NOT_FOUND, "path", "There is no such page.");
