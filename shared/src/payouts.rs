@@ -600,6 +600,20 @@ async fn send_paypal(
         return Ok((report, None));
     };
     let mut batch = run.paypal_batch_id.clone();
+    // What to hand PayPal: the payouts not yet sent; or, for a run that stopped after PayPal
+    // took its batch but before the batch's id was kept (a run of an earlier version), the
+    // payouts marked sent, whose same request (same `PayPal-Request-Id`) PayPal answers with
+    // the batch it made then, so that the run can read its items at last.
+    let lost: Vec<&Payout> = if batch.is_none() && created.is_empty() {
+        payouts
+            .iter()
+            .filter(|payout| payout.status == PayoutStatus::Sent)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let recovering = !lost.is_empty();
+    let created = if recovering { lost } else { created };
     if !created.is_empty() {
         let items: Vec<paypal::Item> = created
             .iter()
@@ -617,13 +631,22 @@ async fn send_paypal(
             .await
         {
             Ok(batch_id) => {
-                for payout in &created {
+                // Kept the moment PayPal answers: a run stopped at any later point (a crash, a
+                // Lambda timeout while the batch's status is read) resumes with it.
+                let mut kept = run.clone();
+                kept.paypal_batch_id = Some(batch_id.clone());
+                app.store.save_run(&kept).await?;
+                for payout in created.iter().filter(|p| p.status == PayoutStatus::Created) {
                     mark_sent(app, payout, None, run.started_at).await?;
                 }
-                report.push(format!(
-                    "PayPal batch {batch_id}: {} payouts",
-                    created.len()
-                ));
+                report.push(if recovering {
+                    format!(
+                        "PayPal batch {batch_id} found again for {} sent payouts",
+                        created.len()
+                    )
+                } else {
+                    format!("PayPal batch {batch_id}: {} payouts", created.len())
+                });
                 batch = Some(batch_id);
             }
             Err(error) => {

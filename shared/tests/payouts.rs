@@ -40,6 +40,8 @@ struct FakePaypal {
     /// batch: only the answer is lost).
     slow_creates: Arc<Mutex<u32>>,
     create_calls: Arc<Mutex<u32>>,
+    /// How many batch reads to hold for 2 s (a run stopped while it waits for the status).
+    slow_reads: Arc<Mutex<u32>>,
 }
 
 impl FakePaypal {
@@ -175,6 +177,15 @@ impl FakePaypal {
             );
         }
         if let Some(batch_id) = path.strip_prefix("/v1/payments/payouts/") {
+            let slow = {
+                let mut slow = self.slow_reads.lock().unwrap();
+                let was = *slow;
+                *slow = was.saturating_sub(1);
+                was > 0
+            };
+            if slow {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
             let batches = self.batches.lock().unwrap();
             let Some(items) = batches.get(batch_id) else {
                 return reply(404, json!({"name": "RESOURCE_NOT_FOUND"}));
@@ -818,4 +829,62 @@ async fn an_ach_file_settles_on_the_next_banking_day() {
         assert_eq!(&batch[69..75], effective, "made {made}: {batch}");
         assert_eq!(achkit(&text)["ok"], true);
     }
+}
+
+/// A run stopped while it waits for PayPal's batch status (a crash, a Lambda timeout) has kept
+/// the batch's id, and the next run reads the items; a run of an earlier version that lost the
+/// id finds its batch again by the same request, and nobody is paid twice.
+#[tokio::test]
+async fn a_paypal_batch_id_is_kept_at_once_and_a_lost_one_is_found_again() {
+    let (fake, base) = FakePaypal::start(0).await;
+    let w = World::new(Some((base, Duration::from_secs(5)))).await;
+    let affiliate = w.sign_in("affiliate").await;
+    let set = w
+        .set_method(
+            &affiliate,
+            json!({"type": "paypal", "email": "pat@publisher.example"}),
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    w.earn(3).await;
+    let stored_run = || async {
+        w.app
+            .store
+            .runs(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|run| run.id == "2026-11-30")
+            .unwrap()
+    };
+
+    *fake.slow_reads.lock().unwrap() = 1;
+    let stopped = tokio::time::timeout(
+        Duration::from_millis(800),
+        shared::payouts::run(&w.app, "2026-11-30"),
+    )
+    .await;
+    assert!(stopped.is_err(), "the run stopped while reading the batch");
+    let kept = stored_run().await;
+    assert!(
+        kept.paypal_batch_id.is_some(),
+        "kept before the status was read"
+    );
+    assert!(kept.finished_at.is_none());
+
+    // As an earlier version left it: the payouts sent, the batch's id lost.
+    let mut lost = kept;
+    lost.paypal_batch_id = None;
+    w.app.store.save_run(&lost).await.unwrap();
+    let resumed = shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
+    assert!(resumed.paypal_batch_id.is_some(), "{:?}", resumed.report);
+    assert!(resumed.finished_at.is_some(), "{:?}", resumed.report);
+    let payouts = w.app.store.payouts_of_run("2026-11-30").await.unwrap();
+    assert_eq!((payouts.len(), payouts[0].status), (1, PayoutStatus::Paid));
+    assert_eq!(
+        fake.batches.lock().unwrap().len(),
+        1,
+        "one batch, paid once"
+    );
+    assert_eq!(w.balance(Account::platform_cash()).await, -5_400);
 }
