@@ -310,6 +310,8 @@ async fn run_for(
     period: &str,
     affiliate: Option<AffiliateId>,
 ) -> Result<PayoutRun, PayoutError> {
+    // Named before any run is claimed: a run claimed from now on is sent under the name.
+    installation(app).await?;
     let now = app.clock.now();
     let mut run = app.store.claim_run(period, affiliate, now).await?;
     if run.finished_at.is_some() {
@@ -627,7 +629,7 @@ async fn send_paypal(
             })
             .collect();
         match paypal
-            .create_batch(&format!("leadsrefer-{}", run.id), &items)
+            .create_batch(&sender_batch_id(app, run).await?, &items)
             .await
         {
             Ok(batch_id) => {
@@ -664,6 +666,44 @@ async fn send_paypal(
     Ok((report, batch))
 }
 
+/// This installation's name for itself: made once, at random, and kept in the table.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Installation {
+    id: String,
+    since: Timestamp,
+}
+
+async fn installation(app: &App) -> Result<Installation, TableError> {
+    if let Some(installation) = app.store.setting::<Installation>("installation").await? {
+        return Ok(installation);
+    }
+    let made = Installation {
+        id: hex::encode(rand::random::<[u8; 8]>()),
+        since: app.clock.now(),
+    };
+    app.store.create_setting("installation", &made).await?;
+    // Whoever created it first wins; read what was kept.
+    Ok(app
+        .store
+        .setting::<Installation>("installation")
+        .await?
+        .unwrap_or(made))
+}
+
+/// The run's `sender_batch_id` (and `PayPal-Request-Id`): unique per installation and run, so
+/// that two installations paying from one PayPal account (or a restored copy of one) never get
+/// each other's batches replayed. A run claimed before the installation had a name (by an
+/// earlier version) keeps the name it may have been sent under, so that its resumption is the
+/// same request and PayPal never makes it a second batch.
+async fn sender_batch_id(app: &App, run: &PayoutRun) -> Result<String, TableError> {
+    let installation = installation(app).await?;
+    Ok(if run.started_at < installation.since {
+        format!("leadsrefer-{}", run.id)
+    } else {
+        format!("leadsrefer-{}-{}", installation.id, run.id)
+    })
+}
+
 /// Applies PayPal's item statuses: SUCCESS is paid; FAILED, RETURNED, BLOCKED, REFUNDED and
 /// REVERSED put the amount back in the affiliate's payable balance; PENDING, ONHOLD and
 /// UNCLAIMED wait (an unclaimed payment can still be claimed for 30 days, then PayPal
@@ -680,6 +720,23 @@ async fn sync_paypal(
     };
     // As they stand now: the batch's payouts were just marked sent.
     let payouts = app.store.payouts_of_run(run).await?;
+    // A batch that is not this run's own (another installation's, replayed) changes nothing.
+    let ours = |id: &str| {
+        payouts.iter().any(|p| {
+            p.method.rail() == Rail::Paypal && crate::adapters::paypal::sender_item_id(&p.id) == id
+        })
+    };
+    if let Some(stranger) = items.iter().find(|item| !ours(&item.sender_item_id)) {
+        tracing::error!(
+            batch = batch_id,
+            run,
+            "the PayPal batch holds an item this run did not send"
+        );
+        return Ok(vec![format!(
+            "PayPal batch {batch_id} holds item {} that this run did not send: nothing applied; check the PayPal account",
+            stranger.sender_item_id
+        )]);
+    }
     let mut report = Vec::new();
     for item in items {
         let Some(payout) = payouts.iter().find(|p| {

@@ -888,3 +888,66 @@ async fn a_paypal_batch_id_is_kept_at_once_and_a_lost_one_is_found_again() {
     );
     assert_eq!(w.balance(Account::platform_cash()).await, -5_400);
 }
+
+/// Two installations paying from one PayPal account each get their own batch, and both
+/// affiliates are paid; a restored copy that took another installation's name is answered that
+/// installation's batch, recognises it is not its own, and applies nothing.
+#[tokio::test]
+async fn installations_sharing_a_paypal_account_never_get_each_others_batch() {
+    let (fake, base) = FakePaypal::start(0).await;
+    let mut worlds = Vec::new();
+    for _ in 0..3 {
+        let w = World::new(Some((base.clone(), Duration::from_secs(5)))).await;
+        let affiliate = w.sign_in("affiliate").await;
+        let set = w
+            .set_method(
+                &affiliate,
+                json!({"type": "paypal", "email": "pat@publisher.example"}),
+            )
+            .await;
+        assert_eq!(set.status(), 200);
+        w.earn(3).await;
+        worlds.push(w);
+    }
+    for w in &worlds[..2] {
+        shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
+        let payouts = w.app.store.payouts_of_run("2026-11-30").await.unwrap();
+        assert_eq!(payouts[0].status, PayoutStatus::Paid);
+    }
+    assert_eq!(fake.batches.lock().unwrap().len(), 2, "a batch each");
+
+    // The third is a restored copy of the first: it has the first's name.
+    let name: Value = worlds[0]
+        .app
+        .store
+        .setting("installation")
+        .await
+        .unwrap()
+        .unwrap();
+    let copy = &worlds[2];
+    assert!(
+        copy.app
+            .store
+            .create_setting("installation", &name)
+            .await
+            .unwrap()
+    );
+    let run = shared::payouts::run(&copy.app, "2026-11-30").await.unwrap();
+    assert!(
+        run.report
+            .iter()
+            .any(|l| l.contains("that this run did not send")),
+        "{:?}",
+        run.report
+    );
+    let payouts = copy.app.store.payouts_of_run("2026-11-30").await.unwrap();
+    assert_eq!(
+        payouts[0].status,
+        PayoutStatus::Sent,
+        "not marked paid by another installation's batch"
+    );
+    assert!(
+        run.finished_at.is_none(),
+        "left open for an operator to look at"
+    );
+}
