@@ -739,16 +739,17 @@ async fn sync_paypal(
     }
     let mut report = Vec::new();
     for item in items {
+        // A sent item settles; a paid one can still come back (reversed, refunded, returned).
         let Some(payout) = payouts.iter().find(|p| {
             crate::adapters::paypal::sender_item_id(&p.id) == item.sender_item_id
-                && p.status == PayoutStatus::Sent
+                && matches!(p.status, PayoutStatus::Sent | PayoutStatus::Paid)
         }) else {
             continue;
         };
         let mut after = payout.clone();
         after.reference = Some(item.payout_item_id.clone());
         let ledger = match item.transaction_status.as_str() {
-            "SUCCESS" => {
+            "SUCCESS" if payout.status == PayoutStatus::Sent => {
                 after.status = PayoutStatus::Paid;
                 None
             }
@@ -902,13 +903,40 @@ pub async fn job(app: App) -> Result<String, crate::jobs::JobError> {
         }
     }
     let run = run(&app, &today).await.map_err(failed)?;
+    let rechecked = recheck_paypal(&app).await.map_err(failed)?;
     Ok(format!(
-        "payout run {}: {}",
+        "payout run {}: {}{}",
         run.id,
         if run.report.is_empty() {
             "nothing to pay".to_string()
         } else {
             run.report.join("; ")
+        },
+        if rechecked.is_empty() {
+            String::new()
+        } else {
+            format!("; earlier PayPal payouts: {}", rechecked.join("; "))
         }
     ))
+}
+
+/// How long after a run its PayPal items are read again: a paid payment can still be reversed
+/// or refunded, and an unclaimed one comes back after 30 days.
+const RECHECK_PAYPAL: SignedDuration = SignedDuration::from_hours(45 * 24);
+
+/// Reads the PayPal batches of the runs finished in the last [`RECHECK_PAYPAL`] again, and
+/// takes back into the ledger what PayPal reversed, refunded or returned since.
+async fn recheck_paypal(app: &App) -> Result<Vec<String>, PayoutError> {
+    let Some(paypal) = &app.payouts.paypal else {
+        return Ok(Vec::new());
+    };
+    let since = app.clock.now() - RECHECK_PAYPAL;
+    let mut report = Vec::new();
+    for run in app.store.runs(100).await? {
+        let recent = run.finished_at.is_some_and(|at| at >= since);
+        if let (true, Some(batch)) = (recent, &run.paypal_batch_id) {
+            report.extend(sync_paypal(app, paypal, batch, &run.id).await?);
+        }
+    }
+    Ok(report)
 }

@@ -42,6 +42,8 @@ struct FakePaypal {
     create_calls: Arc<Mutex<u32>>,
     /// How many batch reads to hold for 2 s (a run stopped while it waits for the status).
     slow_reads: Arc<Mutex<u32>>,
+    /// Items PayPal reversed after paying them (by `sender_item_id`).
+    reversed: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakePaypal {
@@ -195,9 +197,10 @@ impl FakePaypal {
                 .enumerate()
                 .map(|(n, (id, receiver, _))| {
                     let failed = receiver.starts_with("fail");
+                    let reversed = self.reversed.lock().unwrap().contains(id);
                     json!({
                         "payout_item_id": format!("ITEM{n}"),
-                        "transaction_status": if failed { "FAILED" } else { "SUCCESS" },
+                        "transaction_status": if failed { "FAILED" } else if reversed { "REVERSED" } else { "SUCCESS" },
                         "payout_item": {"sender_item_id": id, "receiver": receiver},
                         "errors": if failed { json!({"name": "RECEIVER_UNREGISTERED"}) } else { json!(null) },
                     })
@@ -950,4 +953,52 @@ async fn installations_sharing_a_paypal_account_never_get_each_others_batch() {
         run.finished_at.is_none(),
         "left open for an operator to look at"
     );
+}
+
+/// A PayPal payment reversed after it succeeded: the next days' payout job reads the recent
+/// batches again, marks the payout failed and owes the affiliate the money again, once.
+#[tokio::test]
+async fn a_paypal_reversal_after_success_is_taken_back_into_the_ledger() {
+    let (fake, base) = FakePaypal::start(0).await;
+    let w = World::new(Some((base, Duration::from_secs(5)))).await;
+    let affiliate = w.sign_in("affiliate").await;
+    let set = w
+        .set_method(
+            &affiliate,
+            json!({"type": "paypal", "email": "pat@publisher.example"}),
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    w.earn(3).await;
+    let period = shared::payouts::period_of(w.app.clock.now());
+    shared::payouts::run(&w.app, &period).await.unwrap();
+    let paid = w.app.store.payouts_of_run(&period).await.unwrap();
+    assert_eq!(paid[0].status, PayoutStatus::Paid);
+    assert_eq!(w.balance(Account::platform_cash()).await, -5_400);
+
+    fake.reversed
+        .lock()
+        .unwrap()
+        .push(shared::adapters::paypal::sender_item_id(&paid[0].id));
+    w.clock.advance(SignedDuration::from_hours(24 * 3));
+    let job = shared::jobs::find("payout-run").unwrap();
+    let report = (job.run)(w.app.clone()).await.unwrap();
+    assert!(report.contains("PayPal says REVERSED"), "{report}");
+    let after = w.app.store.payouts_of_run(&period).await.unwrap();
+    assert_eq!(after[0].status, PayoutStatus::Failed);
+    assert_eq!(after[0].failure.as_deref(), Some("REVERSED"));
+    assert_eq!(
+        w.balance(Account::platform_cash()).await,
+        0,
+        "the money came back"
+    );
+    assert_eq!(
+        w.balance(Account::affiliate_payable(w.demo.affiliate_id))
+            .await,
+        -5_400,
+        "owed to the affiliate again"
+    );
+    let again = (job.run)(w.app.clone()).await.unwrap();
+    assert!(!again.contains("REVERSED"), "taken back once: {again}");
+    assert_eq!(w.balance(Account::platform_cash()).await, 0);
 }
