@@ -276,6 +276,22 @@ impl World {
         .await
     }
 
+    /// A world paying through the fake PayPal at `base`, whose demo affiliate is paid by PayPal
+    /// and has earned $54.00 (three conversions).
+    async fn owed_by_paypal(base: String, timeout: Duration) -> Self {
+        let w = Self::new(Some((base, timeout))).await;
+        let affiliate = w.sign_in("affiliate").await;
+        let set = w
+            .set_method(
+                &affiliate,
+                json!({"type": "paypal", "email": "pat@publisher.example"}),
+            )
+            .await;
+        assert_eq!(set.status(), 200);
+        w.earn(3).await;
+        w
+    }
+
     /// `n` approved conversions of $18.00 payout each (the offer holds nothing).
     async fn earn(&self, n: usize) {
         let advertiser = self.sign_in("advertiser").await;
@@ -840,16 +856,7 @@ async fn an_ach_file_settles_on_the_next_banking_day() {
 #[tokio::test]
 async fn a_paypal_batch_id_is_kept_at_once_and_a_lost_one_is_found_again() {
     let (fake, base) = FakePaypal::start(0).await;
-    let w = World::new(Some((base, Duration::from_secs(5)))).await;
-    let affiliate = w.sign_in("affiliate").await;
-    let set = w
-        .set_method(
-            &affiliate,
-            json!({"type": "paypal", "email": "pat@publisher.example"}),
-        )
-        .await;
-    assert_eq!(set.status(), 200);
-    w.earn(3).await;
+    let w = World::owed_by_paypal(base, Duration::from_secs(5)).await;
     let stored_run = || async {
         w.app
             .store
@@ -900,17 +907,7 @@ async fn installations_sharing_a_paypal_account_never_get_each_others_batch() {
     let (fake, base) = FakePaypal::start(0).await;
     let mut worlds = Vec::new();
     for _ in 0..3 {
-        let w = World::new(Some((base.clone(), Duration::from_secs(5)))).await;
-        let affiliate = w.sign_in("affiliate").await;
-        let set = w
-            .set_method(
-                &affiliate,
-                json!({"type": "paypal", "email": "pat@publisher.example"}),
-            )
-            .await;
-        assert_eq!(set.status(), 200);
-        w.earn(3).await;
-        worlds.push(w);
+        worlds.push(World::owed_by_paypal(base.clone(), Duration::from_secs(5)).await);
     }
     for w in &worlds[..2] {
         shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
@@ -960,16 +957,7 @@ async fn installations_sharing_a_paypal_account_never_get_each_others_batch() {
 #[tokio::test]
 async fn a_paypal_reversal_after_success_is_taken_back_into_the_ledger() {
     let (fake, base) = FakePaypal::start(0).await;
-    let w = World::new(Some((base, Duration::from_secs(5)))).await;
-    let affiliate = w.sign_in("affiliate").await;
-    let set = w
-        .set_method(
-            &affiliate,
-            json!({"type": "paypal", "email": "pat@publisher.example"}),
-        )
-        .await;
-    assert_eq!(set.status(), 200);
-    w.earn(3).await;
+    let w = World::owed_by_paypal(base, Duration::from_secs(5)).await;
     let period = shared::payouts::period_of(w.app.clock.now());
     shared::payouts::run(&w.app, &period).await.unwrap();
     let paid = w.app.store.payouts_of_run(&period).await.unwrap();
