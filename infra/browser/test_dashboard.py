@@ -95,8 +95,15 @@ def test_the_whole_story_from_sign_up_to_a_paid_conversion(runner, visitor):
         shop.page.locator("button", has_text="Approve").first.click()
     assert "done=decided" in shop.page.url
 
-    # The affiliate makes a link and copies it.
+    # The affiliate sets their postback URL for the offer; the page shows it back.
     pub.open(f"/app/offers/{offer_id}")
+    pub.page.fill("#f-url", "http://127.0.0.1:9/pb?click={click_id}&payout={payout}")
+    pub.submit("form[action$='/postback-url'] button")
+    assert "done=postback-saved" in pub.page.url, pub.page.content()[:2000]
+    assert pub.page.input_value("#f-url") == "http://127.0.0.1:9/pb?click={click_id}&payout={payout}"
+    pub.check()
+
+    # The affiliate makes a link and copies it.
     pub.open("/app/links")
     pub.page.select_option("#f-offer_id", offer_id)
     pub.page.fill("#f-sub1", "newsletter")

@@ -258,6 +258,8 @@ pub struct AffiliateOfferView {
     pub status: OfferStatus,
     /// The caller's application, if they applied.
     pub application: Option<ApplicationStatus>,
+    /// The caller's own postback URL for this offer, if they set one.
+    pub postback_url: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -369,7 +371,7 @@ impl OfferView {
 }
 
 impl AffiliateOfferView {
-    fn of(offer: &Offer, affiliate: AffiliateId, application: Option<ApplicationStatus>) -> Self {
+    fn of(offer: &Offer, affiliate: AffiliateId, application: Option<&Application>) -> Self {
         let payout = offer
             .payout_overrides
             .get(&affiliate)
@@ -396,7 +398,8 @@ impl AffiliateOfferView {
                 })
                 .collect(),
             status: offer.status,
-            application,
+            application: application.map(|a| a.status),
+            postback_url: application.and_then(|a| a.postback_url.clone()),
         }
     }
 }
@@ -670,13 +673,13 @@ async fn list(app: App, request: Request) -> Result<Response, ApiError> {
         }
         Role::Affiliate => {
             let affiliate = caller.account.affiliate_id().expect("an affiliate");
-            let applications: BTreeMap<OfferId, ApplicationStatus> = app
+            let applications: BTreeMap<OfferId, Application> = app
                 .store
                 .applications_of_affiliate(affiliate)
                 .await
                 .map_err(ApiError::internal)?
                 .into_iter()
-                .map(|a| (a.offer_id, a.status))
+                .map(|a| (a.offer_id, a))
                 .collect();
             let offers = app.store.all_offers().await.map_err(ApiError::internal)?;
             offers
@@ -686,7 +689,7 @@ async fn list(app: App, request: Request) -> Result<Response, ApiError> {
                     OfferItem::Affiliate(AffiliateOfferView::of(
                         o,
                         affiliate,
-                        applications.get(&o.id).copied(),
+                        applications.get(&o.id),
                     ))
                 })
                 .collect()
@@ -713,14 +716,17 @@ async fn get(app: App, request: Request) -> Result<Response, ApiError> {
             .store
             .application(id, affiliate)
             .await
-            .map_err(ApiError::internal)?
-            .map(|a| a.status);
+            .map_err(ApiError::internal)?;
         if offer.status != OfferStatus::Active && application.is_none() {
             return Err(not_found());
         }
         return Ok(json(
             StatusCode::OK,
-            &OfferItem::Affiliate(AffiliateOfferView::of(&offer, affiliate, application)),
+            &OfferItem::Affiliate(AffiliateOfferView::of(
+                &offer,
+                affiliate,
+                application.as_ref(),
+            )),
         ));
     }
     let offer = managed_offer(&app, &request, caller).await?;

@@ -275,7 +275,7 @@ async fn affiliate_view(ctx: &Ctx, offer: &Value) -> std::result::Result<Markup,
                         code { "{click_id} {conversion_id} {status} {payout} {currency} {sub1}…{sub5}" } "." }
                     form method="post" action=(format!("/app/offers/{id}/postback-url")) {
                         (csrf(ctx))
-                        (input("Postback URL", "url", "url", "", None, Some("http(s); leave empty to remove it.")))
+                        (input("Postback URL", "url", "url", offer["postback_url"].as_str().unwrap_or(""), None, Some("http(s); leave empty to remove it.")))
                         div class="actions" { button type="submit" { "Save" } }
                     }
                 }
