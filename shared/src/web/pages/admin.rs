@@ -180,7 +180,7 @@ pub async fn replay(ctx: Ctx) -> Result {
 pub async fn payouts(ctx: Ctx) -> Result {
     let runs = ctx.api.list("/api/admin/payout-runs", "runs").await?;
     let running = runs.iter().any(|r| r["finished_at"].is_null());
-    let picker = crate::web::pages::conversions::party_picker(&ctx, "/app/admin/payouts").await?;
+    let picker = crate::web::pages::party::party_picker(&ctx, "/app/admin/payouts").await?;
     let years = ctx.api.get("/api/admin/tax-forms").await.ok();
     let body = html! {
         h1 { "Payout runs" }

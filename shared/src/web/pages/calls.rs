@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use crate::domain::accounts::Role;
 use crate::web::format::{status, time_element};
 use crate::web::layout::{self, csrf, form_error, input, select};
-use crate::web::pages::conversions::{party_or_picker, party_picker};
+use crate::web::pages::party::party_or_picker;
 use crate::web::{Ctx, Refusal, encode, redirect, text};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
@@ -21,17 +21,12 @@ pub async fn calls(ctx: Ctx) -> Result {
     };
     let calls = ctx
         .api
-        .list(&format!("/api/calls?{party}"), "calls")
+        .list(&format!("/api/calls?{}", party.query), "calls")
         .await?;
     let listening = role != Role::Affiliate;
-    let picker = if role == Role::Admin {
-        Some(party_picker(&ctx, "/app/calls").await?)
-    } else {
-        None
-    };
     let body = html! {
         h1 { "Calls" }
-        @if let Some(picker) = picker { (picker) }
+        @if let Some(picker) = &party.picker { (picker) }
         p { a href="/app/numbers" { "Tracking numbers" } }
         @if calls.is_empty() { p class="muted" { "No calls yet." } }
         @else {
@@ -105,7 +100,7 @@ async fn number_page(ctx: Ctx, refusal: Option<(&'static str, Refusal)>) -> Resu
     };
     let numbers = ctx
         .api
-        .list(&format!("/api/numbers?{party}"), "numbers")
+        .list(&format!("/api/numbers?{}", party.query), "numbers")
         .await?;
     let managing = role != Role::Affiliate;
     let offers: Vec<(String, String)> = if managing {

@@ -2,12 +2,13 @@
 //! or in bulk for advertisers and admins.
 
 use lambda_http::http::{Method, StatusCode};
-use maud::{Markup, html};
+use maud::html;
 use serde_json::{Value, json};
 
 use crate::domain::accounts::Role;
 use crate::web::format::{money, status, time_element};
 use crate::web::layout::{self, csrf, select};
+use crate::web::pages::party::party_or_picker;
 use crate::web::{Ctx, Refusal, encode, redirect};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
@@ -16,63 +17,6 @@ type Result = std::result::Result<crate::http::Response, Refusal>;
 const PAGE_ROWS: usize = 50;
 /// API pages one view reads at most while filtering.
 const MAX_API_PAGES: usize = 5;
-
-/// Whose conversions an admin looks at: `advertiser_id=` or `affiliate_id=` (the API's rule).
-pub fn party_query(ctx: &Ctx) -> Option<String> {
-    if ctx.me().role != Role::Admin {
-        return Some(String::new());
-    }
-    if let Some(id) = ctx.query.get("advertiser_id") {
-        return Some(format!("advertiser_id={}", encode(id)));
-    }
-    ctx.query
-        .get("affiliate_id")
-        .map(|id| format!("affiliate_id={}", encode(id)))
-}
-
-/// Whose records a page shows: for an admin, the party the query names, else (`Err`) the page
-/// asking them to choose one.
-pub async fn party_or_picker(
-    ctx: &Ctx,
-    title: &str,
-    action: &str,
-) -> std::result::Result<std::result::Result<String, crate::http::Response>, Refusal> {
-    if let Some(party) = party_query(ctx) {
-        return Ok(Ok(party));
-    }
-    let picker = party_picker(ctx, action).await?;
-    let body = html! { h1 { (title) } p { "Choose one advertiser or one affiliate." } (picker) };
-    Ok(Err(layout::page(ctx, title, body)))
-}
-
-/// An admin's choice of account, from the first page of accounts.
-pub async fn party_picker(ctx: &Ctx, action: &str) -> std::result::Result<Markup, Refusal> {
-    let accounts = ctx
-        .api
-        .list("/api/admin/accounts?limit=200", "accounts")
-        .await?;
-    let option = |role: &str| -> Vec<(String, String)> {
-        std::iter::once((String::new(), "—".to_string()))
-            .chain(accounts.iter().filter(|a| a["role"] == role).map(|a| {
-                (
-                    a["id"].as_str().unwrap_or("").to_string(),
-                    format!(
-                        "{} ({})",
-                        a["name"].as_str().unwrap_or(""),
-                        a["email"].as_str().unwrap_or("")
-                    ),
-                )
-            }))
-            .collect()
-    };
-    Ok(html! {
-        form class="filters card" method="get" action=(action) {
-            div { (select("Advertiser", "advertiser_id", &option("advertiser"), ctx.query.value("advertiser_id"), None)) }
-            div { (select("Affiliate", "affiliate_id", &option("affiliate"), ctx.query.value("affiliate_id"), None)) }
-            div { button type="submit" class="secondary" { "Show" } }
-        }
-    })
-}
 
 pub async fn list(ctx: Ctx) -> Result {
     let role = ctx.me().role;
@@ -86,7 +30,7 @@ pub async fn list(ctx: Ctx) -> Result {
     let mut rows = Vec::new();
     let mut next = None;
     for _ in 0..MAX_API_PAGES {
-        let mut path = format!("/api/conversions?limit=100&{party}");
+        let mut path = format!("/api/conversions?limit=100&{}", party.query);
         if let Some(cursor) = &cursor {
             path.push_str(&format!("&cursor={}", encode(cursor)));
         }
@@ -135,14 +79,9 @@ pub async fn list(ctx: Ctx) -> Result {
             o["name"].as_str().unwrap_or("").to_string(),
         )
     }));
-    let picker = if role == Role::Admin {
-        Some(party_picker(&ctx, "/app/conversions").await?)
-    } else {
-        None
-    };
     let body = html! {
         h1 { "Conversions" }
-        @if let Some(picker) = picker { (picker) }
+        @if let Some(picker) = &party.picker { (picker) }
         form class="filters card" method="get" action="/app/conversions" {
             @for name in ["advertiser_id", "affiliate_id"] {
                 @if let Some(value) = ctx.query.get(name) { input type="hidden" name=(name) value=(value); }

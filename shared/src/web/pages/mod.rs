@@ -9,12 +9,13 @@ mod account;
 mod admin;
 mod auth;
 mod calls;
-pub mod conversions;
+mod conversions;
 mod home;
 mod links;
 mod offers;
+mod party;
 mod payouts;
-pub mod reports;
+mod reports;
 
 const ADVERTISER_OR_ADMIN: Visitor = Visitor::Roles(&[Role::Admin, Role::Advertiser]);
 const AFFILIATE: Visitor = Visitor::Roles(&[Role::Affiliate]);

@@ -9,7 +9,7 @@ use crate::domain::accounts::Role;
 use crate::web::chart::{self, Series};
 use crate::web::format::{count, money};
 use crate::web::layout::{self, input, select};
-use crate::web::pages::conversions::{party_or_picker, party_picker};
+use crate::web::pages::party::party_or_picker;
 use crate::web::{Ctx, Refusal, encode};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
@@ -216,17 +216,12 @@ pub async fn report(ctx: Ctx) -> Result {
         Err(picker) => return Ok(picker),
     };
     let group_by = ctx.query.get("group_by").unwrap_or("day").to_string();
-    let query = report_query(&ctx, &party, &group_by);
+    let query = report_query(&ctx, &party.query, &group_by);
     let outcome = ctx.api.get(&format!("/api/reports?{query}")).await;
-    let picker = if role == Role::Admin {
-        Some(party_picker(&ctx, "/app/reports").await?)
-    } else {
-        None
-    };
     let refusal = outcome.as_ref().err();
     let body = html! {
         h1 { "Reports" }
-        @if let Some(picker) = picker { (picker) }
+        @if let Some(picker) = &party.picker { (picker) }
         form class="filters card" method="get" action="/app/reports" {
             @for name in ["advertiser_id", "affiliate_id", "offer_id"] {
                 @if let Some(value) = ctx.query.get(name) { input type="hidden" name=(name) value=(value); }
