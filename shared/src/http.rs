@@ -22,13 +22,17 @@ pub const MAX_QUERY_BYTES: usize = 8 * 1024;
 /// The largest request body any route reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The dashboard's one page that takes a file (multipart/form-data): a foreign affiliate's
+/// signed W-8BEN.
+pub const W8BEN_FORM_PATH: &str = "/app/tax/w8ben";
+
 /// The largest body a server reads for `path`: [`MAX_BODY_BYTES`], but for the one upload
 /// route (a signed W-8BEN) and the dashboard's form for it.
 pub fn body_limit(path: &str) -> usize {
     match path {
         "/api/tax/profile/w8ben" => crate::tax::MAX_DOCUMENT_BYTES,
         // The dashboard's upload form: the file, wrapped in multipart/form-data.
-        crate::web::UPLOAD_PATH => crate::tax::MAX_DOCUMENT_BYTES + MAX_BODY_BYTES,
+        W8BEN_FORM_PATH => crate::tax::MAX_DOCUMENT_BYTES + MAX_BODY_BYTES,
         _ => MAX_BODY_BYTES,
     }
 }

@@ -40,9 +40,6 @@ mod pages;
 
 pub use api::{Api, Refusal};
 
-/// The one page that takes a file (multipart/form-data): a foreign affiliate's signed W-8BEN.
-pub const UPLOAD_PATH: &str = "/app/tax/w8ben";
-
 /// The cookie holding a signed-out visitor's form token.
 const FORM_COOKIE: &str = "__Host-form";
 /// The cookie the script sets to the browser's IANA time zone.

@@ -137,7 +137,12 @@ pub const PAGES: &[Page] = &[
     page!(POST, "/app/payouts/method", AFFILIATE, payouts::set_method),
     page!(FORM, "/app/tax", AFFILIATE, payouts::tax),
     page!(GET, "/app/tax/forms/{year}", AFFILIATE, payouts::form),
-    page!(POST, "/app/tax/w8ben", AFFILIATE, payouts::upload_w8ben),
+    page!(
+        POST,
+        crate::http::W8BEN_FORM_PATH,
+        AFFILIATE,
+        payouts::upload_w8ben
+    ),
     page!(GET, "/app/account", SIGNED_IN, account::account),
     page!(
         POST,

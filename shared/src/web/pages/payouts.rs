@@ -291,7 +291,7 @@ async fn tax_page(ctx: Ctx, refusal: Option<Refusal>) -> Result {
             div class="card" {
                 h2 { "Form W-8BEN" }
                 p { "Upload the form, signed, as a PDF (at most 4 MB). It is kept encrypted for the seven years tax law requires." }
-                form method="post" action=(crate::web::UPLOAD_PATH) enctype="multipart/form-data" {
+                form method="post" action=(crate::http::W8BEN_FORM_PATH) enctype="multipart/form-data" {
                     (csrf(&ctx))
                     label for="f-w8ben" { "Signed W-8BEN (PDF)" }
                     input id="f-w8ben" type="file" name="w8ben" accept="application/pdf"
