@@ -720,13 +720,18 @@ async fn sync_paypal(
     };
     // As they stand now: the batch's payouts were just marked sent.
     let payouts = app.store.payouts_of_run(run).await?;
+    // The run's PayPal payouts by the id PayPal knows them by, worked out once: a batch holds
+    // up to 15,000 items.
+    let by_item: std::collections::HashMap<String, &Payout> = payouts
+        .iter()
+        .filter(|p| p.method.rail() == Rail::Paypal)
+        .map(|p| (paypal::sender_item_id(&p.id), p))
+        .collect();
     // A batch that is not this run's own (another installation's, replayed) changes nothing.
-    let ours = |id: &str| {
-        payouts.iter().any(|p| {
-            p.method.rail() == Rail::Paypal && crate::adapters::paypal::sender_item_id(&p.id) == id
-        })
-    };
-    if let Some(stranger) = items.iter().find(|item| !ours(&item.sender_item_id)) {
+    if let Some(stranger) = items
+        .iter()
+        .find(|item| !by_item.contains_key(&item.sender_item_id))
+    {
         tracing::error!(
             batch = batch_id,
             run,
@@ -740,10 +745,10 @@ async fn sync_paypal(
     let mut report = Vec::new();
     for item in items {
         // A sent item settles; a paid one can still come back (reversed, refunded, returned).
-        let Some(payout) = payouts.iter().find(|p| {
-            crate::adapters::paypal::sender_item_id(&p.id) == item.sender_item_id
-                && matches!(p.status, PayoutStatus::Sent | PayoutStatus::Paid)
-        }) else {
+        let Some(&payout) = by_item
+            .get(&item.sender_item_id)
+            .filter(|p| matches!(p.status, PayoutStatus::Sent | PayoutStatus::Paid))
+        else {
             continue;
         };
         let mut after = payout.clone();
