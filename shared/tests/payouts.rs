@@ -484,16 +484,7 @@ async fn a_run_pays_each_eligible_affiliate_once_by_an_ach_file_a_bank_reads() {
 async fn paypal_batches_survive_a_lost_answer_and_failed_items_are_owed_again() {
     let (fake, base) = FakePaypal::start(1).await;
     // The client gives up on a call after 500 ms; the fake holds the first answer for 2 s.
-    let w = World::new(Some((base, Duration::from_millis(500)))).await;
-    let affiliate = w.sign_in("affiliate").await;
-    let set = w
-        .set_method(
-            &affiliate,
-            json!({"type": "paypal", "email": "pat@publisher.example"}),
-        )
-        .await;
-    assert_eq!(set.status(), 200);
-    w.earn(3).await;
+    let w = World::owed_by_paypal(base, Duration::from_millis(500)).await;
     let run = shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
     assert!(run.paypal_batch_id.is_some(), "{:?}", run.report);
     assert_eq!(
