@@ -491,18 +491,30 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
     response
 }
 
-/// The headers every dashboard answer carries: no script but our own file, no framing, no
+/// The dashboard's Content-Security-Policy: nothing but this site's own files, no inline script
+/// or style, no framing. `media` adds the one origin a page plays audio from (a recording's
+/// link, which S3 signs on AWS).
+pub fn content_security_policy(media: Option<&str>) -> HeaderValue {
+    let media = media.map(|origin| format!(" {origin}")).unwrap_or_default();
+    let policy = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         media-src 'self'{media}; connect-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| content_security_policy(None))
+}
+
+/// The headers every dashboard answer carries (a page may set a policy of its own, built by
+/// [`content_security_policy`]): no script but our own file, no framing, no
 /// referrer beyond the origin, no type sniffing; pages are never cached.
 fn secured(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
-             base-uri 'none'",
-        ),
-    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            content_security_policy(None),
+        );
+    }
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
@@ -532,6 +544,32 @@ mod tests {
         ] {
             assert_eq!(redirect(to).headers()[header::LOCATION], expected, "{to}");
         }
+    }
+
+    #[test]
+    fn a_page_may_widen_where_audio_plays_from_and_nothing_else() {
+        let base = content_security_policy(None);
+        let base = base.to_str().unwrap();
+        assert!(base.contains("media-src 'self';") && !base.contains("unsafe"));
+        let recording = content_security_policy(Some("https://b.s3.us-east-1.amazonaws.com"));
+        assert_eq!(
+            recording.to_str().unwrap(),
+            base.replace(
+                "media-src 'self';",
+                "media-src 'self' https://b.s3.us-east-1.amazonaws.com;"
+            )
+        );
+        let mut page = redirect("/app");
+        page.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, recording.clone());
+        assert_eq!(
+            secured(page).headers()[header::CONTENT_SECURITY_POLICY],
+            recording
+        );
+        assert_eq!(
+            secured(redirect("/app")).headers()[header::CONTENT_SECURITY_POLICY],
+            base
+        );
     }
 
     #[test]

@@ -65,27 +65,28 @@ pub async fn recording(ctx: Ctx) -> Result {
         .api
         .get(&format!("/api/calls/{}/recording", encode(&sid)))
         .await?;
-    let url = text(&link, "url");
-    // The player loads from this site only (the page's CSP): keep the link's path and query.
-    let local = url::Url::parse(url)
-        .map(|u| {
-            format!(
-                "{}{}",
-                u.path(),
-                u.query().map(|q| format!("?{q}")).unwrap_or_default()
-            )
-        })
-        .unwrap_or_default();
+    let url = text(&link, "url").to_string();
+    // Locally the link is this site's `/recordings/…`; on AWS S3 signs one to the object,
+    // which the page's policy then allows audio from, and from nowhere else.
+    let origin = url::Url::parse(&url)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|origin| !ctx.app.public_url.starts_with(origin.as_str()));
     let body = html! {
         h1 { "Call recording" }
         div class="card" {
             p { "Call " code { (sid) } }
-            audio controls preload="none" src=(local) { a href=(local) { "Download the recording" } }
+            audio controls preload="none" src=(url) { a href=(url) { "Download the recording" } }
             p class="muted" { "The link works for five minutes; reload the page for a new one." }
         }
         p { a href="/app/calls" { "Back to the calls" } }
     };
-    Ok(layout::page(&ctx, "Call recording", body))
+    let mut response = layout::page(&ctx, "Call recording", body);
+    response.headers_mut().insert(
+        lambda_http::http::header::CONTENT_SECURITY_POLICY,
+        crate::web::content_security_policy(origin.as_deref()),
+    );
+    Ok(response)
 }
 
 pub async fn numbers(ctx: Ctx) -> Result {
