@@ -822,23 +822,48 @@ fn run_query(conn: &Connection, query: &Query, now: i64) -> Result<Page, TableEr
         sql.push_str(" AND gsi1sk IS NOT NULL");
     }
     let mut args: Vec<rusqlite::types::Value> = vec![query.partition.clone().into(), now.into()];
-    match &query.sort {
-        SortKey::Any => {}
-        SortKey::Prefix(prefix) => {
-            // Every string starting with `prefix` sorts in [prefix, prefix + U+10FFFF).
-            sql.push_str(&format!(" AND {sort_col} >= ? AND {sort_col} < ?"));
-            args.push(prefix.clone().into());
-            args.push(format!("{prefix}\u{10FFFF}").into());
-        }
-        SortKey::Between(from, to) => {
-            sql.push_str(&format!(" AND {sort_col} BETWEEN ? AND ?"));
-            args.push(from.clone().into());
-            args.push(to.clone().into());
+    // The sort column's bounds: the query's own, narrowed to the cursor's position. SQLite
+    // starts an index range at one lower bound only; given both the range's start and the
+    // cursor, it took the range's start, so every page scanned all the pages before it
+    // (paging 100,000 counters took 2.3 s instead of 0.1 s).
+    let (mut lower, mut upper) = match &query.sort {
+        SortKey::Any => (None, None),
+        // Every string starting with `prefix` sorts in [prefix, prefix + U+10FFFF).
+        SortKey::Prefix(prefix) => (
+            Some(Bound::inclusive(prefix.clone())),
+            Some(Bound::exclusive(format!("{prefix}\u{10FFFF}"))),
+        ),
+        SortKey::Between(from, to) => (
+            Some(Bound::inclusive(from.clone())),
+            Some(Bound::inclusive(to.clone())),
+        ),
+    };
+    let cursor = match &query.after {
+        Some(cursor) => Some(decode_cursor(cursor, order.len())?),
+        None => None,
+    };
+    if let Some(position) = &cursor {
+        // The first ordering column is the sort column: its value at the cursor bounds what
+        // is left (inclusively, as later columns may still tell equal values apart).
+        let at = Bound::inclusive(position[0].clone());
+        if query.descending {
+            upper = Some(Bound::tighter_upper(upper, at));
+        } else {
+            lower = Some(Bound::tighter_lower(lower, at));
         }
     }
+    if let Some(lower) = lower {
+        let op = if lower.inclusive { ">=" } else { ">" };
+        sql.push_str(&format!(" AND {sort_col} {op} ?"));
+        args.push(lower.value.into());
+    }
+    if let Some(upper) = upper {
+        let op = if upper.inclusive { "<=" } else { "<" };
+        sql.push_str(&format!(" AND {sort_col} {op} ?"));
+        args.push(upper.value.into());
+    }
     let direction = if query.descending { "DESC" } else { "ASC" };
-    if let Some(cursor) = &query.after {
-        let values = decode_cursor(cursor, order.len())?;
+    if let Some(values) = cursor {
         let comparison = if query.descending { "<" } else { ">" };
         sql.push_str(&format!(
             " AND ({}) {comparison} ({})",
@@ -875,6 +900,44 @@ fn run_query(conn: &Connection, query: &Query, now: i64) -> Result<Page, TableEr
         None
     };
     Ok(Page { items, next })
+}
+
+/// One end of a range of sort keys.
+struct Bound {
+    value: String,
+    inclusive: bool,
+}
+
+impl Bound {
+    fn inclusive(value: String) -> Self {
+        Self {
+            value,
+            inclusive: true,
+        }
+    }
+
+    fn exclusive(value: String) -> Self {
+        Self {
+            value,
+            inclusive: false,
+        }
+    }
+
+    /// The higher of two lower bounds.
+    fn tighter_lower(bound: Option<Self>, other: Self) -> Self {
+        match bound {
+            Some(bound) if bound.value >= other.value => bound,
+            _ => other,
+        }
+    }
+
+    /// The lower of two upper bounds.
+    fn tighter_upper(bound: Option<Self>, other: Self) -> Self {
+        match bound {
+            Some(bound) if bound.value <= other.value => bound,
+            _ => other,
+        }
+    }
 }
 
 fn encode_cursor(position: &[String]) -> Cursor {

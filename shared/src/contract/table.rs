@@ -559,33 +559,77 @@ pub async fn queries_page_through_everything_once(table: &dyn Table) {
             .await
             .unwrap();
     }
-    for descending in [false, true] {
-        let mut seen = Vec::new();
-        let mut after = None;
-        loop {
-            let mut query = Query::partition(&pk).limit(5).after(after);
-            query.descending = descending;
-            let page = table.query(query).await.unwrap();
-            assert!(page.items.len() <= 5);
-            seen.extend(
-                page.items
-                    .iter()
-                    .map(|i| i["sk"].as_str().unwrap().to_string()),
-            );
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
+    // Whole, and within bounds (the cursor and the bounds both limit where a page starts).
+    let ranges: [(Query, std::ops::Range<usize>); 3] = [
+        (Query::partition(&pk), 0..23),
+        (Query::partition(&pk).between("005", "017"), 5..18),
+        (Query::partition(&pk).prefix("01"), 10..20),
+    ];
+    for (range, indices) in ranges {
+        for descending in [false, true] {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let mut query = range.clone().limit(5).after(after);
+                query.descending = descending;
+                let page = table.query(query).await.unwrap();
+                assert!(page.items.len() <= 5);
+                seen.extend(
+                    page.items
+                        .iter()
+                        .map(|i| i["sk"].as_str().unwrap().to_string()),
+                );
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
             }
+            let mut want = expected[indices.clone()].to_vec();
+            if descending {
+                want.reverse();
+            }
+            assert_eq!(
+                seen, want,
+                "pages of {range:?} (descending: {descending}) hold every item once, in order"
+            );
         }
-        let mut want = expected.clone();
-        if descending {
-            want.reverse();
-        }
-        assert_eq!(
-            seen, want,
-            "pages (descending: {descending}) hold every item once, in order"
-        );
     }
+    // In the index, items that share a sort key are told apart by their primary keys.
+    let index = fresh("tied");
+    for n in 0..7 {
+        table
+            .put(
+                item(
+                    &format!("{pk}-tied-{n}"),
+                    "item",
+                    json!({"gsi1pk": index, "gsi1sk": "same"}),
+                ),
+                Cond::Always,
+            )
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = table
+            .query(Query::gsi1(&index).prefix("sa").limit(2).after(after))
+            .await
+            .unwrap();
+        seen.extend(
+            page.items
+                .iter()
+                .map(|i| i["pk"].as_str().unwrap().to_string()),
+        );
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let pages = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!((pages, seen.len()), (7, 7), "every tied item once");
 }
 
 pub async fn secondary_index_queries(table: &dyn Table) {
