@@ -150,9 +150,14 @@ impl App {
             .map_err(|e| adapter("the IP-hash key", &layout.ip_hash_key)(e.into()))?;
         let visits = MemoryVisits::open(&layout.visits, clock.now())
             .map_err(|e| adapter("the saved visits", &layout.visits)(e.into()))?;
+        let created = table.created();
         let table: Arc<dyn Table> = Arc::new(table);
+        let store = Store::new(table.clone());
+        if created {
+            store.counts_totals_from_start();
+        }
         Ok(Self {
-            store: Store::new(table.clone()),
+            store,
             table,
             blobs: Arc::new(blobs),
             keys: Arc::new(keys),

@@ -60,6 +60,11 @@ impl Dimension {
         })
     }
 
+    /// Whether the totals keep it, so that a report grouped by it need not read the detail.
+    fn in_totals(self) -> bool {
+        matches!(self, Self::Day | Self::Hour | Self::Offer | Self::Affiliate)
+    }
+
     /// The column it fills in a report row.
     pub fn column(self) -> &'static str {
         match self {
@@ -281,10 +286,17 @@ pub fn summarise(counters: &[HourCounters], request: &ReportRequest) -> Report {
 pub async fn report(
     store: &Store,
     request: &ReportRequest,
+    now: Timestamp,
 ) -> Result<Report, crate::ports::TableError> {
     let (start, end) = bounds(request.from, request.to, &request.zone)
         .map_err(crate::ports::TableError::Invalid)?;
-    let counters = store.hour_counters(request.party, start, end).await?;
+    let totals_suffice = request
+        .group_by
+        .iter()
+        .all(|dimension| dimension.in_totals());
+    let counters = store
+        .report_counters(request.party, start, end, totals_suffice, now)
+        .await?;
     Ok(summarise(&counters, request))
 }
 

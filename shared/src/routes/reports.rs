@@ -197,7 +197,7 @@ async fn get(app: App, request: Request) -> Result<Response, ApiError> {
         group_by,
         offer,
     };
-    let report = reports::report(&app.store, &report_request)
+    let report = reports::report(&app.store, &report_request, app.clock.now())
         .await
         .map_err(ApiError::internal)?;
     if csv {

@@ -106,6 +106,8 @@ pub struct Store {
     pub(crate) table: Arc<dyn Table>,
     /// Links with their offers, for the click path (see [`Store::link_with_offer`]).
     routes: Arc<RouteCache>,
+    /// What this process knows of the report counters (see [`stats`]).
+    counting: Arc<stats::Counting>,
 }
 
 /// How long a link's cached offer may be used: the longest another process (a Lambda instance)
@@ -204,6 +206,7 @@ impl Store {
         Self {
             table,
             routes: Arc::default(),
+            counting: Arc::default(),
         }
     }
 

@@ -4,8 +4,11 @@
 //!
 //! | record | pk | sk |
 //! | --- | --- | --- |
-//! | advertiser's counters | `STATS#ADV#{advertiser}#{shard}` | `{YYYY-MM-DDTHH}#{c\|v}#{dimensions digest}` |
+//! | advertiser's counters | `STATS#ADV#{advertiser}#{shard}` | `{YYYY-MM-DDTHH}#{c\|v\|k}#{dimensions digest}` |
 //! | affiliate's counters | `STATS#AFF#{affiliate}#{shard}` | the same |
+//! | advertiser's totals | `TOTALS#ADV#{advertiser}#{shard}` | the same, of offer, affiliate and currency alone |
+//! | affiliate's totals | `TOTALS#AFF#{affiliate}#{shard}` | the same |
+//! | when totals began | `META#report-totals` (see [`Store::setting`]) | `META` |
 //!
 //! Each party's counters are its own partitions, so a report reads only what its caller may
 //! see. A busy advertiser's clicks would make one partition hot, so counters are spread over
@@ -13,10 +16,19 @@
 //! their id) and a report reads them all. Clicks (`c`, written deferred) and conversions
 //! (`v`, written in the conversion's transaction) keep separate items, so deferred and direct
 //! writes never meet on one key.
+//!
+//! Every count goes to two families. The detailed counters keep every dimension (country,
+//! device, sub-ids), so there are about as many of them as clicks when sub-ids vary. The
+//! totals keep only offer, affiliate and currency, a few items an hour, and answer every
+//! report that groups by day, hour, offer or affiliate alone (the overviews and most
+//! reports) without reading the detail. Totals were added after the first release: a store
+//! records the hour from which they are complete, and hours before it are read from the
+//! detail ([`Store::report_counters`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -47,6 +59,16 @@ pub struct Dimensions {
 }
 
 impl Dimensions {
+    /// The dimensions the totals keep: offer, affiliate, advertiser and currency.
+    fn totals(&self) -> Self {
+        Self {
+            country: None,
+            device: None,
+            subs: Subs::default(),
+            ..self.clone()
+        }
+    }
+
     pub fn of_click(click: &Click, currency: Currency) -> Self {
         Self {
             offer_id: click.offer_id,
@@ -90,11 +112,30 @@ pub struct HourCounters {
     pub payout: i64,
 }
 
-/// A party's counter partition of one shard.
-fn partition(party: Party, shard: u32) -> String {
+/// The two families of counters: see the module's documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// Every dimension.
+    Detail,
+    /// Offer, affiliate and currency.
+    Totals,
+}
+
+impl Family {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Detail => "STATS",
+            Self::Totals => "TOTALS",
+        }
+    }
+}
+
+/// A party's counter partition of one family and shard.
+fn partition(family: Family, party: Party, shard: u32) -> String {
+    let family = family.prefix();
     match party {
-        Party::Advertiser(id) => format!("STATS#ADV#{id}#{shard}"),
-        Party::Affiliate(id) => format!("STATS#AFF#{id}#{shard}"),
+        Party::Advertiser(id) => format!("{family}#ADV#{id}#{shard}"),
+        Party::Affiliate(id) => format!("{family}#AFF#{id}#{shard}"),
     }
 }
 
@@ -143,16 +184,21 @@ fn thread_shard() -> usize {
     SHARD.with(|shard| *shard)
 }
 
-/// One counter of both parties: its key in each party's shards, and the attributes its first
-/// count writes.
-struct Counter {
+/// One counter of both parties in one family: its key in each party's shards, and the
+/// attributes its first count writes.
+struct FamilyCounter {
     /// The advertiser's key in each shard, then the affiliate's.
     keys: Vec<Key>,
     init: Arc<Item>,
 }
 
-impl Counter {
-    fn new(kind: &str, hour: Timestamp, dimensions: &Dimensions) -> Result<Self, TableError> {
+impl FamilyCounter {
+    fn new(
+        family: Family,
+        kind: &str,
+        hour: Timestamp,
+        dimensions: &Dimensions,
+    ) -> Result<Self, TableError> {
         let Value::Object(mut init) = serde_json::to_value(dimensions)
             .map_err(|e| TableError::Invalid(format!("dimensions do not serialise: {e}")))?
         else {
@@ -172,12 +218,50 @@ impl Counter {
         ];
         let keys = parties
             .into_iter()
-            .flat_map(|party| (0..SHARDS).map(move |shard| partition(party, shard)))
+            .flat_map(|party| (0..SHARDS).map(move |shard| partition(family, party, shard)))
             .map(|partition| Key::new(partition, sort_key.clone()))
             .collect();
         Ok(Self {
             keys,
             init: Arc::new(init),
+        })
+    }
+
+    /// The writes that add `counts` to both parties' counters in `shard`.
+    fn add(&self, shard: usize, counts: &[(&'static str, i64)]) -> [Write; 2] {
+        // What identifies the counter is written with its first count only (`init`): a busy
+        // counter's later counts only add.
+        let mut update = Update::default().init_all(self.init.clone());
+        for (name, delta) in counts {
+            update = update.add(*name, *delta);
+        }
+        let (advertiser, affiliate) = (&self.keys[shard], &self.keys[SHARDS as usize + shard]);
+        [
+            Write::Update {
+                key: advertiser.clone(),
+                update: update.clone(),
+                cond: Cond::Always,
+            },
+            Write::Update {
+                key: affiliate.clone(),
+                update,
+                cond: Cond::Always,
+            },
+        ]
+    }
+}
+
+/// One combination's counter in both families.
+struct Counter {
+    detail: FamilyCounter,
+    totals: FamilyCounter,
+}
+
+impl Counter {
+    fn new(kind: &str, hour: Timestamp, dimensions: &Dimensions) -> Result<Self, TableError> {
+        Ok(Self {
+            detail: FamilyCounter::new(Family::Detail, kind, hour, dimensions)?,
+            totals: FamilyCounter::new(Family::Totals, kind, hour, &dimensions.totals())?,
         })
     }
 }
@@ -268,8 +352,8 @@ fn counter(
     })
 }
 
-/// The writes that add `counts` to both parties' counters for `dimensions` at `at`, in
-/// `shard`.
+/// The writes that add `counts` to both parties' counters of both families for `dimensions`
+/// at `at`, in `shard`.
 fn count(
     kind: &'static str,
     shard: usize,
@@ -278,25 +362,13 @@ fn count(
     counts: &[(&'static str, i64)],
 ) -> Result<Vec<Write>, TableError> {
     let counter = counter(kind, hour_start(at), dimensions)?;
-    // What identifies the counter is written with its first count only (`init`): a busy
-    // counter's later counts only add.
-    let mut update = Update::default().init_all(counter.init.clone());
-    for (name, delta) in counts {
-        update = update.add(*name, *delta);
-    }
-    let shards = SHARDS as usize;
-    let (advertiser, affiliate) = (&counter.keys[shard], &counter.keys[shards + shard]);
+    let [detail_advertiser, detail_affiliate] = counter.detail.add(shard, counts);
+    let [totals_advertiser, totals_affiliate] = counter.totals.add(shard, counts);
     Ok(vec![
-        Write::Update {
-            key: advertiser.clone(),
-            update: update.clone(),
-            cond: Cond::Always,
-        },
-        Write::Update {
-            key: affiliate.clone(),
-            update,
-            cond: Cond::Always,
-        },
+        detail_advertiser,
+        detail_affiliate,
+        totals_advertiser,
+        totals_affiliate,
     ])
 }
 
@@ -390,10 +462,43 @@ pub fn recount_conversion(
     count_conversion_change(after, click, counts)
 }
 
+/// The setting that holds the hour from which every count reached the totals.
+const TOTALS_SINCE: &str = "report-totals";
+
 impl Store {
-    /// A party's counters for the UTC hours starting in `[from, to)`.
+    /// A party's counters for the UTC hours starting in `[from, to)`: the totals where they
+    /// are complete, if `totals_suffice`, and the detailed counters otherwise.
+    pub async fn report_counters(
+        &self,
+        party: Party,
+        from: Timestamp,
+        to: Timestamp,
+        totals_suffice: bool,
+        now: Timestamp,
+    ) -> Result<Vec<HourCounters>, TableError> {
+        if !totals_suffice {
+            return self.hour_counters(Family::Detail, party, from, to).await;
+        }
+        let since = self.totals_since(now).await?;
+        let mut counters = Vec::new();
+        if from < since {
+            let until = to.min(since);
+            counters.extend(
+                self.hour_counters(Family::Detail, party, from, until)
+                    .await?,
+            );
+        }
+        if to > since {
+            let after = from.max(since);
+            counters.extend(self.hour_counters(Family::Totals, party, after, to).await?);
+        }
+        Ok(counters)
+    }
+
+    /// A party's counters of one family for the UTC hours starting in `[from, to)`.
     pub async fn hour_counters(
         &self,
+        family: Family,
         party: Party,
         from: Timestamp,
         to: Timestamp,
@@ -403,9 +508,54 @@ impl Store {
         let (first, end) = (hour_label(hour_ceil(from)), hour_label(hour_ceil(to)));
         let mut counters = Vec::new();
         for shard in 0..SHARDS {
-            let query = Query::partition(partition(party, shard)).between(&first, &end);
+            let query = Query::partition(partition(family, party, shard)).between(&first, &end);
             counters.extend(self.query_all::<HourCounters>(query).await?);
         }
         Ok(counters)
     }
+
+    /// The hour from which the totals hold every count. A store made by this version holds
+    /// them from the start (see [`Store::counts_totals_from_start`]); in a store made before
+    /// totals existed, they hold from the hour after the next, when no process of an older
+    /// version can still be counting (a deployment replaces every function within minutes).
+    /// Decided once, by whichever process asks first, and kept.
+    async fn totals_since(&self, now: Timestamp) -> Result<Timestamp, TableError> {
+        if let Some(since) = self.counting.totals_since.get() {
+            return Ok(*since);
+        }
+        let since = match self.setting::<Timestamp>(TOTALS_SINCE).await? {
+            Some(since) => since,
+            None => {
+                let proposed = if self.counting.new_store.load(Ordering::Relaxed) {
+                    Timestamp::UNIX_EPOCH
+                } else {
+                    hour_ceil(now) + jiff::SignedDuration::from_hours(1)
+                };
+                if self.create_setting(TOTALS_SINCE, &proposed).await? {
+                    proposed
+                } else {
+                    // Another process decided first.
+                    self.setting::<Timestamp>(TOTALS_SINCE)
+                        .await?
+                        .ok_or_else(|| TableError::Invalid("report-totals vanished".into()))?
+                }
+            }
+        };
+        Ok(*self.counting.totals_since.get_or_init(|| since))
+    }
+
+    /// Says that this store was created empty by this process: every count it holds reached
+    /// the totals, so they are complete from the start.
+    pub fn counts_totals_from_start(&self) {
+        self.counting.new_store.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What this process knows of the store's counting.
+#[derive(Default)]
+pub(crate) struct Counting {
+    /// The store was created empty by this process.
+    new_store: AtomicBool,
+    /// The hour from which the totals are complete, once known.
+    totals_since: OnceLock<Timestamp>,
 }
