@@ -15,7 +15,7 @@ use crate::domain::ids::OfferId;
 use crate::domain::money::{Currency, Money};
 use crate::domain::tracking::Subs;
 use crate::store::Store;
-use crate::store::stats::HourCounters;
+use crate::store::stats::{BREAKDOWN_COUNTRY, BREAKDOWN_DEVICE, HourCounters, Need};
 
 /// The longest range one report covers.
 pub const MAX_DAYS: i32 = 366;
@@ -65,15 +65,15 @@ impl Dimension {
         matches!(self, Self::Day | Self::Hour | Self::Offer | Self::Affiliate)
     }
 
-    /// The column it fills in a report row.
+    /// The column it fills in a report row, which is also its breakdowns' name.
     pub fn column(self) -> &'static str {
         match self {
             Self::Day => "day",
             Self::Hour => "hour",
             Self::Offer => "offer_id",
             Self::Affiliate => "affiliate_id",
-            Self::Country => "country",
-            Self::Device => "device",
+            Self::Country => BREAKDOWN_COUNTRY,
+            Self::Device => BREAKDOWN_DEVICE,
             Self::Sub(index) => Subs::NAMES[index],
         }
     }
@@ -113,6 +113,26 @@ pub struct ReportRequest {
     pub zone: TimeZone,
     pub group_by: Vec<Dimension>,
     pub offer: Option<OfferId>,
+}
+
+impl ReportRequest {
+    /// The counters that answer it (see [`crate::store::stats`]).
+    fn need(&self) -> Need {
+        let mut others = self.group_by.iter().filter(|d| !d.in_totals());
+        let other = match (others.next(), others.next()) {
+            (None, _) => return Need::Totals,
+            (Some(other), None) => other,
+            (Some(_), Some(_)) => return Need::Detail,
+        };
+        // Breakdowns are by UTC day: they answer no hour, and a day only where days are UTC.
+        let utc = self.zone == TimeZone::UTC || self.zone.iana_name() == Some("Etc/UTC");
+        let by_hour = self.group_by.contains(&Dimension::Hour);
+        let by_day = self.group_by.contains(&Dimension::Day);
+        if by_hour || (by_day && !utc) {
+            return Need::Detail;
+        }
+        Need::Breakdown(other.column())
+    }
 }
 
 /// Sums over one group.
@@ -265,6 +285,9 @@ pub fn summarise(counters: &[HourCounters], request: &ReportRequest) -> Report {
     Report {
         rows: groups
             .into_iter()
+            // A group whose counts cancel out (the records without a dimension, when all had
+            // it) has nothing to show.
+            .filter(|(_, (_, totals))| *totals != Totals::default())
             .map(|((group, _), (currency, totals))| ReportRow {
                 group,
                 currency,
@@ -290,12 +313,8 @@ pub async fn report(
 ) -> Result<Report, crate::ports::TableError> {
     let (start, end) = bounds(request.from, request.to, &request.zone)
         .map_err(crate::ports::TableError::Invalid)?;
-    let totals_suffice = request
-        .group_by
-        .iter()
-        .all(|dimension| dimension.in_totals());
     let counters = store
-        .report_counters(request.party, start, end, totals_suffice, now)
+        .report_counters(request.party, start, end, request.need(), now)
         .await?;
     Ok(summarise(&counters, request))
 }

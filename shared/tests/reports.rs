@@ -216,9 +216,17 @@ fn minor(decimal: &Value) -> i64 {
 
 /// The groups' sums by day alone.
 fn days_of(groups: &BTreeMap<Group, Expected>) -> BTreeMap<String, Expected> {
+    sums_by(groups, |(day, ..)| day)
+}
+
+/// The groups' sums by one of their values.
+fn sums_by(
+    groups: &BTreeMap<Group, Expected>,
+    value: impl Fn(&Group) -> &String,
+) -> BTreeMap<String, Expected> {
     let mut days: BTreeMap<String, Expected> = BTreeMap::new();
-    for ((day, ..), sums) in groups {
-        let row = days.entry(day.clone()).or_default();
+    for (group, sums) in groups {
+        let row = days.entry(value(group).clone()).or_default();
         row.clicks += sums.clicks;
         row.unique_clicks += sums.unique_clicks;
         row.invalid_clicks += sums.invalid_clicks;
@@ -242,11 +250,16 @@ fn sums(row: &Value) -> Expected {
 
 /// A report grouped by day alone, by day.
 fn reported_days(report: &Value) -> BTreeMap<String, Expected> {
+    reported_by(report, "day")
+}
+
+/// A report grouped by one column alone, by its value.
+fn reported_by(report: &Value, column: &str) -> BTreeMap<String, Expected> {
     report["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|row| (row["day"].as_str().unwrap().to_string(), sums(row)))
+        .map(|row| (row[column].as_str().unwrap().to_string(), sums(row)))
         .collect()
 }
 
@@ -318,6 +331,36 @@ async fn reports_of_generated_traffic_equal_the_records_in_every_time_zone() {
                 .await,
         );
         assert_eq!(reported_days(&by_day), days_of(&want), "{zone_name}");
+        // Grouped by one other dimension, it reads the breakdowns over whole UTC days (and
+        // the detail for the hours around them): the same sums again, including the records
+        // without the dimension.
+        for (column, value) in [
+            (
+                "country",
+                (|(_, country, ..)| country) as fn(&Group) -> &String,
+            ),
+            ("device", |(_, _, device, _)| device),
+            ("sub2", |(.., sub2)| sub2),
+        ] {
+            let alone = body(
+                &world
+                    .report(
+                        &admin,
+                        &format!(
+                            "advertiser_id={}&from={first}&to={last}&timezone={}&group_by={column}",
+                            world.demo.advertiser_id,
+                            urlencode(zone_name)
+                        ),
+                    )
+                    .await,
+            );
+            assert_eq!(
+                reported_by(&alone, column),
+                sums_by(&want, value),
+                "{zone_name} {column}"
+            );
+            assert_eq!(alone["totals"], report["totals"], "{zone_name} {column}");
+        }
         let totals = &report["totals"][0];
         assert_eq!(by_day["totals"], report["totals"], "{zone_name}");
         assert_eq!(
@@ -385,8 +428,36 @@ async fn totals_agree_with_detail(world: &World, start: Timestamp) -> BTreeMap<S
             .await,
     );
     let days = reported_days(&by_day);
-    assert_eq!(days, days_of(&reported(&detail)));
+    let groups = reported(&detail);
+    assert_eq!(days, days_of(&groups));
     assert_eq!(by_day["totals"], detail["totals"]);
+    // By one other dimension, from the breakdowns over whole UTC days since they began.
+    let by_country = body(&world.report(&admin, &query("country")).await);
+    assert_eq!(
+        reported_by(&by_country, "country"),
+        sums_by(&groups, |(_, country, ..)| country)
+    );
+    let by_sub = body(&world.report(&admin, &query("day,sub2")).await);
+    let mut want: BTreeMap<(String, String), Expected> = BTreeMap::new();
+    for ((day, _, _, sub2), sums) in &groups {
+        let row = want.entry((day.clone(), sub2.clone())).or_default();
+        row.clicks += sums.clicks;
+        row.unique_clicks += sums.unique_clicks;
+        row.invalid_clicks += sums.invalid_clicks;
+        row.conversions += sums.conversions;
+        row.revenue += sums.revenue;
+        row.payout += sums.payout;
+    }
+    let got: BTreeMap<(String, String), Expected> = by_sub["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let text = |name: &str| row[name].as_str().unwrap().to_string();
+            ((text("day"), text("sub2")), sums(row))
+        })
+        .collect();
+    assert_eq!(got, want);
     days
 }
 
@@ -404,8 +475,9 @@ async fn totals_begin_in_a_store_made_before_them(
     let days = totals_agree_with_detail(&world, start).await;
     let counted: i64 = days.values().map(|d| d.clicks + d.invalid_clicks).sum();
     assert_eq!(counted, sent as i64);
-    // Traffic on through the hour the totals begin, and past it.
-    world.clock.advance(SignedDuration::from_mins(90));
+    // Traffic a day later: past the hour the totals begin, in the first whole UTC day the
+    // breakdowns hold.
+    world.clock.advance(SignedDuration::from_hours(24));
     world.generate(clicks).await;
     let days = totals_agree_with_detail(&world, start).await;
     let counted: i64 = days.values().map(|d| d.clicks + d.invalid_clicks).sum();

@@ -8,7 +8,9 @@
 //! | affiliate's counters | `STATS#AFF#{affiliate}#{shard}` | the same |
 //! | advertiser's totals | `TOTALS#ADV#{advertiser}#{shard}` | the same, of offer, affiliate and currency alone |
 //! | affiliate's totals | `TOTALS#AFF#{affiliate}#{shard}` | the same |
-//! | when totals began | `META#report-totals` (see [`Store::setting`]) | `META` |
+//! | advertiser's breakdowns | `BREAKDOWN#ADV#{advertiser}#{shard}` | `{dimension}#{YYYY-MM-DD}#{c\|v\|k}#{digest}` |
+//! | affiliate's breakdowns | `BREAKDOWN#AFF#{affiliate}#{shard}` | the same |
+//! | when totals and breakdowns began | `META#report-totals` (see [`Store::setting`]) | `META` |
 //!
 //! Each party's counters are its own partitions, so a report reads only what its caller may
 //! see. A busy advertiser's clicks would make one partition hot, so counters are spread over
@@ -17,13 +19,21 @@
 //! (`v`, written in the conversion's transaction) keep separate items, so deferred and direct
 //! writes never meet on one key.
 //!
-//! Every count goes to two families. The detailed counters keep every dimension (country,
-//! device, sub-ids), so there are about as many of them as clicks when sub-ids vary. The
-//! totals keep only offer, affiliate and currency, a few items an hour, and answer every
-//! report that groups by day, hour, offer or affiliate alone (the overviews and most
-//! reports) without reading the detail. Totals were added after the first release: a store
-//! records the hour from which they are complete, and hours before it are read from the
-//! detail ([`Store::report_counters`]).
+//! Every count goes to three families.
+//! - The detailed counters keep every dimension (country, device, sub-ids) by hour, so there
+//!   are about as many of them as clicks when sub-ids vary. They answer any report.
+//! - The totals keep only offer, affiliate and currency by hour: a few items an hour. They
+//!   answer every report that groups by day, hour, offer or affiliate alone (the overviews and
+//!   most reports).
+//! - The breakdowns keep one other dimension each (the country, the device or one sub-id, when
+//!   the click has it) with offer, affiliate and currency, by UTC day: a source's sub-id is
+//!   one item a day, not one an hour. With the totals, they answer a report by one of those
+//!   dimensions over whole UTC days; the records without the dimension are the totals less
+//!   the breakdowns, which are written together.
+//!
+//! Totals and breakdowns were added after the first release: a store records the hour from
+//! which they are complete, and what came before it is read from the detail
+//! ([`Store::report_counters`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -45,6 +55,11 @@ use crate::ports::table::{Cond, Item, Key, Query, TableError, Update, Write};
 
 /// How many partitions one party's counters are spread over.
 pub const SHARDS: u32 = 4;
+
+/// The breakdowns' names of the country and the device dimensions (sub-ids go by
+/// [`Subs::NAMES`]).
+pub const BREAKDOWN_COUNTRY: &str = "country";
+pub const BREAKDOWN_DEVICE: &str = "device";
 
 /// What a report can group by, for one counted click or conversion.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,6 +84,48 @@ impl Dimensions {
         }
     }
 
+    /// Each dimension the totals do not keep that these have, by its report name, with the
+    /// totals' dimensions and it alone.
+    fn breakdowns(&self) -> Vec<(&'static str, Self)> {
+        let totals = self.totals();
+        let mut breakdowns = Vec::new();
+        if let Some(country) = &self.country {
+            let country = Some(country.clone());
+            breakdowns.push((
+                BREAKDOWN_COUNTRY,
+                Self {
+                    country,
+                    ..totals.clone()
+                },
+            ));
+        }
+        if let Some(device) = self.device {
+            let device = Some(device);
+            breakdowns.push((
+                BREAKDOWN_DEVICE,
+                Self {
+                    device,
+                    ..totals.clone()
+                },
+            ));
+        }
+        for (index, name) in Subs::NAMES.iter().enumerate() {
+            if let Some(value) = self.subs.get(index) {
+                let mut values: [Option<String>; 5] = Default::default();
+                values[index] = Some(value.to_string());
+                let subs = Subs::new(values);
+                breakdowns.push((
+                    name,
+                    Self {
+                        subs,
+                        ..totals.clone()
+                    },
+                ));
+            }
+        }
+        breakdowns
+    }
+
     pub fn of_click(click: &Click, currency: Currency) -> Self {
         Self {
             offer_id: click.offer_id,
@@ -78,6 +135,31 @@ impl Dimensions {
             device: click.device,
             subs: click.subs.clone(),
             currency,
+        }
+    }
+}
+
+impl HourCounters {
+    /// The same counts, with the dimensions of the totals alone.
+    fn without_breakdown(&self) -> Self {
+        Self {
+            dimensions: self.dimensions.totals(),
+            ..self.clone()
+        }
+    }
+
+    /// The counts taken away.
+    fn negated(self) -> Self {
+        Self {
+            clicks: -self.clicks,
+            unique_clicks: -self.unique_clicks,
+            invalid_clicks: -self.invalid_clicks,
+            calls: -self.calls,
+            conversions: -self.conversions,
+            rejected_conversions: -self.rejected_conversions,
+            revenue: -self.revenue,
+            payout: -self.payout,
+            ..self
         }
     }
 }
@@ -119,6 +201,8 @@ pub enum Family {
     Detail,
     /// Offer, affiliate and currency.
     Totals,
+    /// Offer, affiliate, currency and one other dimension, by UTC day.
+    Breakdown,
 }
 
 impl Family {
@@ -126,6 +210,7 @@ impl Family {
         match self {
             Self::Detail => "STATS",
             Self::Totals => "TOTALS",
+            Self::Breakdown => "BREAKDOWN",
         }
     }
 }
@@ -143,6 +228,28 @@ fn partition(family: Family, party: Party, shard: u32) -> String {
 fn hour_label(at: Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H").to_string()
 }
+
+/// `2026-11-29`: the UTC day.
+fn day_label(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d").to_string()
+}
+
+fn day_start(at: Timestamp) -> Timestamp {
+    let second = at.as_second();
+    Timestamp::from_second(second - second.rem_euclid(DAY)).expect("a day's start is in range")
+}
+
+/// The first UTC day starting at or after `at`.
+fn day_ceil(at: Timestamp) -> Timestamp {
+    let start = day_start(at);
+    if start == at {
+        start
+    } else {
+        start + jiff::SignedDuration::from_secs(DAY)
+    }
+}
+
+const DAY: i64 = 24 * 3600;
 
 fn hour_start(at: Timestamp) -> Timestamp {
     let second = at.as_second();
@@ -193,10 +300,13 @@ struct FamilyCounter {
 }
 
 impl FamilyCounter {
+    /// The counter of `dimensions` in the hour or day starting at `start`, sorted under
+    /// `label`.
     fn new(
         family: Family,
+        label: &str,
         kind: &str,
-        hour: Timestamp,
+        start: Timestamp,
         dimensions: &Dimensions,
     ) -> Result<Self, TableError> {
         let Value::Object(mut init) = serde_json::to_value(dimensions)
@@ -209,9 +319,9 @@ impl FamilyCounter {
         // canonical).
         let canonical = serde_json::to_vec(&init).expect("a JSON map serialises");
         let digest = hex::encode(&Sha256::digest(&canonical)[..12]);
-        init.insert("hour".into(), hour.to_string().into());
-        init.insert("expires_at".into(), tracking_expiry(hour).into());
-        let sort_key = format!("{}#{kind}#{digest}", hour_label(hour));
+        init.insert("hour".into(), start.to_string().into());
+        init.insert("expires_at".into(), tracking_expiry(start).into());
+        let sort_key = format!("{label}#{kind}#{digest}");
         let parties = [
             Party::Advertiser(dimensions.advertiser_id),
             Party::Affiliate(dimensions.affiliate_id),
@@ -251,17 +361,34 @@ impl FamilyCounter {
     }
 }
 
-/// One combination's counter in both families.
+/// One combination's counters in every family.
 struct Counter {
     detail: FamilyCounter,
     totals: FamilyCounter,
+    /// One for each dimension the combination has.
+    breakdowns: Vec<FamilyCounter>,
 }
 
 impl Counter {
     fn new(kind: &str, hour: Timestamp, dimensions: &Dimensions) -> Result<Self, TableError> {
+        let label = hour_label(hour);
+        let totals = dimensions.totals();
+        let day = day_start(hour);
+        let mut breakdowns = Vec::new();
+        for (name, alone) in dimensions.breakdowns() {
+            let label = format!("{name}#{}", day_label(day));
+            breakdowns.push(FamilyCounter::new(
+                Family::Breakdown,
+                &label,
+                kind,
+                day,
+                &alone,
+            )?);
+        }
         Ok(Self {
-            detail: FamilyCounter::new(Family::Detail, kind, hour, dimensions)?,
-            totals: FamilyCounter::new(Family::Totals, kind, hour, &dimensions.totals())?,
+            detail: FamilyCounter::new(Family::Detail, &label, kind, hour, dimensions)?,
+            totals: FamilyCounter::new(Family::Totals, &label, kind, hour, &totals)?,
+            breakdowns,
         })
     }
 }
@@ -352,7 +479,7 @@ fn counter(
     })
 }
 
-/// The writes that add `counts` to both parties' counters of both families for `dimensions`
+/// The writes that add `counts` to both parties' counters of every family for `dimensions`
 /// at `at`, in `shard`.
 fn count(
     kind: &'static str,
@@ -364,12 +491,16 @@ fn count(
     let counter = counter(kind, hour_start(at), dimensions)?;
     let [detail_advertiser, detail_affiliate] = counter.detail.add(shard, counts);
     let [totals_advertiser, totals_affiliate] = counter.totals.add(shard, counts);
-    Ok(vec![
+    let mut writes = vec![
         detail_advertiser,
         detail_affiliate,
         totals_advertiser,
         totals_affiliate,
-    ])
+    ];
+    for breakdown in &counter.breakdowns {
+        writes.extend(breakdown.add(shard, counts));
+    }
+    Ok(writes)
 }
 
 /// Counts a click: as a click (and a unique one) or, for robots, as invalid.
@@ -462,35 +593,88 @@ pub fn recount_conversion(
     count_conversion_change(after, click, counts)
 }
 
-/// The setting that holds the hour from which every count reached the totals.
+/// Which counters a report needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The totals: it groups by day, hour, offer or affiliate alone.
+    Totals,
+    /// The breakdowns by this dimension (its report name) over whole UTC days: it groups by it
+    /// and by offer, affiliate or UTC day.
+    Breakdown(&'static str),
+    /// The detail.
+    Detail,
+}
+
+/// The setting that holds the hour from which every count reached the totals and the
+/// breakdowns.
 const TOTALS_SINCE: &str = "report-totals";
 
 impl Store {
-    /// A party's counters for the UTC hours starting in `[from, to)`: the totals where they
-    /// are complete, if `totals_suffice`, and the detailed counters otherwise.
+    /// A party's counters for the UTC hours starting in `[from, to)`, read from the counters
+    /// `need` names where they are complete, and from the detail otherwise.
     pub async fn report_counters(
         &self,
         party: Party,
         from: Timestamp,
         to: Timestamp,
-        totals_suffice: bool,
+        need: Need,
         now: Timestamp,
     ) -> Result<Vec<HourCounters>, TableError> {
-        if !totals_suffice {
+        let since = match need {
+            Need::Detail => return self.hour_counters(Family::Detail, party, from, to).await,
+            Need::Totals | Need::Breakdown(_) => self.totals_since(now).await?,
+        };
+        // The part `need`'s counters answer: from `since` for the totals; whole UTC days from
+        // `since` for the breakdowns.
+        let (start, end) = match need {
+            Need::Breakdown(_) => (day_ceil(from.max(since)), day_start(to)),
+            _ => (from.max(since), to),
+        };
+        if start >= end {
             return self.hour_counters(Family::Detail, party, from, to).await;
         }
-        let since = self.totals_since(now).await?;
         let mut counters = Vec::new();
-        if from < since {
-            let until = to.min(since);
+        if from < start {
             counters.extend(
-                self.hour_counters(Family::Detail, party, from, until)
+                self.hour_counters(Family::Detail, party, from, start)
                     .await?,
             );
         }
-        if to > since {
-            let after = from.max(since);
-            counters.extend(self.hour_counters(Family::Totals, party, after, to).await?);
+        let totals = self
+            .hour_counters(Family::Totals, party, start, end)
+            .await?;
+        if let Need::Breakdown(dimension) = need {
+            // The records without the dimension are the totals less its breakdowns: counted
+            // here as the totals, and each breakdown taken away again without its value.
+            let breakdowns = self.breakdowns(party, dimension, start, end).await?;
+            for breakdown in &breakdowns {
+                counters.push(breakdown.without_breakdown().negated());
+            }
+            counters.extend(breakdowns);
+        }
+        counters.extend(totals);
+        if end < to {
+            counters.extend(self.hour_counters(Family::Detail, party, end, to).await?);
+        }
+        Ok(counters)
+    }
+
+    /// A party's breakdowns by `dimension` for the UTC days starting in `[from, to)`, as
+    /// counters whose `hour` is the day's start.
+    async fn breakdowns(
+        &self,
+        party: Party,
+        dimension: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourCounters>, TableError> {
+        let first = format!("{dimension}#{}", day_label(day_ceil(from)));
+        let end = format!("{dimension}#{}", day_label(day_ceil(to)));
+        let mut counters = Vec::new();
+        for shard in 0..SHARDS {
+            let partition = partition(Family::Breakdown, party, shard);
+            let query = Query::partition(partition).between(&first, &end);
+            counters.extend(self.query_all::<HourCounters>(query).await?);
         }
         Ok(counters)
     }
