@@ -128,7 +128,11 @@ impl ReportRequest {
         let utc = self.zone == TimeZone::UTC || self.zone.iana_name() == Some("Etc/UTC");
         let by_hour = self.group_by.contains(&Dimension::Hour);
         let by_day = self.group_by.contains(&Dimension::Day);
-        if by_hour || (by_day && !utc) {
+        // Sub-ids' breakdowns are the affiliate's alone (an advertiser may not group by them;
+        // an operator reporting on an advertiser reads the detail).
+        let advertiser_sub =
+            matches!(other, Dimension::Sub(_)) && matches!(self.party, Party::Advertiser(_));
+        if by_hour || (by_day && !utc) || advertiser_sub {
             return Need::Detail;
         }
         Need::Breakdown(other.column())

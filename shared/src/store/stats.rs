@@ -8,8 +8,8 @@
 //! | affiliate's counters | `STATS#AFF#{affiliate}#{shard}` | the same |
 //! | advertiser's totals | `TOTALS#ADV#{advertiser}#{shard}` | the same, of offer, affiliate and currency alone |
 //! | affiliate's totals | `TOTALS#AFF#{affiliate}#{shard}` | the same |
-//! | advertiser's breakdowns | `BREAKDOWN#ADV#{advertiser}#{shard}` | `{dimension}#{YYYY-MM-DD}#{c\|v\|k}#{digest}` |
-//! | affiliate's breakdowns | `BREAKDOWN#AFF#{affiliate}#{shard}` | the same |
+//! | advertiser's breakdowns (country, device) | `BREAKDOWN#ADV#{advertiser}#{shard}` | `{dimension}#{YYYY-MM-DD}#{c\|v\|k}#{digest}` |
+//! | affiliate's breakdowns (country, device, sub-ids) | `BREAKDOWN#AFF#{affiliate}#{shard}` | the same |
 //! | when totals and breakdowns began | `META#report-totals` (see [`Store::setting`]) | `META` |
 //!
 //! Each party's counters are its own partitions, so a report reads only what its caller may
@@ -297,6 +297,9 @@ struct FamilyCounter {
     /// The advertiser's key in each shard, then the affiliate's.
     keys: Vec<Key>,
     init: Arc<Item>,
+    /// Whether the advertiser keeps it too: not a sub-id's breakdown, as sub-ids are the
+    /// affiliate's alone (an operator's report of an advertiser by sub-id reads the detail).
+    advertiser_sees: bool,
 }
 
 impl FamilyCounter {
@@ -334,30 +337,30 @@ impl FamilyCounter {
         Ok(Self {
             keys,
             init: Arc::new(init),
+            advertiser_sees: true,
         })
     }
 
-    /// The writes that add `counts` to both parties' counters in `shard`.
-    fn add(&self, shard: usize, counts: &[(&'static str, i64)]) -> [Write; 2] {
+    /// The writes that add `counts` to the parties' counters in `shard`.
+    fn add(&self, shard: usize, counts: &[(&'static str, i64)], writes: &mut Vec<Write>) {
         // What identifies the counter is written with its first count only (`init`): a busy
         // counter's later counts only add.
         let mut update = Update::default().init_all(self.init.clone());
         for (name, delta) in counts {
             update = update.add(*name, *delta);
         }
-        let (advertiser, affiliate) = (&self.keys[shard], &self.keys[SHARDS as usize + shard]);
-        [
-            Write::Update {
-                key: advertiser.clone(),
+        if self.advertiser_sees {
+            writes.push(Write::Update {
+                key: self.keys[shard].clone(),
                 update: update.clone(),
                 cond: Cond::Always,
-            },
-            Write::Update {
-                key: affiliate.clone(),
-                update,
-                cond: Cond::Always,
-            },
-        ]
+            });
+        }
+        writes.push(Write::Update {
+            key: self.keys[SHARDS as usize + shard].clone(),
+            update,
+            cond: Cond::Always,
+        });
     }
 }
 
@@ -377,13 +380,9 @@ impl Counter {
         let mut breakdowns = Vec::new();
         for (name, alone) in dimensions.breakdowns() {
             let label = format!("{name}#{}", day_label(day));
-            breakdowns.push(FamilyCounter::new(
-                Family::Breakdown,
-                &label,
-                kind,
-                day,
-                &alone,
-            )?);
+            let mut breakdown = FamilyCounter::new(Family::Breakdown, &label, kind, day, &alone)?;
+            breakdown.advertiser_sees = !Subs::NAMES.contains(&name);
+            breakdowns.push(breakdown);
         }
         Ok(Self {
             detail: FamilyCounter::new(Family::Detail, &label, kind, hour, dimensions)?,
@@ -489,16 +488,11 @@ fn count(
     counts: &[(&'static str, i64)],
 ) -> Result<Vec<Write>, TableError> {
     let counter = counter(kind, hour_start(at), dimensions)?;
-    let [detail_advertiser, detail_affiliate] = counter.detail.add(shard, counts);
-    let [totals_advertiser, totals_affiliate] = counter.totals.add(shard, counts);
-    let mut writes = vec![
-        detail_advertiser,
-        detail_affiliate,
-        totals_advertiser,
-        totals_affiliate,
-    ];
+    let mut writes = Vec::with_capacity(4 + 2 * counter.breakdowns.len());
+    counter.detail.add(shard, counts, &mut writes);
+    counter.totals.add(shard, counts, &mut writes);
     for breakdown in &counter.breakdowns {
-        writes.extend(breakdown.add(shard, counts));
+        breakdown.add(shard, counts, &mut writes);
     }
     Ok(writes)
 }
