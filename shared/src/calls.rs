@@ -38,7 +38,7 @@ pub trait WebhookParams {
 }
 
 /// The flag of the click a static number's call stands on: counted as a call, not a click.
-pub const CALL_FLAG: &str = "call";
+pub const CALL_FLAG: &str = Click::CALL_FLAG;
 
 /// A polite TwiML answer for a call that cannot be put through: never an error page.
 pub fn polite(message: &str) -> String {

@@ -15,7 +15,7 @@ use crate::domain::ids::OfferId;
 use crate::domain::money::{Currency, Money};
 use crate::domain::tracking::Subs;
 use crate::store::Store;
-use crate::store::stats::{BREAKDOWN_COUNTRY, BREAKDOWN_DEVICE, HourCounters, Need};
+use crate::store::stats::{HourCounters, Need, SPLIT_COUNTRY, SPLIT_DEVICE};
 
 /// The longest range one report covers.
 pub const MAX_DAYS: i32 = 366;
@@ -72,8 +72,8 @@ impl Dimension {
             Self::Hour => "hour",
             Self::Offer => "offer_id",
             Self::Affiliate => "affiliate_id",
-            Self::Country => BREAKDOWN_COUNTRY,
-            Self::Device => BREAKDOWN_DEVICE,
+            Self::Country => SPLIT_COUNTRY,
+            Self::Device => SPLIT_DEVICE,
             Self::Sub(index) => Subs::NAMES[index],
         }
     }
@@ -124,18 +124,21 @@ impl ReportRequest {
             (Some(other), None) => other,
             (Some(_), Some(_)) => return Need::Detail,
         };
-        // Breakdowns are by UTC day: they answer no hour, and a day only where days are UTC.
+        if matches!(other, Dimension::Country | Dimension::Device) {
+            // The totals count by these too, by hour: any time zone, any grouping by time.
+            return Need::Split(other.column());
+        }
+        // Sub-ids' breakdowns are by UTC day: they answer no hour, and a day only where days
+        // are UTC. They are the affiliate's alone (an advertiser may not group by sub-ids; an
+        // operator reporting on an advertiser reads the detail).
         let utc = self.zone == TimeZone::UTC || self.zone.iana_name() == Some("Etc/UTC");
         let by_hour = self.group_by.contains(&Dimension::Hour);
         let by_day = self.group_by.contains(&Dimension::Day);
-        // Sub-ids' breakdowns are the affiliate's alone (an advertiser may not group by them;
-        // an operator reporting on an advertiser reads the detail).
-        let advertiser_sub =
-            matches!(other, Dimension::Sub(_)) && matches!(self.party, Party::Advertiser(_));
-        if by_hour || (by_day && !utc) || advertiser_sub {
+        let affiliate = matches!(self.party, Party::Affiliate(_));
+        if by_hour || (by_day && !utc) || !affiliate {
             return Need::Detail;
         }
-        Need::Breakdown(other.column())
+        Need::SubBreakdown(other.column())
     }
 }
 
@@ -146,6 +149,8 @@ pub struct Totals {
     pub unique_clicks: i64,
     pub invalid_clicks: i64,
     pub calls: i64,
+    /// Calls to static numbers (see [`HourCounters::static_calls`]).
+    pub static_calls: i64,
     pub conversions: i64,
     pub rejected_conversions: i64,
     /// Minor units of the row's currency.
@@ -159,25 +164,30 @@ impl Totals {
         self.unique_clicks += counters.unique_clicks;
         self.invalid_clicks += counters.invalid_clicks;
         self.calls += counters.calls;
+        self.static_calls += counters.static_calls;
         self.conversions += counters.conversions;
         self.rejected_conversions += counters.rejected_conversions;
         self.revenue += counters.revenue;
         self.payout += counters.payout;
     }
 
-    /// Conversions per 100 clicks, to two decimals (half to even); none without clicks.
-    pub fn conversion_rate(&self) -> Option<String> {
-        ratio(
-            i128::from(self.conversions) * 100,
-            i128::from(self.clicks),
-            2,
-        )
+    /// The visits conversions come from: clicks, and calls to static numbers (a pool
+    /// number's caller clicked first, and that click is counted already). Dividing call
+    /// conversions by web clicks alone gave rates over 100%.
+    fn visits(&self) -> i128 {
+        i128::from(self.clicks) + i128::from(self.static_calls)
     }
 
-    /// The affiliate's earnings per click, in `currency` to two more decimals than its minor
-    /// unit (half to even); none without clicks.
+    /// Conversions per 100 visits (clicks and static numbers' calls), to two decimals (half
+    /// to even); none without visits.
+    pub fn conversion_rate(&self) -> Option<String> {
+        ratio(i128::from(self.conversions) * 100, self.visits(), 2)
+    }
+
+    /// The affiliate's earnings per visit (click or static number's call), in `currency` to
+    /// two more decimals than its minor unit (half to even); none without visits.
     pub fn earnings_per_click(&self, currency: Currency) -> Option<String> {
-        ratio(i128::from(self.payout), i128::from(self.clicks), 2)
+        ratio(i128::from(self.payout), self.visits(), 2)
             .map(|per_minor_unit| shift_decimal(&per_minor_unit, currency.exponent()))
     }
 }

@@ -854,3 +854,81 @@ async fn a_static_number_registered_again_as_a_pool_number_is_refused_and_not_po
         shared::domain::calls::Assignment::Static { .. }
     ));
 }
+
+/// Conversion rates count calls as visits where no click came before them: a static number's
+/// call is a visit of its own, a pool number's caller clicked first (and that click is
+/// counted). Dividing call conversions by web clicks alone gave rates above 100%.
+#[tokio::test]
+async fn conversion_rates_count_static_numbers_calls_as_visits() {
+    let w = World::new().await;
+    let advertiser = w.sign_in("advertiser").await;
+    let affiliate = w.sign_in("affiliate").await;
+    let report = async || {
+        body(
+            &w.send(
+                &affiliate,
+                "GET",
+                "/api/reports?from=2026-06-01&to=2026-06-03",
+                None,
+            )
+            .await,
+        )["totals"][0]
+            .clone()
+    };
+    // Two calls to the affiliate's static number, one long enough to convert, and a click.
+    w.voice("CA7001", NUMBER, "+12125550101").await;
+    w.ended("CA7001", "200").await;
+    w.voice("CA7002", NUMBER, "+12125550102").await;
+    w.ended("CA7002", "30").await;
+    let click = async |ip: &str| {
+        let path = format!("/c/{}", w.platform.demo.link);
+        support::send(w.app(), "GET", &path, ip, &[], None).await
+    };
+    assert_eq!(click("198.51.100.70").await.status(), 302);
+    let totals = report().await;
+    assert_eq!(
+        (&totals["clicks"], &totals["calls"], &totals["conversions"]),
+        (&json!(1), &json!(2), &json!(1)),
+        "{totals}"
+    );
+    assert_eq!(totals["cr"], "33.33", "1 conversion in 3 visits: {totals}");
+
+    // A pool number's call comes from a visitor whose click is counted already.
+    let pool = w
+        .send(
+            &advertiser,
+            "POST",
+            "/api/numbers",
+            Some(
+                json!({ "number": POOL_NUMBER, "offer_id": w.platform.demo.offer_id.to_string() }),
+            ),
+        )
+        .await;
+    assert_eq!(pool.status(), 201, "{}", text(&pool));
+    let mut offer = w
+        .app()
+        .store
+        .offer(w.platform.demo.offer_id)
+        .await
+        .unwrap()
+        .unwrap();
+    offer.destination = shared::domain::offer::Destination::parse(
+        "https://shop.example.com/call?clickid={click_id}&phone={call_number}",
+    )
+    .unwrap();
+    w.app().store.save_offer(&offer).await.unwrap();
+    let location = click("198.51.100.71").await.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(location.ends_with("&phone=%2B14155550199"), "{location}");
+    w.voice("CA7003", POOL_NUMBER, "+12125550103").await;
+    w.ended("CA7003", "200").await;
+    let totals = report().await;
+    assert_eq!(
+        (&totals["clicks"], &totals["calls"], &totals["conversions"]),
+        (&json!(2), &json!(3), &json!(2)),
+        "{totals}"
+    );
+    assert_eq!(totals["cr"], "50.00", "2 conversions in 4 visits: {totals}");
+}

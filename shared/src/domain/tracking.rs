@@ -115,6 +115,15 @@ impl Click {
         "click_flood",
     ];
 
+    /// The flag of the click a static number's call stands on: counted as a call, not a click.
+    pub const CALL_FLAG: &'static str = "call";
+
+    /// Whether it is the click a static number's call stands on: the call is a visit of its
+    /// own, with no click before it.
+    pub fn stands_for_a_call(&self) -> bool {
+        self.flags.iter().any(|f| f == Self::CALL_FLAG)
+    }
+
     /// Whether it counts as a click (a person's), unique or not.
     pub fn counts(&self) -> bool {
         !self

@@ -59,7 +59,8 @@ pub struct ReportRowView {
     pub conversions: i64,
     /// Conversions rejected on arrival (a cap).
     pub rejected_conversions: i64,
-    /// Conversions per 100 clicks; absent without clicks.
+    /// Conversions per 100 visits: clicks, and calls to static numbers (which have no click
+    /// before them; a pool number's caller clicked first); absent without visits.
     pub cr: Option<String>,
     /// What the advertiser pays (advertisers and admins).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,7 +71,8 @@ pub struct ReportRowView {
     /// Revenue less payout (admins).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profit: Option<String>,
-    /// Payout per click, to two decimals past the minor unit (affiliates and admins).
+    /// Payout per visit (as for `cr`), to two decimals past the minor unit (affiliates and
+    /// admins).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epc: Option<String>,
 }

@@ -8,8 +8,7 @@
 //! | affiliate's counters | `STATS#AFF#{affiliate}#{shard}` | the same |
 //! | advertiser's totals | `TOTALS#ADV#{advertiser}#{shard}` | the same, of offer, affiliate and currency alone |
 //! | affiliate's totals | `TOTALS#AFF#{affiliate}#{shard}` | the same |
-//! | advertiser's breakdowns (country, device) | `BREAKDOWN#ADV#{advertiser}#{shard}` | `{dimension}#{YYYY-MM-DD}#{c\|v\|k}#{digest}` |
-//! | affiliate's breakdowns (country, device, sub-ids) | `BREAKDOWN#AFF#{affiliate}#{shard}` | the same |
+//! | affiliate's sub-id breakdowns | `BREAKDOWN#AFF#{affiliate}#{shard}` | `{sub1…sub5}#{YYYY-MM-DD}#{c\|v\|k}#{digest}` |
 //! | when totals and breakdowns began | `META#report-totals` (see [`Store::setting`]) | `META` |
 //!
 //! Each party's counters are its own partitions, so a report reads only what its caller may
@@ -22,21 +21,26 @@
 //! Every count goes to three families.
 //! - The detailed counters keep every dimension (country, device, sub-ids) by hour, so there
 //!   are about as many of them as clicks when sub-ids vary. They answer any report.
-//! - The totals keep only offer, affiliate and currency by hour: a few items an hour. They
-//!   answer every report that groups by day, hour, offer or affiliate alone (the overviews and
-//!   most reports).
-//! - The breakdowns keep one other dimension each (the country, the device or one sub-id, when
-//!   the click has it) with offer, affiliate and currency, by UTC day: a source's sub-id is
-//!   one item a day, not one an hour. With the totals, they answer a report by one of those
-//!   dimensions over whole UTC days; the records without the dimension are the totals less
-//!   the breakdowns, which are written together.
+//! - The totals keep offer, affiliate and currency by hour, with each count split by country
+//!   and by device in the same item (`country=US:clicks`, `device=mobile:clicks`: a few
+//!   hundred values at most). A few items an hour, they answer every report that groups by
+//!   time, offer, affiliate and at most one of country and device (the overviews and most
+//!   reports), in any time zone.
+//! - The sub-id breakdowns keep one sub-id each with offer, affiliate and currency, by UTC
+//!   day, for the affiliate (sub-ids are theirs alone): a source's sub-id is one item a day,
+//!   not one an hour. With the totals, they answer the affiliate's report by one sub-id over
+//!   whole UTC days.
+//!
+//! Where a report is by a dimension, the records without it are the totals less the counts
+//! by its values, which are written together.
 //!
 //! Totals and breakdowns were added after the first release: a store records the hour from
 //! which they are complete, and what came before it is read from the detail
 //! ([`Store::report_counters`]).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -51,15 +55,62 @@ use crate::domain::ids::{AdvertiserId, AffiliateId, OfferId};
 use crate::domain::money::Currency;
 use crate::domain::offer::DeviceType;
 use crate::domain::tracking::{Click, Conversion, ConversionStatus, Subs, tracking_expiry};
-use crate::ports::table::{Cond, Item, Key, Query, TableError, Update, Write};
+use crate::ports::table::{Cond, Item, Key, Query, TableError, Update, Write, from_item};
 
 /// How many partitions one party's counters are spread over.
 pub const SHARDS: u32 = 4;
 
-/// The breakdowns' names of the country and the device dimensions (sub-ids go by
-/// [`Subs::NAMES`]).
-pub const BREAKDOWN_COUNTRY: &str = "country";
-pub const BREAKDOWN_DEVICE: &str = "device";
+/// The report names of the dimensions the totals are split by.
+pub const SPLIT_COUNTRY: &str = "country";
+pub const SPLIT_DEVICE: &str = "device";
+
+/// Every count a counter keeps.
+const COUNT_NAMES: [&str; 9] = [
+    "clicks",
+    "unique_clicks",
+    "invalid_clicks",
+    "calls",
+    "static_calls",
+    "conversions",
+    "rejected_conversions",
+    "revenue",
+    "payout",
+];
+
+/// The totals' attribute that counts `count` for one value of a dimension they are split by:
+/// `country=US:clicks`. A few hundred countries and devices make a few thousand names, kept
+/// once for the process's life so that counting borrows them; a value unlike a country code or
+/// a device's name (which no click should carry) gets a name of its own each time.
+fn split_name(dimension: &str, value: &str, count: &str) -> Cow<'static, str> {
+    static NAMES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::LazyLock::new(Default::default);
+    let name = format!("{dimension}={value}:{count}");
+    let ordinary = value.len() <= 16
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !ordinary {
+        return Cow::Owned(name);
+    }
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match names.get(name.as_str()) {
+        Some(known) => Cow::Borrowed(known),
+        None => {
+            let known: &'static str = Box::leak(name.into_boxed_str());
+            names.insert(known);
+            Cow::Borrowed(known)
+        }
+    }
+}
+
+/// The value and count of a split attribute of `dimension`, if `name` is one.
+fn parse_split<'a>(name: &'a str, dimension: &str) -> Option<(&'a str, &'a str)> {
+    name.strip_prefix(dimension)?
+        .strip_prefix('=')?
+        .rsplit_once(':')
+}
 
 /// What a report can group by, for one counted click or conversion.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -84,38 +135,17 @@ impl Dimensions {
         }
     }
 
-    /// Each dimension the totals do not keep that these have, by its report name, with the
-    /// totals' dimensions and it alone.
-    fn breakdowns(&self) -> Vec<(&'static str, Self)> {
+    /// Each sub-id these have, by its name, with the totals' dimensions and it alone.
+    fn sub_breakdowns(&self) -> Vec<(&'static str, Self)> {
         let totals = self.totals();
         let mut breakdowns = Vec::new();
-        if let Some(country) = &self.country {
-            let country = Some(country.clone());
-            breakdowns.push((
-                BREAKDOWN_COUNTRY,
-                Self {
-                    country,
-                    ..totals.clone()
-                },
-            ));
-        }
-        if let Some(device) = self.device {
-            let device = Some(device);
-            breakdowns.push((
-                BREAKDOWN_DEVICE,
-                Self {
-                    device,
-                    ..totals.clone()
-                },
-            ));
-        }
         for (index, name) in Subs::NAMES.iter().enumerate() {
             if let Some(value) = self.subs.get(index) {
                 let mut values: [Option<String>; 5] = Default::default();
                 values[index] = Some(value.to_string());
                 let subs = Subs::new(values);
                 breakdowns.push((
-                    name,
+                    *name,
                     Self {
                         subs,
                         ..totals.clone()
@@ -124,6 +154,21 @@ impl Dimensions {
             }
         }
         breakdowns
+    }
+
+    /// The country's and the device's values, by their report names: the totals count by
+    /// them too (see [`split_name`]).
+    fn splits(&self) -> Vec<(&'static str, String)> {
+        let mut splits = Vec::new();
+        if let Some(country) = &self.country {
+            splits.push((SPLIT_COUNTRY, country.clone()));
+        }
+        if let Some(device) = self.device {
+            if let Ok(Value::String(name)) = serde_json::to_value(device) {
+                splits.push((SPLIT_DEVICE, name));
+            }
+        }
+        splits
     }
 
     pub fn of_click(click: &Click, currency: Currency) -> Self {
@@ -140,6 +185,48 @@ impl Dimensions {
 }
 
 impl HourCounters {
+    /// No counts, in `hour`, of no dimensions in particular.
+    fn zero(hour: Timestamp) -> Self {
+        Self {
+            hour,
+            dimensions: Dimensions {
+                offer_id: OfferId(ulid::Ulid::nil()),
+                affiliate_id: AffiliateId(ulid::Ulid::nil()),
+                advertiser_id: AdvertiserId(ulid::Ulid::nil()),
+                country: None,
+                device: None,
+                subs: Subs::default(),
+                currency: Currency::parse("USD").expect("USD is a currency"),
+            },
+            clicks: 0,
+            unique_clicks: 0,
+            invalid_clicks: 0,
+            calls: 0,
+            static_calls: 0,
+            conversions: 0,
+            rejected_conversions: 0,
+            revenue: 0,
+            payout: 0,
+        }
+    }
+
+    /// Sets the count named `name` (one of [`COUNT_NAMES`]).
+    fn set(&mut self, name: &str, value: i64) {
+        let count = match name {
+            "clicks" => &mut self.clicks,
+            "unique_clicks" => &mut self.unique_clicks,
+            "invalid_clicks" => &mut self.invalid_clicks,
+            "calls" => &mut self.calls,
+            "static_calls" => &mut self.static_calls,
+            "conversions" => &mut self.conversions,
+            "rejected_conversions" => &mut self.rejected_conversions,
+            "revenue" => &mut self.revenue,
+            "payout" => &mut self.payout,
+            _ => return,
+        };
+        *count = value;
+    }
+
     /// The same counts, with the dimensions of the totals alone.
     fn without_breakdown(&self) -> Self {
         Self {
@@ -155,6 +242,7 @@ impl HourCounters {
             unique_clicks: -self.unique_clicks,
             invalid_clicks: -self.invalid_clicks,
             calls: -self.calls,
+            static_calls: -self.static_calls,
             conversions: -self.conversions,
             rejected_conversions: -self.rejected_conversions,
             revenue: -self.revenue,
@@ -181,6 +269,10 @@ pub struct HourCounters {
     /// Calls to tracking numbers.
     #[serde(default)]
     pub calls: i64,
+    /// Calls to static numbers: visits of their own, with no click before them (a pool
+    /// number's call comes from a visitor whose click is counted).
+    #[serde(default)]
+    pub static_calls: i64,
     /// Pending and approved conversions.
     #[serde(default)]
     pub conversions: i64,
@@ -342,12 +434,21 @@ impl FamilyCounter {
     }
 
     /// The writes that add `counts` to the parties' counters in `shard`.
-    fn add(&self, shard: usize, counts: &[(&'static str, i64)], writes: &mut Vec<Write>) {
+    fn add(
+        &self,
+        shard: usize,
+        counts: &[(&'static str, i64)],
+        extra: impl Iterator<Item = (Cow<'static, str>, i64)>,
+        writes: &mut Vec<Write>,
+    ) {
         // What identifies the counter is written with its first count only (`init`): a busy
         // counter's later counts only add.
         let mut update = Update::default().init_all(self.init.clone());
         for (name, delta) in counts {
             update = update.add(*name, *delta);
+        }
+        for (name, delta) in extra {
+            update = update.add(name, delta);
         }
         if self.advertiser_sees {
             writes.push(Write::Update {
@@ -368,8 +469,10 @@ impl FamilyCounter {
 struct Counter {
     detail: FamilyCounter,
     totals: FamilyCounter,
-    /// One for each dimension the combination has.
-    breakdowns: Vec<FamilyCounter>,
+    /// The totals' attributes that split each count by country and device: (count, name).
+    splits: Vec<(&'static str, Cow<'static, str>)>,
+    /// One for each sub-id the combination has: the affiliate's alone.
+    sub_breakdowns: Vec<FamilyCounter>,
 }
 
 impl Counter {
@@ -377,17 +480,27 @@ impl Counter {
         let label = hour_label(hour);
         let totals = dimensions.totals();
         let day = day_start(hour);
-        let mut breakdowns = Vec::new();
-        for (name, alone) in dimensions.breakdowns() {
+        let mut sub_breakdowns = Vec::new();
+        for (name, alone) in dimensions.sub_breakdowns() {
             let label = format!("{name}#{}", day_label(day));
             let mut breakdown = FamilyCounter::new(Family::Breakdown, &label, kind, day, &alone)?;
-            breakdown.advertiser_sees = !Subs::NAMES.contains(&name);
-            breakdowns.push(breakdown);
+            breakdown.advertiser_sees = false;
+            sub_breakdowns.push(breakdown);
         }
+        let splits = dimensions
+            .splits()
+            .into_iter()
+            .flat_map(|(dimension, value)| {
+                COUNT_NAMES
+                    .iter()
+                    .map(move |count| (*count, split_name(dimension, &value, count)))
+            })
+            .collect();
         Ok(Self {
             detail: FamilyCounter::new(Family::Detail, &label, kind, hour, dimensions)?,
             totals: FamilyCounter::new(Family::Totals, &label, kind, hour, &totals)?,
-            breakdowns,
+            splits,
+            sub_breakdowns,
         })
     }
 }
@@ -488,11 +601,22 @@ fn count(
     counts: &[(&'static str, i64)],
 ) -> Result<Vec<Write>, TableError> {
     let counter = counter(kind, hour_start(at), dimensions)?;
-    let mut writes = Vec::with_capacity(4 + 2 * counter.breakdowns.len());
-    counter.detail.add(shard, counts, &mut writes);
-    counter.totals.add(shard, counts, &mut writes);
-    for breakdown in &counter.breakdowns {
-        breakdown.add(shard, counts, &mut writes);
+    let mut writes = Vec::with_capacity(4 + counter.sub_breakdowns.len());
+    counter
+        .detail
+        .add(shard, counts, std::iter::empty(), &mut writes);
+    // The totals count by country and device too, in the same item: a report by either reads
+    // the totals alone.
+    let splits = counts.iter().flat_map(|(count, delta)| {
+        counter
+            .splits
+            .iter()
+            .filter(move |(split, _)| split == count)
+            .map(move |(_, name)| (name.clone(), *delta))
+    });
+    counter.totals.add(shard, counts, splits, &mut writes);
+    for breakdown in &counter.sub_breakdowns {
+        breakdown.add(shard, counts, std::iter::empty(), &mut writes);
     }
     Ok(writes)
 }
@@ -524,12 +648,17 @@ pub fn count_call(
     let Some(click) = click else {
         return Ok(vec![]);
     };
+    let counts: &[(&str, i64)] = if click.stands_for_a_call() {
+        &[("calls", 1), ("static_calls", 1)]
+    } else {
+        &[("calls", 1)]
+    };
     count(
         "k",
         shard_of(call.sid.as_bytes()),
         call.started_at,
         &Dimensions::of_click(click, currency),
-        &[("calls", 1)],
+        counts,
     )
 }
 
@@ -592,11 +721,42 @@ pub fn recount_conversion(
 pub enum Need {
     /// The totals: it groups by day, hour, offer or affiliate alone.
     Totals,
-    /// The breakdowns by this dimension (its report name) over whole UTC days: it groups by it
-    /// and by offer, affiliate or UTC day.
-    Breakdown(&'static str),
+    /// The totals split by country or device ([`SPLIT_COUNTRY`], [`SPLIT_DEVICE`]): it groups
+    /// by that and by time, offer or affiliate.
+    Split(&'static str),
+    /// The affiliate's breakdowns by this sub-id over whole UTC days: it groups by it and by
+    /// offer, affiliate or UTC day.
+    SubBreakdown(&'static str),
     /// The detail.
     Detail,
+}
+
+/// A totals item's counters, and its counts by each value of `dimension`.
+fn split_totals(
+    item: Item,
+    dimension: &str,
+) -> Result<(HourCounters, Vec<HourCounters>), TableError> {
+    let mut by_value: BTreeMap<&str, HourCounters> = BTreeMap::new();
+    let totals: HourCounters = from_item(item.clone())?;
+    for (name, count) in &item {
+        let Some((value, count_name)) = parse_split(name, dimension) else {
+            continue;
+        };
+        let counted = by_value.entry(value).or_insert_with(|| {
+            let mut dimensions = totals.dimensions.clone();
+            if dimension == SPLIT_COUNTRY {
+                dimensions.country = Some(value.to_string());
+            } else {
+                dimensions.device = serde_json::from_value(Value::String(value.to_string())).ok();
+            }
+            HourCounters {
+                dimensions,
+                ..HourCounters::zero(totals.hour)
+            }
+        });
+        counted.set(count_name, count.as_i64().unwrap_or_default());
+    }
+    Ok((totals, by_value.into_values().collect()))
 }
 
 /// The setting that holds the hour from which every count reached the totals and the
@@ -616,12 +776,12 @@ impl Store {
     ) -> Result<Vec<HourCounters>, TableError> {
         let since = match need {
             Need::Detail => return self.hour_counters(Family::Detail, party, from, to).await,
-            Need::Totals | Need::Breakdown(_) => self.totals_since(now).await?,
+            _ => self.totals_since(now).await?,
         };
         // The part `need`'s counters answer: from `since` for the totals; whole UTC days from
-        // `since` for the breakdowns.
+        // `since` for the sub-ids' breakdowns.
         let (start, end) = match need {
-            Need::Breakdown(_) => (day_ceil(from.max(since)), day_start(to)),
+            Need::SubBreakdown(_) => (day_ceil(from.max(since)), day_start(to)),
             _ => (from.max(since), to),
         };
         if start >= end {
@@ -634,23 +794,59 @@ impl Store {
                     .await?,
             );
         }
-        let totals = self
-            .hour_counters(Family::Totals, party, start, end)
-            .await?;
-        if let Need::Breakdown(dimension) = need {
-            // The records without the dimension are the totals less its breakdowns: counted
-            // here as the totals, and each breakdown taken away again without its value.
-            let breakdowns = self.breakdowns(party, dimension, start, end).await?;
-            for breakdown in &breakdowns {
-                counters.push(breakdown.without_breakdown().negated());
+        // Where a report is by a dimension, the records without it are the totals less the
+        // counts by its values (written together): counted here as the totals, and each
+        // value's counts taken away again without the value.
+        let split = |counters: &mut Vec<HourCounters>, by_value: Vec<HourCounters>| {
+            for counted in &by_value {
+                counters.push(counted.without_breakdown().negated());
             }
-            counters.extend(breakdowns);
+            counters.extend(by_value);
+        };
+        match need {
+            Need::Split(dimension) => {
+                for item in self.totals_items(party, start, end).await? {
+                    let (totals, by_value) = split_totals(item, dimension)?;
+                    counters.push(totals);
+                    split(&mut counters, by_value);
+                }
+            }
+            Need::SubBreakdown(dimension) => {
+                counters.extend(
+                    self.hour_counters(Family::Totals, party, start, end)
+                        .await?,
+                );
+                let breakdowns = self.breakdowns(party, dimension, start, end).await?;
+                split(&mut counters, breakdowns);
+            }
+            Need::Totals | Need::Detail => {
+                counters.extend(
+                    self.hour_counters(Family::Totals, party, start, end)
+                        .await?,
+                );
+            }
         }
-        counters.extend(totals);
         if end < to {
             counters.extend(self.hour_counters(Family::Detail, party, end, to).await?);
         }
         Ok(counters)
+    }
+
+    /// A party's totals for the UTC hours starting in `[from, to)`, as stored.
+    async fn totals_items(
+        &self,
+        party: Party,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Item>, TableError> {
+        let (first, end) = (hour_label(hour_ceil(from)), hour_label(hour_ceil(to)));
+        let mut items = Vec::new();
+        for shard in 0..SHARDS {
+            let query =
+                Query::partition(partition(Family::Totals, party, shard)).between(&first, &end);
+            items.extend(self.query_all::<Item>(query).await?);
+        }
+        Ok(items)
     }
 
     /// A party's breakdowns by `dimension` for the UTC days starting in `[from, to)`, as
