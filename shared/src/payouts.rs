@@ -282,7 +282,62 @@ pub fn describe(method: &PayoutMethod) -> String {
 
 /// The run of `period`, carried out or resumed; a finished run answers as it was.
 pub async fn run(app: &App, period: &str) -> Result<PayoutRun, PayoutError> {
-    run_for(app, period, None).await
+    // The day's first run is named after the day. Once it has finished, a later run the same
+    // day is its next (`{period}-2`, `-3`…), made only when what is owed has changed since the
+    // last one made its payouts: an early run that found nobody to pay no longer makes the
+    // affiliates approved after it wait a day, and a repeat with nothing new answers the last
+    // run. Nobody is paid twice either way: a payout empties the balance it pays.
+    let id = |number: u32| match number {
+        1 => period.to_string(),
+        n => format!("{period}-{n}"),
+    };
+    // The day's last run so far.
+    let mut number = 1;
+    let mut last = None;
+    while let Some(run) = app.store.payout_run(&id(number)).await? {
+        last = Some(run);
+        number += 1;
+    }
+    match last {
+        None => run_for(app, &id(1), None).await,
+        Some(last) if last.finished_at.is_none() => run_for(app, &last.id, None).await,
+        Some(last) => {
+            if last.left_owing.as_deref() == Some(owing_digest(app).await?.as_str()) {
+                Ok(last)
+            } else {
+                run_for(app, &id(number), None).await
+            }
+        }
+    }
+}
+
+/// A digest of what every affiliate is owed now, and of whether a run could pay it (a payout
+/// method whose hold has passed): what a later run the same day compares.
+async fn owing_digest(app: &App) -> Result<String, PayoutError> {
+    use sha2::{Digest, Sha256};
+    let now = app.clock.now();
+    let currencies = app.store.offer_currencies().await?;
+    let mut digest = Sha256::new();
+    for account in app.store.all_accounts().await? {
+        let Some(affiliate) = account.affiliate_id() else {
+            continue;
+        };
+        let method = app.store.payout_account(affiliate).await?;
+        let payable = method.is_some_and(|method| method.hold_until <= now);
+        for currency in currencies.iter().copied() {
+            let balance = app
+                .store
+                .balance(&Account::affiliate_payable(affiliate), currency)
+                .await?;
+            if balance != 0 {
+                digest.update(format!(
+                    "{affiliate}:{}:{balance}:{payable};",
+                    currency.code()
+                ));
+            }
+        }
+    }
+    Ok(hex::encode(digest.finalize()))
 }
 
 /// A run of its own for one affiliate whose payout failed (a bad PayPal address since fixed,
@@ -321,6 +376,7 @@ async fn run_for(
     if !run.payouts_made {
         report = make_payouts(app, &run).await?;
         run.payouts_made = true;
+        run.left_owing = Some(owing_digest(app).await?);
         run.report.extend(std::mem::take(&mut report));
         app.store.save_run(&run).await?;
     }

@@ -977,7 +977,81 @@ async fn a_paypal_reversal_after_success_is_taken_back_into_the_ledger() {
         -5_400,
         "owed to the affiliate again"
     );
+    // The next run the same day pays it again (to the method on file) and takes nothing back
+    // a second time.
     let again = (job.run)(w.app.clone()).await.unwrap();
     assert!(!again.contains("REVERSED"), "taken back once: {again}");
-    assert_eq!(w.balance(Account::platform_cash()).await, 0);
+    let repaid = format!("{}-2", shared::payouts::period_of(w.app.clock.now()));
+    assert!(
+        again.starts_with(&format!("payout run {repaid}")),
+        "{again}"
+    );
+    assert_eq!(w.balance(Account::platform_cash()).await, -5_400);
+    assert_eq!(
+        w.balance(Account::affiliate_payable(w.demo.affiliate_id))
+            .await,
+        0
+    );
+    let once_more = (job.run)(w.app.clone()).await.unwrap();
+    assert!(
+        once_more.starts_with(&format!("payout run {repaid}")),
+        "{once_more}"
+    );
+    assert_eq!(w.balance(Account::platform_cash()).await, -5_400);
+}
+
+/// A run that found nobody to pay no longer blocks the day: a later run the same day pays
+/// those who became payable since, under an id of its own (`{day}-2`, with its own ACH file),
+/// and a run with nothing new to pay answers the last one instead of making another.
+#[tokio::test]
+async fn a_later_run_the_same_day_pays_who_became_payable_since_and_nobody_twice() {
+    let w = World::new(None).await;
+    let affiliate = w.sign_in("affiliate").await;
+    assert_eq!(w.set_method(&affiliate, ach()).await.status(), 200);
+    let today = shared::payouts::period_of(w.app.clock.now());
+    let first = shared::payouts::run(&w.app, &today).await.unwrap();
+    assert_eq!(first.id, today);
+    assert!(first.finished_at.is_some());
+    assert!(w.app.store.payouts_of_run(&today).await.unwrap().is_empty());
+    // Nothing changed: the same run answers.
+    assert_eq!(
+        shared::payouts::run(&w.app, &today).await.unwrap().id,
+        today
+    );
+
+    w.earn(3).await;
+    let second = shared::payouts::run(&w.app, &today).await.unwrap();
+    let follow_up = format!("{today}-2");
+    assert_eq!(second.id, follow_up, "{second:?}");
+    let paid = w.app.store.payouts_of_run(&follow_up).await.unwrap();
+    assert_eq!(paid.len(), 1);
+    assert_eq!(paid[0].amount.to_decimal(), "54.00");
+    let file = w
+        .app
+        .blobs
+        .get(&BlobKey::parse(format!("payouts/{follow_up}/ach.txt")).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        file.is_some(),
+        "the follow-up run has an ACH file of its own"
+    );
+
+    // Again, and through the job: nothing new, nobody paid twice.
+    assert_eq!(
+        shared::payouts::run(&w.app, &today).await.unwrap().id,
+        follow_up
+    );
+    let report = shared::payouts::job(w.app.clone()).await.unwrap();
+    assert!(
+        report.starts_with(&format!("payout run {follow_up}")),
+        "{report}"
+    );
+    let runs = w.app.store.runs(10).await.unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(
+        w.balance(Account::affiliate_payable(w.demo.affiliate_id))
+            .await,
+        0
+    );
 }

@@ -23,7 +23,9 @@ use crate::ports::table::{Cond, Key, Query, TableError, Write, to_item};
 /// A payout run: keyed by its period, claimed once, and marked done with its report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PayoutRun {
-    /// The period it pays for: the UTC date of its schedule, `2026-11-30`.
+    /// The period it pays for, the UTC date of its schedule (`2026-11-30`), and for a later
+    /// run the same day its number (`2026-11-30-2`); an admin's retry for one affiliate
+    /// `2026-11-30-retry-{affiliate}`.
     pub id: String,
     #[schema(value_type = String)]
     pub started_at: Timestamp,
@@ -41,6 +43,10 @@ pub struct PayoutRun {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub affiliate: Option<AffiliateId>,
+    /// What was still owed when it had made its payouts, as a digest: a later run the same
+    /// day is made only when this has changed (someone became payable since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_owing: Option<String>,
 }
 
 /// A tax year's 1099-NEC filing: requested by an admin, and filed by the `tax-forms` job.
@@ -169,6 +175,7 @@ impl Store {
             report: vec![],
             payouts_made: false,
             affiliate,
+            left_owing: None,
         };
         let item = with_index(to_item(&run, &run_key(id))?, "RUNS".into(), id.to_string());
         match self.table.put(item, Cond::NotExists).await {
@@ -179,6 +186,10 @@ impl Store {
             }) => crate::ports::table::from_item(*existing),
             Err(e) => Err(e),
         }
+    }
+
+    pub async fn payout_run(&self, id: &str) -> Result<Option<PayoutRun>, TableError> {
+        self.get(&run_key(id)).await
     }
 
     pub async fn save_run(&self, run: &PayoutRun) -> Result<(), TableError> {

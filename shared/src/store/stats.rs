@@ -163,10 +163,10 @@ impl Dimensions {
         if let Some(country) = &self.country {
             splits.push((SPLIT_COUNTRY, country.clone()));
         }
-        if let Some(device) = self.device {
-            if let Ok(Value::String(name)) = serde_json::to_value(device) {
-                splits.push((SPLIT_DEVICE, name));
-            }
+        if let Some(device) = self.device
+            && let Ok(Value::String(name)) = serde_json::to_value(device)
+        {
+            splits.push((SPLIT_DEVICE, name));
         }
         splits
     }
