@@ -286,14 +286,14 @@ pub struct HourCounters {
     pub payout: i64,
 }
 
-/// The two families of counters: see the module's documentation.
+/// The three families of counters: see the module's documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
     /// Every dimension.
     Detail,
-    /// Offer, affiliate and currency.
+    /// Offer, affiliate and currency, each count also split by country and by device.
     Totals,
-    /// Offer, affiliate, currency and one other dimension, by UTC day.
+    /// Offer, affiliate, currency and one sub-id, by UTC day: the affiliate's.
     Breakdown,
 }
 
@@ -383,7 +383,7 @@ fn thread_shard() -> usize {
     SHARD.with(|shard| *shard)
 }
 
-/// One counter of both parties in one family: its key in each party's shards, and the
+/// One counter of the parties in one family: its key in each party's shards, and the
 /// attributes its first count writes.
 struct FamilyCounter {
     /// The advertiser's key in each shard, then the affiliate's.
