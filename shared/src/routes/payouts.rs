@@ -92,7 +92,7 @@ pub const RUN_NOW: Route = Route::new(
     &["POST"],
     "/api/admin/payout-runs",
     ADMIN,
-    "Run (or resume) today's payout run now; a finished run answers as it was",
+    "Run (or resume) today's payout run now; once it has finished, a later run the same day pays those who became payable since (`{day}-2`, …), and with nothing new owed the day's last run answers as it was",
     |app, request| Box::pin(run_now(app, request)),
 )
 .answers(schema::<PayoutRun>);
@@ -414,8 +414,9 @@ async fn run_now(app: App, request: Request) -> Result<Response, ApiError> {
     let run = payouts::run(&app, &period)
         .await
         .map_err(ApiError::internal)?;
+    // The run it ran or answered: the day's, or a later one the same day (`{day}-2`).
     caller(&request)
-        .audit(&app, "payout_run.started", Some(period))
+        .audit(&app, "payout_run.started", Some(run.id.clone()))
         .await?;
     Ok(json(StatusCode::OK, &run))
 }
