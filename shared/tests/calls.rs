@@ -35,29 +35,7 @@ impl World {
 
     /// The platform on the AWS adapters, on the emulator `infra/test` starts.
     async fn on_aws() -> Self {
-        shared::contract::emulator::endpoint();
-        let config = shared::adapters::aws::sdk_config().await;
-        let settings =
-            shared::contract::emulator::provision(&config, "calls", "no-reply@leadsrefer.test")
-                .await;
-        let clock = Arc::new(shared::ports::ManualClock::at(
-            "2026-06-02T12:00:00Z".parse().unwrap(),
-        ));
-        let app = App::aws(
-            &settings,
-            clock.clone(),
-            shared::domain::email::EmailAddress::parse("no-reply@leadsrefer.test").unwrap(),
-        )
-        .await
-        .unwrap();
-        let (demo, _) = shared::seed::seed_demo(&app).await.unwrap();
-        Self::on(Platform {
-            app,
-            clock,
-            demo,
-            data: tempfile::tempdir().unwrap(),
-        })
-        .await
+        Self::on(support::aws_platform("calls", support::at("2026-06-02T12:00:00Z")).await).await
     }
 
     async fn on(mut platform: Platform) -> Self {
@@ -96,6 +74,28 @@ impl World {
             .await;
         assert_eq!(registered.status(), 201, "{}", text(&registered));
         world
+    }
+
+    /// Registers [`POOL_NUMBER`] in the demo offer's pool and shows it to each visitor on the
+    /// landing page (`{call_number}`), lent to their click.
+    async fn pool_number_shown_to_visitors(&self) {
+        let advertiser = self.sign_in("advertiser").await;
+        let offer_id = self.platform.demo.offer_id;
+        let pool = self
+            .send(
+                &advertiser,
+                "POST",
+                "/api/numbers",
+                Some(json!({ "number": POOL_NUMBER, "offer_id": offer_id.to_string() })),
+            )
+            .await;
+        assert_eq!(pool.status(), 201, "{}", text(&pool));
+        let mut offer = self.app().store.offer(offer_id).await.unwrap().unwrap();
+        offer.destination = shared::domain::offer::Destination::parse(
+            "https://shop.example.com/call?clickid={click_id}&phone={call_number}",
+        )
+        .unwrap();
+        self.app().store.save_offer(&offer).await.unwrap();
     }
 
     fn app(&self) -> &App {
@@ -478,30 +478,7 @@ async fn a_static_number_of_an_erased_affiliate_still_puts_calls_through() {
 #[tokio::test]
 async fn a_pool_number_shown_to_a_visitor_brings_their_call_back_to_the_click() {
     let w = World::new().await;
-    let advertiser = w.sign_in("advertiser").await;
-    let pool = w
-        .send(
-            &advertiser,
-            "POST",
-            "/api/numbers",
-            Some(
-                json!({ "number": POOL_NUMBER, "offer_id": w.platform.demo.offer_id.to_string() }),
-            ),
-        )
-        .await;
-    assert_eq!(pool.status(), 201, "{}", text(&pool));
-    let mut offer = w
-        .app()
-        .store
-        .offer(w.platform.demo.offer_id)
-        .await
-        .unwrap()
-        .unwrap();
-    offer.destination = shared::domain::offer::Destination::parse(
-        "https://shop.example.com/call?clickid={click_id}&phone={call_number}",
-    )
-    .unwrap();
-    w.app().store.save_offer(&offer).await.unwrap();
+    w.pool_number_shown_to_visitors().await;
     let click = support::send(
         w.app(),
         "GET",
@@ -861,7 +838,6 @@ async fn a_static_number_registered_again_as_a_pool_number_is_refused_and_not_po
 #[tokio::test]
 async fn conversion_rates_count_static_numbers_calls_as_visits() {
     let w = World::new().await;
-    let advertiser = w.sign_in("advertiser").await;
     let affiliate = w.sign_in("affiliate").await;
     let report = async || {
         body(
@@ -894,29 +870,7 @@ async fn conversion_rates_count_static_numbers_calls_as_visits() {
     assert_eq!(totals["cr"], "33.33", "1 conversion in 3 visits: {totals}");
 
     // A pool number's call comes from a visitor whose click is counted already.
-    let pool = w
-        .send(
-            &advertiser,
-            "POST",
-            "/api/numbers",
-            Some(
-                json!({ "number": POOL_NUMBER, "offer_id": w.platform.demo.offer_id.to_string() }),
-            ),
-        )
-        .await;
-    assert_eq!(pool.status(), 201, "{}", text(&pool));
-    let mut offer = w
-        .app()
-        .store
-        .offer(w.platform.demo.offer_id)
-        .await
-        .unwrap()
-        .unwrap();
-    offer.destination = shared::domain::offer::Destination::parse(
-        "https://shop.example.com/call?clickid={click_id}&phone={call_number}",
-    )
-    .unwrap();
-    w.app().store.save_offer(&offer).await.unwrap();
+    w.pool_number_shown_to_visitors().await;
     let location = click("198.51.100.71").await.headers()["location"]
         .to_str()
         .unwrap()

@@ -3,15 +3,12 @@
 //! condition made `maturation` fail on every AWS run, so nothing was ever auto-approved or made
 //! payable there), so a job is known to run only when it has run on both.
 
-use std::sync::Arc;
-
 use jiff::SignedDuration;
 use shared::App;
-use shared::domain::email::EmailAddress;
 use shared::domain::ledger::Account;
 use shared::domain::tracking::ConversionStatus;
 use shared::ports::ManualClock;
-use shared::seed::{Demo, seed_demo};
+use shared::seed::Demo;
 
 mod support;
 
@@ -25,20 +22,8 @@ async fn every_job_runs_on_the_embedded_adapters() {
 
 #[tokio::test]
 async fn every_job_runs_on_the_aws_adapters() {
-    shared::contract::emulator::endpoint();
-    let config = shared::adapters::aws::sdk_config().await;
-    let sender = "no-reply@leadsrefer.test";
-    let settings = shared::contract::emulator::provision(&config, "jobs", sender).await;
-    let clock = Arc::new(ManualClock::at(START.parse().unwrap()));
-    let app = App::aws(
-        &settings,
-        clock.clone(),
-        EmailAddress::parse(sender).unwrap(),
-    )
-    .await
-    .unwrap();
-    let (demo, _) = seed_demo(&app).await.unwrap();
-    every_job_runs(&app, &clock, &demo).await;
+    let platform = support::aws_platform("jobs", support::at(START)).await;
+    every_job_runs(&platform.app, &platform.clock, &platform.demo).await;
 }
 
 /// A conversion on an offer with automatic approval after a day's review and a day's hold:

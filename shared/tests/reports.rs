@@ -216,25 +216,25 @@ fn minor(decimal: &Value) -> i64 {
 
 /// The groups' sums by day alone.
 fn days_of(groups: &BTreeMap<Group, Expected>) -> BTreeMap<String, Expected> {
-    sums_by(groups, |(day, ..)| day)
+    sums_by(groups, |(day, ..)| day.clone())
 }
 
-/// The groups' sums by one of their values.
-fn sums_by(
+/// The groups' sums by what `key` takes of them.
+fn sums_by<K: Ord>(
     groups: &BTreeMap<Group, Expected>,
-    value: impl Fn(&Group) -> &String,
-) -> BTreeMap<String, Expected> {
-    let mut days: BTreeMap<String, Expected> = BTreeMap::new();
-    for (group, sums) in groups {
-        let row = days.entry(value(group).clone()).or_default();
-        row.clicks += sums.clicks;
-        row.unique_clicks += sums.unique_clicks;
-        row.invalid_clicks += sums.invalid_clicks;
-        row.conversions += sums.conversions;
-        row.revenue += sums.revenue;
-        row.payout += sums.payout;
+    key: impl Fn(&Group) -> K,
+) -> BTreeMap<K, Expected> {
+    let mut sums: BTreeMap<K, Expected> = BTreeMap::new();
+    for (group, group_sums) in groups {
+        let row = sums.entry(key(group)).or_default();
+        row.clicks += group_sums.clicks;
+        row.unique_clicks += group_sums.unique_clicks;
+        row.invalid_clicks += group_sums.invalid_clicks;
+        row.conversions += group_sums.conversions;
+        row.revenue += group_sums.revenue;
+        row.payout += group_sums.payout;
     }
-    days
+    sums
 }
 
 fn sums(row: &Value) -> Expected {
@@ -343,16 +343,16 @@ async fn reports_of_generated_traffic_equal_the_records_in_every_time_zone() {
                 .await,
         );
         assert_eq!(reported_days(&by_day), days_of(&want), "{zone_name}");
-        // Grouped by one other dimension, it reads the breakdowns over whole UTC days (and
-        // the detail for the hours around them): the same sums again, including the records
-        // without the dimension.
+        // Grouped by one other dimension, it reads the totals' split by country or device (and
+        // the advertiser's report by sub-id the detail): the same sums again, including the
+        // records without the dimension.
         for (column, value) in [
             (
                 "country",
-                (|(_, country, ..)| country) as fn(&Group) -> &String,
+                (|(_, country, ..)| country.clone()) as fn(&Group) -> String,
             ),
-            ("device", |(_, _, device, _)| device),
-            ("sub2", |(.., sub2)| sub2),
+            ("device", |(_, _, device, _)| device.clone()),
+            ("sub2", |(.., sub2)| sub2.clone()),
         ] {
             let alone = body(
                 &world
@@ -373,6 +373,8 @@ async fn reports_of_generated_traffic_equal_the_records_in_every_time_zone() {
             );
             assert_eq!(alone["totals"], report["totals"], "{zone_name} {column}");
         }
+        // The affiliate's by sub-id reads the breakdowns over whole UTC days, and the detail
+        // for the hours around them.
         let affiliate = world.sign_in("affiliate").await;
         let subs = body(
             &world
@@ -387,7 +389,7 @@ async fn reports_of_generated_traffic_equal_the_records_in_every_time_zone() {
         );
         assert_eq!(
             reported_by(&subs, "sub2"),
-            affiliates(sums_by(&want, |(.., sub2)| sub2)),
+            affiliates(sums_by(&want, |(.., sub2)| sub2.clone())),
             "{zone_name}: the affiliate's sub-ids"
         );
         let totals = &report["totals"][0];
@@ -464,7 +466,7 @@ async fn totals_agree_with_detail(world: &World, start: Timestamp) -> BTreeMap<S
     let by_country = body(&world.report(&admin, &query("country")).await);
     assert_eq!(
         reported_by(&by_country, "country"),
-        sums_by(&groups, |(_, country, ..)| country)
+        sums_by(&groups, |(_, country, ..)| country.clone())
     );
     // Sub-ids are the affiliate's: its breakdowns (the operator's report of the advertiser by
     // sub-id reads the detail).
@@ -477,16 +479,7 @@ async fn totals_agree_with_detail(world: &World, start: Timestamp) -> BTreeMap<S
             )
             .await,
     );
-    let mut want: BTreeMap<(String, String), Expected> = BTreeMap::new();
-    for ((day, _, _, sub2), sums) in &groups {
-        let row = want.entry((day.clone(), sub2.clone())).or_default();
-        row.clicks += sums.clicks;
-        row.unique_clicks += sums.unique_clicks;
-        row.invalid_clicks += sums.invalid_clicks;
-        row.conversions += sums.conversions;
-        row.revenue += sums.revenue;
-        row.payout += sums.payout;
-    }
+    let want = sums_by(&groups, |(day, _, _, sub2)| (day.clone(), sub2.clone()));
     let got: BTreeMap<(String, String), Expected> = by_sub["rows"]
         .as_array()
         .unwrap()
@@ -558,26 +551,17 @@ async fn totals_begin_after_an_upgrade_on_the_embedded_store() {
 
 #[tokio::test]
 async fn totals_begin_after_an_upgrade_on_the_aws_adapters() {
-    shared::contract::emulator::endpoint();
-    let config = shared::adapters::aws::sdk_config().await;
-    let sender = "no-reply@leadsrefer.test";
-    let settings = shared::contract::emulator::provision(&config, "reports", sender).await;
-    let clock = Arc::new(ManualClock::at(
-        Timestamp::from_second(1_782_678_400).unwrap(),
-    ));
-    let app = App::aws(
-        &settings,
-        clock.clone(),
-        shared::domain::email::EmailAddress::parse(sender).unwrap(),
-    )
-    .await
-    .unwrap();
-    let (demo, _) = shared::seed::seed_demo(&app).await.unwrap();
+    let support::Platform {
+        app,
+        clock,
+        demo,
+        data,
+    } = support::aws_platform("reports", 1_782_678_400).await;
     let world = World {
         app,
         clock,
         demo,
-        data: tempfile::tempdir().unwrap(),
+        data,
     };
     // A new table on AWS cannot tell that it is new: its totals begin after the next hour too,
     // so nothing needs taking away.

@@ -38,6 +38,30 @@ pub async fn platform(at: i64) -> Platform {
     }
 }
 
+/// The platform on the AWS adapters, on fresh resources of the emulator `infra/test` starts
+/// (named after `name`), its clock set to `at` (epoch seconds), with the demo seeded.
+pub async fn aws_platform(name: &str, at: i64) -> Platform {
+    shared::contract::emulator::endpoint();
+    let config = shared::adapters::aws::sdk_config().await;
+    let sender = "no-reply@leadsrefer.test";
+    let settings = shared::contract::emulator::provision(&config, name, sender).await;
+    let clock = std::sync::Arc::new(ManualClock::at(jiff::Timestamp::from_second(at).unwrap()));
+    let app = App::aws(
+        &settings,
+        clock.clone(),
+        EmailAddress::parse(sender).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (demo, _) = seed_demo(&app).await.unwrap();
+    Platform {
+        app,
+        clock,
+        demo,
+        data: tempfile::tempdir().unwrap(),
+    }
+}
+
 pub const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 
 /// A request from `ip` through the route table, with a browser's user-agent unless `headers`
