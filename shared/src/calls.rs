@@ -37,9 +37,6 @@ pub trait WebhookParams {
     fn param(&self, name: &str) -> Option<&str>;
 }
 
-/// The flag of the click a static number's call stands on: counted as a call, not a click.
-pub const CALL_FLAG: &str = Click::CALL_FLAG;
-
 /// A polite TwiML answer for a call that cannot be put through: never an error page.
 pub fn polite(message: &str) -> String {
     format!(
@@ -266,7 +263,7 @@ async fn call_click(
         device: None,
         os: None,
         browser: None,
-        flags: vec![CALL_FLAG.into()],
+        flags: vec![Click::CALL_FLAG.into()],
         unique: true,
         expires_at: tracking_expiry(at),
     }))

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use jiff::civil::Date;
-use jiff::tz::TimeZone;
+use jiff::tz::{Offset, TimeZone};
 use jiff::{Timestamp, ToSpan};
 
 use crate::domain::accounts::Party;
@@ -131,7 +131,15 @@ impl ReportRequest {
         // Sub-ids' breakdowns are by UTC day: they answer no hour, and a day only where days
         // are UTC. They are the affiliate's alone (an advertiser may not group by sub-ids; an
         // operator reporting on an advertiser reads the detail).
-        let utc = self.zone == TimeZone::UTC || self.zone.iana_name() == Some("Etc/UTC");
+        // UTC itself, however it was named (`UTC`, `Etc/UTC`, or none).
+        let utc = self
+            .zone
+            .to_fixed_offset()
+            .is_ok_and(|offset| offset == Offset::UTC)
+            || matches!(
+                self.zone.iana_name(),
+                Some("UTC" | "Etc/UTC" | "Etc/UCT" | "UCT")
+            );
         let by_hour = self.group_by.contains(&Dimension::Hour);
         let by_day = self.group_by.contains(&Dimension::Day);
         let affiliate = matches!(self.party, Party::Affiliate(_));

@@ -567,23 +567,9 @@ pub async fn queries_page_through_everything_once(table: &dyn Table) {
     ];
     for (range, indices) in ranges {
         for descending in [false, true] {
-            let mut seen = Vec::new();
-            let mut after = None;
-            loop {
-                let mut query = range.clone().limit(5).after(after);
-                query.descending = descending;
-                let page = table.query(query).await.unwrap();
-                assert!(page.items.len() <= 5);
-                seen.extend(
-                    page.items
-                        .iter()
-                        .map(|i| i["sk"].as_str().unwrap().to_string()),
-                );
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
+            let mut query = range.clone().limit(5);
+            query.descending = descending;
+            let seen = every_page(table, query, "sk").await;
             let mut want = expected[indices.clone()].to_vec();
             if descending {
                 want.reverse();
@@ -609,27 +595,30 @@ pub async fn queries_page_through_everything_once(table: &dyn Table) {
             .await
             .unwrap();
     }
-    let mut seen = Vec::new();
-    let mut after = None;
-    loop {
-        let page = table
-            .query(Query::gsi1(&index).prefix("sa").limit(2).after(after))
-            .await
-            .unwrap();
-        seen.extend(
-            page.items
-                .iter()
-                .map(|i| i["pk"].as_str().unwrap().to_string()),
-        );
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
+    let mut seen = every_page(table, Query::gsi1(&index).prefix("sa").limit(2), "pk").await;
     let pages = seen.len();
     seen.sort();
     seen.dedup();
     assert_eq!((pages, seen.len()), (7, 7), "every tied item once");
+}
+
+/// `attribute` of every item `query` finds, page after page (each within the query's limit).
+async fn every_page(table: &dyn Table, query: Query, attribute: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = table.query(query.clone().after(after)).await.unwrap();
+        assert!(page.items.len() <= query.limit);
+        seen.extend(
+            page.items
+                .iter()
+                .map(|i| i[attribute].as_str().unwrap().to_string()),
+        );
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return seen,
+        }
+    }
 }
 
 pub async fn secondary_index_queries(table: &dyn Table) {

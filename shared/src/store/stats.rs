@@ -185,31 +185,6 @@ impl Dimensions {
 }
 
 impl HourCounters {
-    /// No counts, in `hour`, of no dimensions in particular.
-    fn zero(hour: Timestamp) -> Self {
-        Self {
-            hour,
-            dimensions: Dimensions {
-                offer_id: OfferId(ulid::Ulid::nil()),
-                affiliate_id: AffiliateId(ulid::Ulid::nil()),
-                advertiser_id: AdvertiserId(ulid::Ulid::nil()),
-                country: None,
-                device: None,
-                subs: Subs::default(),
-                currency: Currency::parse("USD").expect("USD is a currency"),
-            },
-            clicks: 0,
-            unique_clicks: 0,
-            invalid_clicks: 0,
-            calls: 0,
-            static_calls: 0,
-            conversions: 0,
-            rejected_conversions: 0,
-            revenue: 0,
-            payout: 0,
-        }
-    }
-
     /// Sets the count named `name` (one of [`COUNT_NAMES`]).
     fn set(&mut self, name: &str, value: i64) {
         let count = match name {
@@ -235,18 +210,18 @@ impl HourCounters {
         }
     }
 
-    /// The counts taken away.
-    fn negated(self) -> Self {
+    /// Every count multiplied by `factor`: -1 takes them away, 0 leaves none.
+    fn times(self, factor: i64) -> Self {
         Self {
-            clicks: -self.clicks,
-            unique_clicks: -self.unique_clicks,
-            invalid_clicks: -self.invalid_clicks,
-            calls: -self.calls,
-            static_calls: -self.static_calls,
-            conversions: -self.conversions,
-            rejected_conversions: -self.rejected_conversions,
-            revenue: -self.revenue,
-            payout: -self.payout,
+            clicks: self.clicks * factor,
+            unique_clicks: self.unique_clicks * factor,
+            invalid_clicks: self.invalid_clicks * factor,
+            calls: self.calls * factor,
+            static_calls: self.static_calls * factor,
+            conversions: self.conversions * factor,
+            rejected_conversions: self.rejected_conversions * factor,
+            revenue: self.revenue * factor,
+            payout: self.payout * factor,
             ..self
         }
     }
@@ -751,7 +726,7 @@ fn split_totals(
             }
             HourCounters {
                 dimensions,
-                ..HourCounters::zero(totals.hour)
+                ..totals.clone().times(0)
             }
         });
         counted.set(count_name, count.as_i64().unwrap_or_default());
@@ -799,7 +774,7 @@ impl Store {
         // value's counts taken away again without the value.
         let split = |counters: &mut Vec<HourCounters>, by_value: Vec<HourCounters>| {
             for counted in &by_value {
-                counters.push(counted.without_breakdown().negated());
+                counters.push(counted.without_breakdown().times(-1));
             }
             counters.extend(by_value);
         };
@@ -840,13 +815,8 @@ impl Store {
         to: Timestamp,
     ) -> Result<Vec<Item>, TableError> {
         let (first, end) = (hour_label(hour_ceil(from)), hour_label(hour_ceil(to)));
-        let mut items = Vec::new();
-        for shard in 0..SHARDS {
-            let query =
-                Query::partition(partition(Family::Totals, party, shard)).between(&first, &end);
-            items.extend(self.query_all::<Item>(query).await?);
-        }
-        Ok(items)
+        self.in_every_shard(Family::Totals, party, &first, &end)
+            .await
     }
 
     /// A party's breakdowns by `dimension` for the UTC days starting in `[from, to)`, as
@@ -860,17 +830,12 @@ impl Store {
     ) -> Result<Vec<HourCounters>, TableError> {
         let first = format!("{dimension}#{}", day_label(day_ceil(from)));
         let end = format!("{dimension}#{}", day_label(day_ceil(to)));
-        let mut counters = Vec::new();
-        for shard in 0..SHARDS {
-            let partition = partition(Family::Breakdown, party, shard);
-            let query = Query::partition(partition).between(&first, &end);
-            counters.extend(self.query_all::<HourCounters>(query).await?);
-        }
-        Ok(counters)
+        self.in_every_shard(Family::Breakdown, party, &first, &end)
+            .await
     }
 
     /// A party's counters of one family for the UTC hours starting in `[from, to)`.
-    pub async fn hour_counters(
+    async fn hour_counters(
         &self,
         family: Family,
         party: Party,
@@ -880,12 +845,23 @@ impl Store {
         // Sort keys start with the hour, so hour labels bound them: `…T10#…` sorts after
         // `…T10` and before `…T11`, and `between` takes both ends.
         let (first, end) = (hour_label(hour_ceil(from)), hour_label(hour_ceil(to)));
-        let mut counters = Vec::new();
+        self.in_every_shard(family, party, &first, &end).await
+    }
+
+    /// A party's items of one family whose sort keys are in `[first, end]`, from every shard.
+    async fn in_every_shard<T: serde::de::DeserializeOwned>(
+        &self,
+        family: Family,
+        party: Party,
+        first: &str,
+        end: &str,
+    ) -> Result<Vec<T>, TableError> {
+        let mut items = Vec::new();
         for shard in 0..SHARDS {
-            let query = Query::partition(partition(family, party, shard)).between(&first, &end);
-            counters.extend(self.query_all::<HourCounters>(query).await?);
+            let query = Query::partition(partition(family, party, shard)).between(first, end);
+            items.extend(self.query_all::<T>(query).await?);
         }
-        Ok(counters)
+        Ok(items)
     }
 
     /// The hour from which the totals hold every count. A store made by this version holds
