@@ -86,6 +86,19 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
     },
+    /// Record the bank's ACH return file (NACHA): each returned payout is marked failed and its
+    /// amount payable again, accounts that cannot take payments stop the affiliate's method,
+    /// and each affiliate is mailed. Recording the same file again changes nothing.
+    AchReturns {
+        /// The return file, as the bank sent it.
+        file: PathBuf,
+        /// Data folder, as for `serve`.
+        #[arg(long, env = "LEADSREFER_DATA", default_value = ".leadsrefer")]
+        data: PathBuf,
+        /// Adapters, as for `serve`.
+        #[arg(long, env = "LEADSREFER_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
+        backend: String,
+    },
     /// Run one scheduled job now, print its report, and exit.
     Run {
         /// The job's name (see `leadsrefer run --help` for the list).
@@ -144,6 +157,11 @@ async fn run() -> ExitCode {
             no_demo_history,
         } => serve(addr, &data, &backend, trust_proxy, !no_demo_history).await,
         Command::Run { job, data, backend } => run_job(&job, &data, &backend).await,
+        Command::AchReturns {
+            file,
+            data,
+            backend,
+        } => ach_returns(&file, &data, &backend).await,
         Command::Baseline302 { addr } => baseline(addr).await,
         Command::CreateAdmin {
             email,
@@ -268,6 +286,41 @@ async fn run_job(name: &str, data: &Path, backend: &str) -> Result<(), String> {
     let (app, _) = open(data, backend).await?;
     let report = (job.run)(app).await.map_err(|e| e.to_string())?;
     println!("{}: {report}", job.name);
+    Ok(())
+}
+
+async fn ach_returns(file: &Path, data: &Path, backend: &str) -> Result<(), String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let (app, _) = open(data, backend).await?;
+    let recorded = shared::ach_returns::record(&app, &bytes)
+        .await
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    for entry in &recorded.entries {
+        println!(
+            "record {}: {} ({}) {} USD, trace {}: {}{}{}",
+            entry.record,
+            entry.code,
+            entry.reason,
+            entry.amount,
+            entry.original_trace,
+            entry.outcome.words(),
+            entry
+                .payout_id
+                .as_deref()
+                .map(|id| format!(", payout {id}"))
+                .unwrap_or_default(),
+            if entry.method_stopped {
+                ", payout method stopped"
+            } else {
+                ""
+            },
+        );
+    }
+    println!(
+        "{} payout(s) marked failed from {} entries",
+        recorded.recorded,
+        recorded.entries.len()
+    );
     Ok(())
 }
 

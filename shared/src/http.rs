@@ -26,11 +26,17 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// signed W-8BEN.
 pub const W8BEN_FORM_PATH: &str = "/app/tax/w8ben";
 
-/// The largest body a server reads for `path`: [`MAX_BODY_BYTES`], but for the one upload
-/// route (a signed W-8BEN) and the dashboard's form for it.
+/// The dashboard's form for the bank's ACH return file (multipart/form-data).
+pub const ACH_RETURNS_FORM_PATH: &str = "/app/admin/payouts/returns";
+
+/// The largest body a server reads for `path`: [`MAX_BODY_BYTES`], but for the upload routes
+/// (a signed W-8BEN, an ACH return file) and the dashboard's forms for them.
 pub fn body_limit(path: &str) -> usize {
     match path {
         "/api/tax/profile/w8ben" => crate::tax::MAX_DOCUMENT_BYTES,
+        "/api/admin/ach-returns" => crate::ach_returns::MAX_FILE_BYTES,
+        // The dashboard's upload form: the file, wrapped in multipart/form-data.
+        ACH_RETURNS_FORM_PATH => crate::ach_returns::MAX_FILE_BYTES + MAX_BODY_BYTES,
         // The dashboard's upload form: the file, wrapped in multipart/form-data.
         W8BEN_FORM_PATH => crate::tax::MAX_DOCUMENT_BYTES + MAX_BODY_BYTES,
         _ => MAX_BODY_BYTES,

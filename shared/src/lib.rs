@@ -5,6 +5,7 @@
 //! authorise) → service ([`tracking`]) → repositories ([`store`]) → ports ([`ports`]).
 
 pub mod accounts;
+pub mod ach_returns;
 pub mod adapters;
 pub mod app;
 pub mod caller;

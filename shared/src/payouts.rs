@@ -187,7 +187,8 @@ pub async fn set_method(
     };
     let now = app.clock.now();
     let previous = app.store.payout_account(affiliate).await?;
-    // Sending the same method again changes nothing: no new hold, no second notice.
+    // Sending the same method again changes nothing: no new hold, no second notice, and a
+    // method the bank stopped stays stopped (the same account would come back again).
     if let Some(previous) = previous.as_ref()
         && same_method(app, affiliate, &previous.method, &method).await?
     {
@@ -203,6 +204,7 @@ pub async fn set_method(
         method,
         changed_at: now,
         hold_until,
+        stopped: None,
     };
     app.store.save_payout_account(&account).await?;
     if previous.is_some() {
@@ -323,7 +325,8 @@ async fn owing_digest(app: &App) -> Result<String, PayoutError> {
             continue;
         };
         let method = app.store.payout_account(affiliate).await?;
-        let payable = method.is_some_and(|method| method.hold_until <= now);
+        let payable =
+            method.is_some_and(|method| method.hold_until <= now && method.stopped.is_none());
         for currency in currencies.iter().copied() {
             let balance = app
                 .store
@@ -380,7 +383,7 @@ async fn run_for(
         run.report.extend(std::mem::take(&mut report));
         app.store.save_run(&run).await?;
     }
-    report.extend(send_ach(app, &run).await?);
+    report.extend(send_ach(app, &mut run).await?);
     let (paypal_lines, batch) = send_paypal(app, &run).await?;
     report.extend(paypal_lines);
     if batch.is_some() {
@@ -462,6 +465,16 @@ async fn make_payouts(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutE
                 )));
                 continue;
             }
+            if let Some(stopped) = &account.stopped {
+                report.push(line(format!(
+                    "{} waits: the bank returned payout {} ({} {}); the affiliate must give another payout method",
+                    owed.to_decimal(),
+                    stopped.payout,
+                    stopped.code,
+                    crate::domain::nacha_returns::reason(&stopped.code)
+                )));
+                continue;
+            }
             if account.method.rail() == Rail::Ach && currency.code() != "USD" {
                 report.push(line(format!(
                     "{} waits: ACH pays US dollars only; a PayPal method can take it",
@@ -531,7 +544,6 @@ async fn make_payouts(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutE
     Ok(report)
 }
 
-/// Step 2: the run's ACH payouts in one NACHA file in `Blobs`
 /// Where a run's ACH file is kept.
 fn ach_key(run: &str) -> Result<BlobKey, crate::ports::BlobError> {
     BlobKey::parse(format!("payouts/{run}/ach.txt"))
@@ -551,8 +563,9 @@ pub async fn ach_file(app: &App, run: &str) -> Result<Option<Vec<u8>>, PayoutErr
     Ok(app.blobs.get(&ach_key(run)?).await?)
 }
 
-/// (`payouts/{run}/ach.txt`), for the operator to upload to the bank; they are then sent.
-async fn send_ach(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError> {
+/// Step 2: the run's ACH payouts in one NACHA file in `Blobs` (`payouts/{run}/ach.txt`), for
+/// the operator to upload to the bank; they are then sent.
+async fn send_ach(app: &App, run: &mut PayoutRun) -> Result<Vec<String>, PayoutError> {
     let mut payouts: Vec<Payout> = app
         .store
         .payouts_of_run(&run.id)
@@ -601,12 +614,23 @@ async fn send_ach(app: &App, run: &PayoutRun) -> Result<Vec<String>, PayoutError
     let created = run.started_at.to_zoned_datetime(jiff::tz::TimeZone::UTC);
     // Settled on the next banking day: never a weekend or a Federal Reserve holiday.
     let effective = crate::domain::banking_days::next_banking_day(created.date());
+    // The file's trace numbers, kept on the run before the file is written.
+    let first_trace = match run.ach_first_trace {
+        Some(first) => first,
+        None => {
+            let first = app.store.take_ach_traces(credits.len() as u64).await?;
+            run.ach_first_trace = Some(first);
+            app.store.save_run(run).await?;
+            first
+        }
+    };
     let (file, traces) = nacha::credits_file(
         &app.payouts.ach,
         &credits,
         created.datetime(),
         effective,
         'A',
+        first_trace,
     );
     app.blobs
         .put(&ach_key(&run.id)?, file.into_bytes(), "text/plain")

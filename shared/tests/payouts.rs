@@ -614,6 +614,7 @@ fn a_file_with_people_and_companies_reads_back_as_a_ppd_and_a_ccd_batch() {
         jiff::civil::date(2026, 11, 30).at(6, 0, 0, 0),
         jiff::civil::date(2026, 12, 1),
         'B',
+        1,
     );
     let verdict = achkit(&file);
     assert_eq!(verdict["ok"], true, "{verdict}");
@@ -1049,6 +1050,313 @@ async fn a_later_run_the_same_day_pays_who_became_payable_since_and_nobody_twice
     );
     let runs = w.app.store.runs(10).await.unwrap();
     assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(
+        w.balance(Account::affiliate_payable(w.demo.affiliate_id))
+            .await,
+        0
+    );
+}
+
+/// The bank's side of ACH returns: the return file an ODFI passes back for entries of a payout
+/// file, built as the NACHA rules say (Appendix Four): each returned entry keeps the original's
+/// account, amount, individual id and name; its transaction code becomes the return's (22 →
+/// 21, 32 → 31), its receiving bank the originator's own (with its check digit), and its trace
+/// the returning bank's; a `99` addenda carries the reason and the original trace. `returns`
+/// are (original trace, reason or change code); a change code makes a notification of change
+/// (`98` addenda, zero amount, corrected data).
+fn bank_returns(payout_file: &str, returns: &[(&str, &str)]) -> String {
+    let pad = |record: String| format!("{record:<94}");
+    let check_digit = |routing8: &str| {
+        let sum: u32 = routing8
+            .chars()
+            .zip([3, 7, 1, 3, 7, 1, 3, 7])
+            .map(|(d, w)| d.to_digit(10).unwrap() * w)
+            .sum();
+        (10 - sum % 10) % 10
+    };
+    let records: Vec<&str> = payout_file.lines().collect();
+    let mut out = vec![pad(format!("101 {}", &records[0][13..23]))];
+    let mut batch_header = "";
+    let mut sequence = 0;
+    let mut batch = Vec::new();
+    let mut total = 0u64;
+    for record in &records {
+        match &record[..1] {
+            "5" => batch_header = record,
+            "6" => {
+                let trace = &record[79..94];
+                let Some((_, code)) = returns.iter().find(|(t, _)| *t == trace) else {
+                    continue;
+                };
+                sequence += 1;
+                let odfi = &batch_header[79..87];
+                let rdfi = &record[3..11];
+                let return_trace = format!("{rdfi}{sequence:07}");
+                let transaction = match &record[1..3] {
+                    "22" => "21",
+                    "32" => "31",
+                    other => panic!("not a credit: {other}"),
+                };
+                let change = code.starts_with('C');
+                let amount = if change {
+                    "0000000000"
+                } else {
+                    &record[29..39]
+                };
+                total += amount.parse::<u64>().unwrap();
+                batch.push(format!(
+                    "6{transaction}{odfi}{}{}{amount}{}  1{return_trace}",
+                    check_digit(odfi),
+                    &record[12..29],
+                    &record[39..76],
+                ));
+                batch.push(pad(format!(
+                    "7{}{code}{trace}      {rdfi}{:<44}",
+                    if change { "98" } else { "99" },
+                    if change { "987654321" } else { "" },
+                )));
+                let last = batch.len() - 1;
+                batch[last].replace_range(79..94, &return_trace);
+            }
+            _ => {}
+        }
+    }
+    out.push(batch_header.to_string());
+    let count = batch.len();
+    out.extend(batch);
+    out.push(pad(format!("8220{count:06}{:010}{:012}{total:012}", 0, 0)));
+    out.push(pad(format!("9000001{:06}{:08}", 1, count)));
+    while out.len() % 10 != 0 {
+        out.push("9".repeat(94));
+    }
+    // Banks send CRLF line ends as often as not.
+    out.join("\r\n") + "\r\n"
+}
+
+/// Sends a return file to the admin route, as the bank sent it.
+async fn upload_returns(w: &World, who: &(String, String), file: &str) -> Response {
+    support::send_body(
+        &w.app,
+        "POST",
+        "/api/admin/ach-returns",
+        "203.0.113.9",
+        &[("cookie", &who.0), ("x-csrf-token", &who.1)],
+        Some((
+            "text/plain",
+            lambda_http::Body::Binary(file.as_bytes().to_vec()),
+        )),
+    )
+    .await
+}
+
+fn ach_file_of(text: Option<Vec<u8>>) -> String {
+    String::from_utf8(text.expect("the run wrote its ACH file")).unwrap()
+}
+
+/// An ACH payout the bank returns as `R03` (no account): the payout fails, its amount is owed
+/// again, the affiliate's method stops until they give another, they are mailed once; the same
+/// file again changes nothing; a file that is not a return file, or from a non-admin, is
+/// refused and changes nothing. The next file's traces follow on from the first's, so a return
+/// names one payout whatever run it came from.
+#[tokio::test]
+async fn a_bank_return_fails_the_payout_and_stops_an_account_that_cannot_take_payments() {
+    let w = World::new(None).await;
+    let affiliate = w.sign_in("affiliate").await;
+    let admin = w.sign_in("admin").await;
+    assert_eq!(w.set_method(&affiliate, ach()).await.status(), 200);
+    w.earn(3).await;
+    shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
+    let payout = w.app.store.payouts_of_run("2026-11-30").await.unwrap()[0].clone();
+    let trace = payout
+        .reference
+        .clone()
+        .expect("an ACH payout has its trace");
+    let payout_file = ach_file_of(
+        w.app
+            .blobs
+            .get(&BlobKey::parse("payouts/2026-11-30/ach.txt").unwrap())
+            .await
+            .unwrap(),
+    );
+    let payable = Account::affiliate_payable(w.demo.affiliate_id);
+    assert_eq!(w.balance(payable.clone()).await, 0);
+
+    // Refused, changing nothing: the payout file itself, another content type, an affiliate.
+    let refused = upload_returns(&w, &admin, &payout_file).await;
+    assert_eq!(refused.status(), 400);
+    let error = body(&refused)["error"].clone();
+    assert_eq!(error["field"], "file");
+    assert!(
+        error["message"].as_str().unwrap().contains("payout file"),
+        "{error}"
+    );
+    let returns = bank_returns(&payout_file, &[(&trace, "R03")]);
+    let as_json = w
+        .send(
+            "POST",
+            "/api/admin/ach-returns",
+            &[("cookie", &admin.0), ("x-csrf-token", &admin.1)],
+            Some(json!({"file": returns})),
+        )
+        .await;
+    assert_eq!(as_json.status(), 400);
+    assert_eq!(body(&as_json)["error"]["field"], "content-type");
+    assert_eq!(upload_returns(&w, &affiliate, &returns).await.status(), 403);
+    assert_eq!(
+        w.app
+            .store
+            .payout(&payout.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        PayoutStatus::Sent
+    );
+    assert_eq!(w.balance(payable.clone()).await, 0);
+
+    // The return: recorded once, however often the file comes.
+    let recorded = body(&upload_returns(&w, &admin, &returns).await);
+    assert_eq!(recorded["recorded"], 1, "{recorded}");
+    let entry = &recorded["entries"][0];
+    assert_eq!(entry["outcome"], "recorded", "{recorded}");
+    assert_eq!(entry["payout_id"], payout.id.as_str());
+    assert_eq!(entry["amount"], "54.00");
+    assert_eq!(entry["method_stopped"], true);
+    let again = body(&upload_returns(&w, &admin, &returns).await);
+    assert_eq!(
+        again["entries"][0]["outcome"], "already_recorded",
+        "{again}"
+    );
+    assert_eq!(again["recorded"], 0);
+    let failed = w.app.store.payout(&payout.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, PayoutStatus::Failed);
+    assert_eq!(
+        failed.failure.as_deref(),
+        Some("ACH return R03: no account, or unable to locate the account")
+    );
+    assert_eq!(w.balance(payable.clone()).await, -5_400, "owed again");
+    assert_eq!(w.balance(Account::platform_cash()).await, 0);
+    let notices: Vec<String> = w
+        .mail()
+        .into_iter()
+        .filter(|m| m.contains("returned by your bank"))
+        .collect();
+    assert_eq!(notices.len(), 1, "one notice per returned payout");
+    assert!(notices[0].contains("R03") && notices[0].contains("another payout method"));
+    assert!(!notices[0].contains(ACCOUNT_NUMBER));
+
+    // Stopped: the next run waits, and the affiliate sees why; sending the same account again
+    // does not restart it.
+    let waiting = shared::payouts::run(&w.app, "2026-12-01").await.unwrap();
+    assert!(
+        waiting
+            .report
+            .iter()
+            .any(|l| l.contains("54.00 waits: the bank returned payout")),
+        "{:?}",
+        waiting.report
+    );
+    assert_eq!(w.set_method(&affiliate, ach()).await.status(), 200);
+    let method = body(
+        &w.send(
+            "GET",
+            "/api/payouts/method",
+            &[("cookie", &affiliate.0)],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(method["method"]["stopped"]["code"], "R03", "{method}");
+    assert_eq!(method["method"]["stopped"]["payout_id"], payout.id.as_str());
+
+    // Another account pays again after the cooling-off period, under the next trace.
+    let mut other = ach();
+    other["account_number"] = json!("000987654321");
+    assert_eq!(w.set_method(&affiliate, other).await.status(), 200);
+    w.clock.advance(SignedDuration::from_hours(73));
+    let period = shared::payouts::period_of(w.app.clock.now());
+    let run = shared::payouts::run(&w.app, &period).await.unwrap();
+    let repaid = w.app.store.payouts_of_run(&run.id).await.unwrap();
+    assert_eq!(repaid.len(), 1, "{repaid:?}");
+    assert_eq!(repaid[0].amount.to_decimal(), "54.00");
+    let next_trace = repaid[0].reference.clone().unwrap();
+    assert_eq!(
+        next_trace[8..].parse::<u64>().unwrap(),
+        trace[8..].parse::<u64>().unwrap() + 1,
+        "each file takes its own traces"
+    );
+    assert_eq!(w.balance(payable).await, 0);
+}
+
+/// Returns that leave the account usable (R06) make the amount payable again through the same
+/// method; a notification of change leaves the payout paid and asks the affiliate to check
+/// their details; entries that match no payout (another amount, an unknown trace) change
+/// nothing.
+#[tokio::test]
+async fn other_returns_pay_again_and_notifications_of_change_ask_for_details() {
+    let w = World::new(None).await;
+    let affiliate = w.sign_in("affiliate").await;
+    let admin = w.sign_in("admin").await;
+    assert_eq!(w.set_method(&affiliate, ach()).await.status(), 200);
+    w.earn(3).await;
+    shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
+    let payout = w.app.store.payouts_of_run("2026-11-30").await.unwrap()[0].clone();
+    let trace = payout.reference.clone().unwrap();
+    let payout_file = ach_file_of(
+        w.app
+            .blobs
+            .get(&BlobKey::parse("payouts/2026-11-30/ach.txt").unwrap())
+            .await
+            .unwrap(),
+    );
+
+    let change =
+        body(&upload_returns(&w, &admin, &bank_returns(&payout_file, &[(&trace, "C01")])).await);
+    assert_eq!(change["entries"][0]["outcome"], "correction", "{change}");
+    assert_eq!(
+        w.app
+            .store
+            .payout(&payout.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        PayoutStatus::Sent
+    );
+    assert!(
+        w.mail()
+            .iter()
+            .any(|m| m.contains("asks us to correct your details") && !m.contains("987654321")),
+        "the affiliate is asked, without the corrected data"
+    );
+
+    // Another amount, or a trace no payout had: nothing applied.
+    let returns = bank_returns(&payout_file, &[(&trace, "R06")]);
+    let other_amount = returns.replace("0000005400", "0000005399");
+    let unknown_trace = returns.replace(&trace, &format!("{}9999999", &trace[..8]));
+    for file in [other_amount, unknown_trace] {
+        let answer = body(&upload_returns(&w, &admin, &file).await);
+        assert_eq!(answer["entries"][0]["outcome"], "unmatched", "{answer}");
+    }
+    assert_eq!(
+        w.app
+            .store
+            .payout(&payout.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        PayoutStatus::Sent
+    );
+
+    let recorded = body(&upload_returns(&w, &admin, &returns).await);
+    assert_eq!(recorded["entries"][0]["outcome"], "recorded", "{recorded}");
+    assert_eq!(recorded["entries"][0]["method_stopped"], false);
+    w.clock.advance(SignedDuration::from_hours(24));
+    let period = shared::payouts::period_of(w.app.clock.now());
+    let run = shared::payouts::run(&w.app, &period).await.unwrap();
+    let repaid = w.app.store.payouts_of_run(&run.id).await.unwrap();
+    assert_eq!(repaid.len(), 1, "the same method pays again");
     assert_eq!(
         w.balance(Account::affiliate_payable(w.demo.affiliate_id))
             .await,

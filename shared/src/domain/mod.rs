@@ -10,6 +10,7 @@ pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod nacha;
+pub mod nacha_returns;
 pub mod offer;
 pub mod payout;
 pub mod privacy;

@@ -65,14 +65,17 @@ fn number(value: u64, width: usize) -> String {
 }
 
 /// The file, with `\n` after each record. `created` is the file's creation time; entries
-/// settle on `effective` (YYMMDD). Trace numbers are the ODFI's 8 digits and the entry's
-/// 1-based sequence in the file; they are answered in the order of `credits`.
+/// settle on `effective` (YYMMDD). Trace numbers are the ODFI's 8 digits and a 7-digit
+/// sequence counted on from `first_trace` in file order (so that an installation that gives
+/// each file its own range never repeats one, and a bank's return names one payout); they are
+/// answered in the order of `credits`.
 pub fn credits_file(
     originator: &Originator,
     credits: &[Credit],
     created: DateTime,
     effective: jiff::civil::Date,
     file_id_modifier: char,
+    first_trace: u64,
 ) -> (String, Vec<String>) {
     let odfi = &originator.origin_routing.as_str()[..8];
     let mut records = vec![format!(
@@ -120,8 +123,8 @@ pub fn credits_file(
                 .parse::<u64>()
                 .expect("routing numbers are digits");
             total += credit.amount.max(0) as u64;
+            let trace = format!("{odfi}{}", number(first_trace + sequence, 7));
             sequence += 1;
-            let trace = format!("{odfi}{}", number(sequence, 7));
             let code = match credit.account_type {
                 AccountType::Checking => "22",
                 AccountType::Savings => "32",
@@ -212,6 +215,7 @@ mod tests {
             created,
             jiff::civil::date(2026, 12, 1),
             'A',
+            1,
         );
         let records: Vec<&str> = file.lines().collect();
         assert_eq!(records.len(), 10, "6 records padded to a block of 10");
@@ -248,6 +252,7 @@ mod tests {
             created,
             jiff::civil::date(2026, 12, 1),
             'A',
+            1,
         );
         let records: Vec<&str> = file.lines().collect();
         assert_eq!(records.len(), 10);

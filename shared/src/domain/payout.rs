@@ -118,6 +118,20 @@ pub struct PayoutAccount {
     pub method: PayoutMethod,
     pub changed_at: Timestamp,
     pub hold_until: Timestamp,
+    /// The bank returned a payment because the account cannot take one (closed, not found…):
+    /// payouts wait until the affiliate gives another method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<MethodStopped>,
+}
+
+/// Why a payout method no longer pays.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodStopped {
+    /// The return reason code (`R03`).
+    pub code: String,
+    /// The payout that came back.
+    pub payout: String,
+    pub at: Timestamp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

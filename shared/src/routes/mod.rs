@@ -160,6 +160,7 @@ pub const ROUTES: &[Route] = &[
     tax::REQUEST_FORMS,
     tax::FORM_YEARS,
     payouts::RUN_NOW,
+    payouts::ACH_RETURNS,
     admin::LIST_ACCOUNTS,
     admin::SET_STATUS,
     admin::AUDIT,

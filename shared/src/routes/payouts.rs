@@ -87,6 +87,16 @@ pub const ACH_FILE: Route = Route::new(
     |app, request| Box::pin(ach_file(app, request)),
 );
 
+pub const ACH_RETURNS: Route = Route::new(
+    "payouts",
+    &["POST"],
+    "/api/admin/ach-returns",
+    ADMIN,
+    "Record the bank's NACHA return file (the body, `text/plain`, at most 1 MiB): each return's payout (found by its original trace number, payee and amount) is marked failed and its amount is payable again; returns that say the account cannot take payments (R02, R03, R04, R12–R17, R20, R23) stop the affiliate's method until they give another; every affiliate concerned is mailed once. Uploading the same file again changes nothing. A file that is not a whole return file is refused naming the record.",
+    |app, request| Box::pin(ach_returns(app, request)),
+)
+.answers(schema::<crate::ach_returns::ReturnsRecorded>);
+
 pub const RUN_NOW: Route = Route::new(
     "payouts",
     &["POST"],
@@ -134,6 +144,21 @@ pub struct MethodView {
     pub name_on_account: Option<String>,
     /// Payouts wait until then after a change (the cooling-off period).
     pub payouts_held_until: String,
+    /// The bank returned a payment to this account saying it cannot take payments: payouts
+    /// wait until another method is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<StoppedView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StoppedView {
+    /// The bank's return reason code (`R03`).
+    pub code: String,
+    /// What it means.
+    pub reason: String,
+    /// The payout that came back.
+    pub payout_id: String,
+    pub at: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -190,6 +215,12 @@ pub struct RunList {
 
 fn method_view(account: &crate::domain::payout::PayoutAccount) -> MethodView {
     let held = account.hold_until.to_string();
+    let stopped = account.stopped.as_ref().map(|stop| StoppedView {
+        code: stop.code.clone(),
+        reason: crate::domain::nacha_returns::reason(&stop.code).to_string(),
+        payout_id: stop.payout.clone(),
+        at: stop.at.to_string(),
+    });
     match &account.method {
         PayoutMethod::Paypal { email } => MethodView {
             r#type: Rail::Paypal,
@@ -200,6 +231,7 @@ fn method_view(account: &crate::domain::payout::PayoutAccount) -> MethodView {
             account_holder: None,
             name_on_account: None,
             payouts_held_until: held,
+            stopped,
         },
         PayoutMethod::Ach {
             routing_number,
@@ -217,6 +249,7 @@ fn method_view(account: &crate::domain::payout::PayoutAccount) -> MethodView {
             account_holder: Some(*account_holder),
             name_on_account: Some(name_on_account.clone()),
             payouts_held_until: held,
+            stopped,
         },
     }
 }
@@ -407,6 +440,42 @@ async fn ach_file(app: App, request: Request) -> Result<Response, ApiError> {
             .insert(lambda_http::http::header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+async fn ach_returns(app: App, request: Request) -> Result<Response, ApiError> {
+    let content_type = request
+        .headers()
+        .get(lambda_http::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim_start()
+        .to_ascii_lowercase();
+    if !(content_type.starts_with("text/plain")
+        || content_type.starts_with("application/octet-stream"))
+    {
+        return Err(ApiError::invalid(
+            "content-type",
+            "must be text/plain: send the bank's return file as the body",
+        ));
+    }
+    let recorded = crate::ach_returns::record(&app, request.body().as_ref())
+        .await
+        .map_err(|error| match error {
+            PayoutError::Invalid { field, problem } => ApiError::invalid(field, problem),
+            other => ApiError::internal(other),
+        })?;
+    caller(&request)
+        .audit(
+            &app,
+            "ach_returns.recorded",
+            Some(format!(
+                "{} entries, {} payouts failed",
+                recorded.entries.len(),
+                recorded.recorded
+            )),
+        )
+        .await?;
+    Ok(json(StatusCode::OK, &recorded))
 }
 
 async fn run_now(app: App, request: Request) -> Result<Response, ApiError> {

@@ -47,6 +47,11 @@ pub struct PayoutRun {
     /// day is made only when this has changed (someone became payable since).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left_owing: Option<String>,
+    /// The first trace sequence of the run's ACH file, taken from the installation's count
+    /// when the file is first written: a rewrite after a crash repeats it, and no two files
+    /// share a trace number, so that a bank's return names one payout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ach_first_trace: Option<u64>,
 }
 
 /// A tax year's 1099-NEC filing: requested by an admin, and filed by the `tax-forms` job.
@@ -129,6 +134,29 @@ impl Store {
         self.get(&method_key(affiliate)).await
     }
 
+    /// Replaces a payout method with `after` if it has not changed since `before` was read;
+    /// answers whether it did.
+    pub async fn replace_payout_account(
+        &self,
+        before: &PayoutAccount,
+        after: &PayoutAccount,
+    ) -> Result<bool, TableError> {
+        let changed_at = serde_json::to_value(before.changed_at)
+            .map_err(|e| TableError::Invalid(e.to_string()))?;
+        match self
+            .table
+            .put(
+                to_item(after, &method_key(after.affiliate_id))?,
+                Cond::Equals("changed_at".into(), changed_at),
+            )
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(TableError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn save_payout_account(&self, account: &PayoutAccount) -> Result<(), TableError> {
         self.table
             .put(
@@ -176,6 +204,7 @@ impl Store {
             payouts_made: false,
             affiliate,
             left_owing: None,
+            ach_first_trace: None,
         };
         let item = with_index(to_item(&run, &run_key(id))?, "RUNS".into(), id.to_string());
         match self.table.put(item, Cond::NotExists).await {
@@ -190,6 +219,25 @@ impl Store {
 
     pub async fn payout_run(&self, id: &str) -> Result<Option<PayoutRun>, TableError> {
         self.get(&run_key(id)).await
+    }
+
+    /// Takes `count` trace sequence numbers from the installation's count of ACH entries and
+    /// answers the first (1 for the first file ever).
+    pub async fn take_ach_traces(&self, count: u64) -> Result<u64, TableError> {
+        let count = i64::try_from(count).map_err(|e| TableError::Invalid(e.to_string()))?;
+        let counted = self
+            .table
+            .update(
+                &super::meta_key("ach-traces"),
+                crate::ports::table::Update::default().add("taken", count),
+                Cond::Always,
+            )
+            .await?;
+        let taken = counted
+            .get("taken")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| TableError::Invalid("the ACH trace count is not a number".into()))?;
+        Ok((taken - count + 1) as u64)
     }
 
     pub async fn save_run(&self, run: &PayoutRun) -> Result<(), TableError> {

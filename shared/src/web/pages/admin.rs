@@ -7,7 +7,7 @@ use maud::html;
 use serde_json::{Value, json};
 
 use crate::web::format::{money, status, time_element};
-use crate::web::layout::{self, button_form, csrf, input, select};
+use crate::web::layout::{self, button_form, csrf, form_error, input, select};
 use crate::web::{Ctx, Refusal, encode, redirect, text};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
@@ -178,6 +178,11 @@ pub async fn replay(ctx: Ctx) -> Result {
 }
 
 pub async fn payouts(ctx: Ctx) -> Result {
+    payouts_page(ctx, None).await
+}
+
+/// The payout runs page, with what an uploaded return file did (or why it was refused).
+async fn payouts_page(ctx: Ctx, returns: Option<std::result::Result<Value, Refusal>>) -> Result {
     let runs = ctx.api.list("/api/admin/payout-runs", "runs").await?;
     let running = runs.iter().any(|r| r["finished_at"].is_null());
     let picker = crate::web::pages::party::party_picker(&ctx, "/app/admin/payouts").await?;
@@ -217,6 +222,18 @@ pub async fn payouts(ctx: Ctx) -> Result {
             } }
         }
         div class="card" {
+            h2 id="ach-returns" { "ACH returns" }
+            p { "Upload the return file your bank sends (NACHA format). Each returned payout is marked failed and its amount is payable again; a return saying the account cannot take payments stops the affiliate's bank method until they give another. Each affiliate is mailed. Uploading the same file again changes nothing." }
+            @if let Some(Err(refusal)) = &returns { (form_error(Some(refusal))) }
+            form method="post" action=(crate::http::ACH_RETURNS_FORM_PATH) enctype="multipart/form-data" {
+                (csrf(&ctx))
+                label for="f-returns" { "Return file (NACHA)" }
+                input id="f-returns" type="file" name="returns" accept=".ach,.txt,text/plain";
+                div class="actions" { button type="submit" { "Record the returns" } }
+            }
+            @if let Some(Ok(recorded)) = &returns { (returns_table(recorded)) }
+        }
+        div class="card" {
             h2 { "An affiliate's payouts" }
             (picker)
             @if let Some(affiliate) = ctx.query.get("affiliate_id") { (affiliate_payouts(&ctx, affiliate).await) }
@@ -237,7 +254,62 @@ pub async fn payouts(ctx: Ctx) -> Result {
             }
         }
     };
-    Ok(layout::page(&ctx, "Payout runs", body))
+    let status_code = match &returns {
+        Some(Err(refusal)) => refusal.status,
+        _ => StatusCode::OK,
+    };
+    Ok(layout::page_with_status(
+        &ctx,
+        status_code,
+        "Payout runs",
+        body,
+    ))
+}
+
+/// What each entry of an uploaded return file became.
+fn returns_table(recorded: &Value) -> maud::Markup {
+    let entries = recorded["entries"].as_array().cloned().unwrap_or_default();
+    html! {
+        div class="notice good" role="status" {
+            p { (recorded["recorded"].as_u64().unwrap_or(0)) " payout(s) marked failed from " (entries.len()) " entries." }
+        }
+        div class="table-wrap" { table {
+            caption { "The return file's entries" }
+            thead { tr { th scope="col" { "Record" } th scope="col" { "Code" } th scope="col" class="num" { "Amount" } th scope="col" { "Payout" } th scope="col" { "Outcome" } } }
+            tbody { @for entry in &entries {
+                tr {
+                    td class="num" { (entry["record"].as_u64().unwrap_or(0)) }
+                    td { code { (text(entry, "code")) } " " span class="muted" { (text(entry, "reason")) } }
+                    td class="num" { (money(text(entry, "amount"), "USD")) }
+                    td { code { (entry["payout_id"].as_str().unwrap_or("—")) } }
+                    td { (text(entry, "outcome_words"))
+                        @if entry["method_stopped"] == true { br; span class="muted" { "payout method stopped" } } }
+                }
+            } }
+        } }
+    }
+}
+
+/// The bank's return file, from the upload form to the API.
+pub async fn record_ach_returns(ctx: Ctx) -> Result {
+    let file = ctx
+        .uploads
+        .iter()
+        .find(|u| u.field == "returns" && !u.bytes.is_empty())
+        .map(|u| u.bytes.clone());
+    let outcome = match file {
+        None => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "returns",
+            "returns: choose the bank's return file",
+        )),
+        Some(bytes) => {
+            ctx.api
+                .send_bytes(Method::POST, "/api/admin/ach-returns", "text/plain", bytes)
+                .await
+        }
+    };
+    payouts_page(ctx, Some(outcome)).await
 }
 
 /// One affiliate's payouts, with a retry for those that failed.

@@ -195,6 +195,12 @@ pub const PAGES: &[Page] = &[
     page!(GET, "/app/admin/payouts", ADMIN, admin::payouts),
     page!(POST, "/app/admin/payouts/run", ADMIN, admin::run_payouts),
     page!(
+        POST,
+        crate::http::ACH_RETURNS_FORM_PATH,
+        ADMIN,
+        admin::record_ach_returns
+    ),
+    page!(
         GET,
         "/app/admin/payouts/{run_id}/ach",
         ADMIN,

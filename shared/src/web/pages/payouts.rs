@@ -97,6 +97,13 @@ async fn method_page(ctx: Ctx, refusal: Option<Refusal>) -> Result {
         }
         div class="card" {
             h2 { "Payout method" }
+            @if let Some(stopped) = method["stopped"].as_object() {
+                div class="notice error" role="alert" {
+                    p { "Your bank returned payout " code { (stopped["payout_id"].as_str().unwrap_or("")) } " ("
+                        (stopped["code"].as_str().unwrap_or("")) ": " (stopped["reason"].as_str().unwrap_or(""))
+                        "). Payouts wait until you give another payout method below; the amount is in your payable balance." }
+                }
+            }
             @if let Some(held) = method["payouts_held_until"].as_str() {
                 p class="muted" { "After a change, payouts wait until " (time_element(held, &ctx.zone)) " (a cooling-off period that protects you from a stolen sign-in)." }
             }
