@@ -12,7 +12,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use crate::app::App;
-use crate::domain::calls::{Assignment, Call, CallSettings, E164, Recording};
+use crate::domain::calls::{Assignment, Call, CallSettings, E164, Recording, Speaker, Utterance};
 use crate::domain::ids::{ClickId, OfferId};
 use crate::domain::offer::OfferStatus;
 use crate::domain::tracking::{Click, EventName, Visitor, tracking_expiry};
@@ -143,8 +143,18 @@ pub async fn voice(
         .as_deref()
         .map(|text| format!("<Say>{}</Say>", crate::http::escape_markup(text)))
         .unwrap_or_default();
+    // Started after the notice, so that only the conversation is transcribed: the caller on
+    // the inbound track, the advertiser on the outbound one once the call is put through.
+    let transcribe = if settings.transcribe {
+        format!(
+            "<Start><Transcription statusCallbackUrl=\"{}/twilio/transcription\" track=\"both_tracks\" inboundTrackLabel=\"caller\" outboundTrackLabel=\"advertiser\"/></Start>",
+            crate::http::escape_markup(webhook_base)
+        )
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{notice}<Dial record=\"record-from-answer-dual\" recordingStatusCallback=\"{base}/twilio/recording\" recordingStatusCallbackEvent=\"completed\" action=\"{base}/twilio/status\" method=\"POST\"><Number>{}</Number></Dial></Response>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{notice}{transcribe}<Dial record=\"record-from-answer-dual\" recordingStatusCallback=\"{base}/twilio/recording\" recordingStatusCallbackEvent=\"completed\" action=\"{base}/twilio/status\" method=\"POST\"><Number>{}</Number></Dial></Response>",
         crate::http::escape_markup(settings.destination.as_str()),
         base = crate::http::escape_markup(webhook_base),
     ))
@@ -206,7 +216,7 @@ async fn record_call(
         connected_secs: None,
         conversion_id: None,
         recording: None,
-        transcription: None,
+        transcript: Vec::new(),
         flags: if click.is_none() {
             vec!["unattributed".into()]
         } else {
@@ -462,23 +472,80 @@ pub async fn recording(app: &App, params: &impl WebhookParams) -> Result<(), Cal
     Ok(())
 }
 
-/// A transcription of the call, kept with it.
+/// The most of a call's transcript kept: a long call's words past it are dropped (a flag says
+/// so), keeping the call's record well inside DynamoDB's 400 KB.
+const MAX_TRANSCRIPT_CHARS: usize = 100_000;
+
+/// Twilio's real-time transcription callback (`<Start><Transcription statusCallbackUrl>`):
+/// each final utterance is kept with the call, once however often Twilio repeats it, in the
+/// order it was said; partial results are ignored, and an error flags the call.
 pub async fn transcription(app: &App, params: &impl WebhookParams) -> Result<(), CallError> {
     let sid = params.param("CallSid").unwrap_or_default();
-    if params.param("TranscriptionStatus") != Some("completed") {
+    match params.param("TranscriptionEvent") {
+        Some("transcription-content") if params.param("Final") == Some("true") => {}
+        Some("transcription-error") => {
+            tracing::warn!(
+                call = sid,
+                code = params.param("TranscriptionErrorCode").unwrap_or_default(),
+                "Twilio could not transcribe a call"
+            );
+            return flag_call(app, sid, "transcription_failed".into()).await;
+        }
+        _ => return Ok(()),
+    }
+    let speaker = params.param("Track").and_then(Speaker::of_track);
+    let sequence = params.param("SequenceId").and_then(|s| s.parse().ok());
+    let at = params.param("Timestamp").and_then(|t| t.parse().ok());
+    // `TranscriptionData` is JSON in a form field: `{"transcript": "…", "confidence": 0.99}`.
+    let text = params
+        .param("TranscriptionData")
+        .and_then(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+        .and_then(|data| data["transcript"].as_str().map(|t| t.trim().to_string()));
+    let (Some(speaker), Some(sequence), Some(at), Some(text)) = (speaker, sequence, at, text)
+    else {
+        tracing::warn!(
+            call = sid,
+            "a transcription callback without its track, sequence, time or text"
+        );
+        return Ok(());
+    };
+    if text.is_empty() {
         return Ok(());
     }
-    let text: String = params
-        .param("TranscriptionText")
-        .unwrap_or_default()
-        .chars()
-        .take(20_000)
-        .collect();
+    let utterance = Utterance {
+        speaker,
+        sequence,
+        at,
+        text,
+    };
     app.store
         .change_call(sid, |call| {
-            let changed = call.transcription.as_deref() != Some(&text);
-            call.transcription = Some(text.clone());
-            changed
+            let known = call
+                .transcript
+                .iter()
+                .any(|u| u.speaker == utterance.speaker && u.sequence == utterance.sequence);
+            let kept: usize = call.transcript.iter().map(|u| u.text.len()).sum();
+            if known {
+                return false;
+            }
+            if kept + utterance.text.len() > MAX_TRANSCRIPT_CHARS {
+                let flag = "transcript_truncated".to_string();
+                let changed = !call.flags.contains(&flag);
+                if changed {
+                    call.flags.push(flag);
+                }
+                return changed;
+            }
+            let place = call.transcript.partition_point(|u| {
+                (u.at, u.speaker == Speaker::Advertiser, u.sequence)
+                    <= (
+                        utterance.at,
+                        utterance.speaker == Speaker::Advertiser,
+                        utterance.sequence,
+                    )
+            });
+            call.transcript.insert(place, utterance.clone());
+            true
         })
         .await?;
     Ok(())
@@ -612,5 +679,6 @@ pub fn default_settings(destination: E164) -> CallSettings {
         delete_from_twilio: false,
         repeat_window_hours: 24,
         lease_minutes: 30,
+        transcribe: false,
     }
 }

@@ -124,6 +124,43 @@ impl World {
         .await
     }
 
+    /// A real-time transcription's `transcription-content` callback, as Twilio sends it:
+    /// `TranscriptionData` is JSON in a form field, `SequenceId` counts per track.
+    async fn utterance(
+        &self,
+        sid: &str,
+        track: &str,
+        sequence: &str,
+        at: &str,
+        transcript: &str,
+        last: bool,
+    ) -> Response {
+        let data = if last {
+            json!({ "transcript": transcript, "confidence": 0.9956335 })
+        } else {
+            json!({ "transcript": transcript, "stability": 0.9 })
+        };
+        let answered = self
+            .hook(
+                "/twilio/transcription",
+                &[
+                    ("AccountSid", ACCOUNT_SID),
+                    ("CallSid", sid),
+                    ("TranscriptionSid", "GT8fbf0c4d58d0f4d9a3b8e7c1f2e3d4a5"),
+                    ("Timestamp", at),
+                    ("SequenceId", sequence),
+                    ("TranscriptionEvent", "transcription-content"),
+                    ("LanguageCode", "en-US"),
+                    ("Track", track),
+                    ("TranscriptionData", &data.to_string()),
+                    ("Final", if last { "true" } else { "false" }),
+                ],
+            )
+            .await;
+        assert_eq!(answered.status(), 204, "{}", text(&answered));
+        answered
+    }
+
     /// A webhook as Twilio sends it: form-encoded, signed over `url_path` (what Twilio
     /// called) with `token`.
     async fn hook_signed(
@@ -310,6 +347,10 @@ async fn a_call_is_put_through_recorded_and_a_long_one_converts_once() {
         "<Dial record=\"record-from-answer-dual\" recordingStatusCallback=\"https://calls.example.test/twilio/recording\""
     ));
     assert!(twiml.contains(&format!("<Number>{DESTINATION}</Number>")));
+    assert!(
+        !twiml.contains("<Transcription"),
+        "calls are transcribed only for offers that ask"
+    );
     // A repeat of the webhook records nothing new.
     w.voice("CA1001", NUMBER, "+12125550123").await;
     let call = w.app().store.call("CA1001").await.unwrap().unwrap();
@@ -535,14 +576,13 @@ async fn each_party_sees_its_own_calls_and_only_advertisers_hear_them() {
         .unwrap()
         .insert("RE5001".into(), audio(5));
     w.ended("CA5001", "95").await;
-    w.hook(
-        "/twilio/transcription",
-        &[
-            ("AccountSid", ACCOUNT_SID),
-            ("CallSid", "CA5001"),
-            ("TranscriptionStatus", "completed"),
-            ("TranscriptionText", "Hi, I would like to order."),
-        ],
+    w.utterance(
+        "CA5001",
+        "inbound_track",
+        "1",
+        "2026-06-02T12:00:05Z",
+        "Hi, I would like to order.",
+        true,
     )
     .await;
     w.recorded("CA5001", "RE5001").await;
@@ -554,7 +594,7 @@ async fn each_party_sees_its_own_calls_and_only_advertisers_hear_them() {
     assert_eq!(seen["calls"][0]["sid"], "CA5001");
     assert_eq!(
         seen["calls"][0]["transcription"],
-        "Hi, I would like to order."
+        "Caller: Hi, I would like to order."
     );
     assert!(seen["calls"][0]["recording"]["sha256"].is_string());
     let theirs = w.send(&affiliate, "GET", "/api/calls", None).await;
@@ -885,4 +925,129 @@ async fn conversion_rates_count_static_numbers_calls_as_visits() {
         "{totals}"
     );
     assert_eq!(totals["cr"], "50.00", "2 conversions in 4 visits: {totals}");
+}
+
+/// An offer that transcribes starts Twilio's real-time transcription after the notice and
+/// before the call is put through; each final utterance is kept once, in the order it was
+/// said whatever order the callbacks come in, under who said it; partial results and the
+/// session's other events change nothing, and an error flags the call.
+#[tokio::test]
+async fn a_transcribed_call_keeps_who_said_what_once_and_in_order() {
+    let w = World::new().await;
+    let advertiser = w.sign_in("advertiser").await;
+    let offer = w.platform.demo.offer_id;
+    let settings = w
+        .send(
+            &advertiser,
+            "PUT",
+            &format!("/api/offers/{offer}/calls"),
+            Some(json!({
+                "destination": DESTINATION, "notice": "This call is recorded and transcribed.",
+                "transcribe": true
+            })),
+        )
+        .await;
+    assert_eq!(settings.status(), 200, "{}", text(&settings));
+    assert_eq!(body(&settings)["transcribe"], true);
+    let twiml = w.voice("CA6001", NUMBER, "+12125550123").await;
+    let start = twiml
+        .find("<Start><Transcription statusCallbackUrl=\"https://calls.example.test/twilio/transcription\" track=\"both_tracks\"")
+        .unwrap_or_else(|| panic!("{twiml}"));
+    assert!(twiml.find("</Say>").unwrap() < start && start < twiml.find("<Dial").unwrap());
+
+    let session = |event: &'static str| {
+        [
+            ("AccountSid", ACCOUNT_SID),
+            ("CallSid", "CA6001"),
+            ("TranscriptionSid", "GT8fbf0c4d58d0f4d9a3b8e7c1f2e3d4a5"),
+            ("Timestamp", "2026-06-02T12:00:01Z"),
+            ("SequenceId", "1"),
+            ("TranscriptionEvent", event),
+        ]
+    };
+    assert_eq!(
+        w.hook("/twilio/transcription", &session("transcription-started"))
+            .await
+            .status(),
+        204
+    );
+    // The advertiser's answer arrives before the caller's question, then the question twice.
+    w.utterance(
+        "CA6001",
+        "outbound_track",
+        "1",
+        "2026-06-02T12:00:04.250Z",
+        "Sure, which size?",
+        true,
+    )
+    .await;
+    w.utterance(
+        "CA6001",
+        "inbound_track",
+        "1",
+        "2026-06-02T12:00:02.100Z",
+        "Hi, I would like to order.",
+        true,
+    )
+    .await;
+    w.utterance(
+        "CA6001",
+        "inbound_track",
+        "1",
+        "2026-06-02T12:00:02.100Z",
+        "Hi, I would like to order.",
+        true,
+    )
+    .await;
+    w.utterance(
+        "CA6001",
+        "inbound_track",
+        "2",
+        "2026-06-02T12:00:06Z",
+        "Lar",
+        false,
+    )
+    .await;
+    w.utterance(
+        "CA6001",
+        "inbound_track",
+        "2",
+        "2026-06-02T12:00:06.500Z",
+        "Large, please.",
+        true,
+    )
+    .await;
+    assert_eq!(
+        w.hook("/twilio/transcription", &session("transcription-stopped"))
+            .await
+            .status(),
+        204
+    );
+
+    let seen = body(&w.send(&advertiser, "GET", "/api/calls", None).await);
+    assert_eq!(
+        seen["calls"][0]["transcription"],
+        "Caller: Hi, I would like to order.\nAdvertiser: Sure, which size?\nCaller: Large, please.",
+        "{seen}"
+    );
+    assert_eq!(
+        w.app()
+            .store
+            .call("CA6001")
+            .await
+            .unwrap()
+            .unwrap()
+            .transcript
+            .len(),
+        3
+    );
+
+    let mut failed = session("transcription-error").to_vec();
+    failed.extend([
+        ("TranscriptionErrorCode", "32655"),
+        ("TranscriptionError", "Provider Unavailable"),
+    ]);
+    assert_eq!(w.hook("/twilio/transcription", &failed).await.status(), 204);
+    let call = w.app().store.call("CA6001").await.unwrap().unwrap();
+    assert_eq!(call.flags, vec!["transcription_failed".to_string()]);
 }

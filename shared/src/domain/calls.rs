@@ -90,6 +90,10 @@ pub struct CallSettings {
     pub repeat_window_hours: u32,
     /// How long a pool number stays lent to a visitor.
     pub lease_minutes: u32,
+    /// Transcribe put-through calls as they happen (Twilio's real-time transcription, billed
+    /// by Twilio per minute); the advertiser reads who said what with the call.
+    #[serde(default)]
+    pub transcribe: bool,
 }
 
 /// A recording, archived.
@@ -104,6 +108,55 @@ pub struct Recording {
     pub duration_secs: u32,
     #[schema(value_type = String)]
     pub archived_at: Timestamp,
+}
+
+/// Who spoke: Twilio's tracks of the inbound call, whose `inbound_track` is what the caller
+/// says and `outbound_track` what the advertiser says once put through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    Caller,
+    Advertiser,
+}
+
+impl Speaker {
+    pub fn of_track(track: &str) -> Option<Self> {
+        match track {
+            "inbound_track" => Some(Self::Caller),
+            "outbound_track" => Some(Self::Advertiser),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Caller => "Caller",
+            Self::Advertiser => "Advertiser",
+        }
+    }
+}
+
+/// One final utterance of a call's live transcription.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Utterance {
+    pub speaker: Speaker,
+    /// Twilio's `SequenceId`: counted per track, so a repeated callback is known by both.
+    pub sequence: u64,
+    /// When Twilio heard it (`Timestamp`, RFC 3339): the order across the two tracks.
+    pub at: Timestamp,
+    pub text: String,
+}
+
+/// A transcript as text: one line an utterance, `Speaker: text`.
+pub fn transcript_text(transcript: &[Utterance]) -> Option<String> {
+    if transcript.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = transcript
+        .iter()
+        .map(|u| format!("{}: {}", u.speaker.label(), u.text))
+        .collect();
+    Some(lines.join("\n"))
 }
 
 /// One call to a tracking number.
@@ -127,7 +180,9 @@ pub struct Call {
     pub connected_secs: Option<u32>,
     pub conversion_id: Option<ConversionId>,
     pub recording: Option<Recording>,
-    pub transcription: Option<String>,
+    /// What was said, one final utterance a callback, in the order it was said.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transcript: Vec<Utterance>,
     pub flags: Vec<String>,
     pub expires_at: i64,
     /// Bumped by every change: callbacks racing on one call never lose each other's writes.

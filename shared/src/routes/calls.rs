@@ -55,7 +55,7 @@ pub const TRANSCRIPTION: Route = Route::new(
     &["POST"],
     "/twilio/transcription",
     TWILIO,
-    "Twilio's transcription callback (signed): the text is kept with the call",
+    "Twilio's real-time transcription callback (signed; `<Start><Transcription>` for offers with `transcribe`): each final utterance is kept with the call, once, in the order it was said",
     |app, request| Box::pin(transcription(app, request)),
 );
 
@@ -71,7 +71,7 @@ pub const NUMBERS: Route = Route::new("calls", &["GET"], "/api/numbers", ANY_ROL
 .answers(schema::<NumberList>);
 
 pub const SETTINGS: Route = Route::new("calls", &["PUT"], "/api/offers/{offer_id}/calls", ADVERTISER_OR_ADMIN,
-    "An offer's calls (`{\"destination\":\"+1…\",\"min_duration_secs\":90,\"notice\",\"delete_from_twilio\",\"repeat_window_hours\",\"lease_minutes\"}`)",
+    "An offer's calls (`{\"destination\":\"+1…\",\"min_duration_secs\":90,\"notice\",\"delete_from_twilio\",\"repeat_window_hours\",\"lease_minutes\",\"transcribe\"}`)",
     |app, request| Box::pin(settings(app, request)))
 .takes(schema::<CallSettings>)
 .answers(schema::<CallSettings>);
@@ -126,6 +126,8 @@ pub struct CallView {
     /// Advertisers and admins only: affiliates never hear calls.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording: Option<Recording>,
+    /// Advertisers and admins only, for offers that transcribe: one line an utterance,
+    /// `Caller: …` or `Advertiser: …`, in the order they were said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transcription: Option<String>,
 }
@@ -323,6 +325,7 @@ async fn settings(app: App, request: Request) -> Result<Response, ApiError> {
             "delete_from_twilio",
             "repeat_window_hours",
             "lease_minutes",
+            "transcribe",
         ],
         "call settings",
     )?;
@@ -358,16 +361,13 @@ async fn settings(app: App, request: Request) -> Result<Response, ApiError> {
         ),
         _ => None,
     };
-    settings.delete_from_twilio = match fields.get("delete_from_twilio") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "delete_from_twilio",
-                "must be true or false",
-            ));
-        }
+    let flag = |name: &'static str| match fields.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::invalid(name, "must be true or false")),
     };
+    settings.delete_from_twilio = flag("delete_from_twilio")?;
+    settings.transcribe = flag("transcribe")?;
     app.store
         .save_call_settings(offer.id, &settings)
         .await
@@ -392,7 +392,7 @@ fn view(call: Call, hearing: bool) -> CallView {
         conversion_id: call.conversion_id.map(|id| id.to_string()),
         flags: call.flags,
         recording: call.recording.filter(|_| hearing),
-        transcription: call.transcription.filter(|_| hearing),
+        transcription: crate::domain::calls::transcript_text(&call.transcript).filter(|_| hearing),
     }
 }
 

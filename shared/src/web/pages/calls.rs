@@ -49,6 +49,10 @@ pub async fn calls(ctx: Ctx) -> Result {
                             @if listening && call["recording"].is_object() {
                                 a href=(format!("/app/calls/{}", encode(text(call, "sid")))) { "Listen" }
                             } @else if call["recording"].is_object() { "recorded" } @else { "—" }
+                            @if let Some(transcript) = call["transcription"].as_str() {
+                                details { summary { "Transcript" }
+                                    @for line in transcript.lines() { p { (line) } } }
+                            }
                         }
                     }
                 } }
@@ -58,7 +62,7 @@ pub async fn calls(ctx: Ctx) -> Result {
     Ok(layout::page(&ctx, "Calls", body))
 }
 
-/// One call's recording, played from a link good for five minutes, and its transcription.
+/// One call's recording, played from a link good for five minutes.
 pub async fn recording(ctx: Ctx) -> Result {
     let sid = ctx.path_param("call_sid").to_string();
     let link = ctx
@@ -159,7 +163,8 @@ async fn number_page(ctx: Ctx, refusal: Option<(&'static str, Refusal)>) -> Resu
                         div { (input("Put calls through to", "destination", "text", if failed("settings").is_some() { ctx.form.value("destination") } else { "" }, failed("settings"), Some("E.164."))) }
                         div { (input("Qualified after (seconds)", "min_duration_secs", "number", if failed("settings").is_some() { ctx.form.value("min_duration_secs") } else { "90" }, failed("settings"), None)) }
                     }
-                    (input("Notice played to callers", "notice", "text", if failed("settings").is_some() { ctx.form.value("notice") } else { "" }, failed("settings"), Some("Such as \"This call is recorded.\"")))
+                    (input("Notice played to callers", "notice", "text", if failed("settings").is_some() { ctx.form.value("notice") } else { "" }, failed("settings"), Some("Such as \"This call is recorded and transcribed.\"")))
+                    label class="check" { input type="checkbox" name="transcribe" value="on" checked[ctx.form.has("transcribe")]; span { "Transcribe calls as they happen (Twilio bills it per minute)" } }
                     div class="actions" { button type="submit" { "Save the call settings" } }
                 }
             }
@@ -210,6 +215,7 @@ pub async fn settings(ctx: Ctx) -> Result {
         "destination": ctx.form.value("destination"),
         "min_duration_secs": seconds,
         "notice": ctx.form.get("notice"),
+        "transcribe": ctx.form.has("transcribe"),
     });
     let offer = ctx.form.value("offer_id").to_string();
     match ctx
