@@ -412,7 +412,11 @@ impl Params {
         for (name, raw) in object {
             let text = raw.get();
             let value = match text.as_bytes().first() {
-                Some(b'"') => serde_json::from_str::<String>(text).expect("a JSON string parses"),
+                // RawValue checks the syntax only: a lone surrogate (`"\ud800"`) is well-formed
+                // JSON that no Rust string can hold.
+                Some(b'"') => serde_json::from_str::<String>(text).map_err(|_| {
+                    ApiError::invalid(field_name(&name), "is not a valid Unicode string")
+                })?,
                 Some(b'-' | b'0'..=b'9') | Some(b't' | b'f') => text.to_string(),
                 Some(b'n') => continue,
                 _ => {
@@ -586,6 +590,18 @@ mod tests {
         assert_eq!(
             params.text("sub1", 5).unwrap_err().message,
             "sub1: longer than 5 characters"
+        );
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_refused_naming_its_field() {
+        let mut params = Params::default();
+        let error = params
+            .add_json(br#"{"click_id": "\ud800x"}"#)
+            .unwrap_err();
+        assert_eq!(
+            (error.status, error.field.as_deref()),
+            (StatusCode::BAD_REQUEST, Some("click_id"))
         );
     }
 
