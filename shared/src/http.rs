@@ -596,9 +596,7 @@ mod tests {
     #[test]
     fn a_lone_surrogate_is_refused_naming_its_field() {
         let mut params = Params::default();
-        let error = params
-            .add_json(br#"{"click_id": "\ud800x"}"#)
-            .unwrap_err();
+        let error = params.add_json(br#"{"click_id": "\ud800x"}"#).unwrap_err();
         assert_eq!(
             (error.status, error.field.as_deref()),
             (StatusCode::BAD_REQUEST, Some("click_id"))

@@ -30,7 +30,38 @@ const MACRO_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 pub struct Destination(String);
 
 impl Destination {
+    /// A destination as an advertiser gives it: refused with a reason if it is not an
+    /// absolute http(s) URL whose every fill is one. Spaces and control characters are refused
+    /// (a CR/LF would split the `Location` header); characters outside ASCII are encoded (the
+    /// host as its IDNA form, the rest as UTF-8 percent-escapes), so that `Location` is ASCII.
     pub fn parse(template: &str) -> Result<Self, &'static str> {
+        if template
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(
+                "must not contain spaces or control characters: percent-encode them (a space is %20)",
+            );
+        }
+        Self::checked(template)
+    }
+
+    /// A destination as it was stored, by any earlier version: spaces and control characters,
+    /// refused at the API now, are percent-encoded rather than refused, so that an offer saved
+    /// before still reads and its clicks still go out with a valid `Location`.
+    fn stored(template: &str) -> Result<Self, &'static str> {
+        let mut escaped = String::with_capacity(template.len());
+        for c in template.chars() {
+            if c.is_control() || c.is_whitespace() {
+                push_escaped(&mut escaped, c);
+            } else {
+                escaped.push(c);
+            }
+        }
+        Self::checked(&escaped)
+    }
+
+    fn checked(template: &str) -> Result<Self, &'static str> {
         if template.len() > 2048 {
             return Err("must be at most 2048 characters");
         }
@@ -44,16 +75,39 @@ impl Destination {
         if authority_end == 0 {
             return Err("must have a host");
         }
-        if rest[..authority_end].contains(['{', '}', '@', '\\']) {
+        let authority = &rest[..authority_end];
+        if authority.contains(['{', '}', '@', '\\']) {
             return Err("must not have macros or credentials in the host");
         }
+        let mut normalized = String::with_capacity(template.len() + 16);
+        normalized.push_str(scheme);
+        normalized.push_str("://");
+        if authority.is_ascii() {
+            normalized.push_str(authority);
+        } else {
+            // An internationalised host, as DNS knows it (IDNA), with its port.
+            let url = url::Url::parse(&format!("{scheme}://{authority}/"))
+                .map_err(|_| "must be a valid URL")?;
+            normalized.push_str(url.host_str().ok_or("must have a host")?);
+            if let Some(port) = url.port() {
+                normalized.push(':');
+                normalized.push_str(&port.to_string());
+            }
+        }
+        for c in rest[authority_end..].chars() {
+            if c.is_ascii() {
+                normalized.push(c);
+            } else {
+                push_escaped(&mut normalized, c);
+            }
+        }
         // Validate the template with each macro replaced by a harmless value.
-        let sample = fill_template(template, |_| Some("x".into()));
+        let sample = fill_template(&normalized, |_| Some("x".into()));
         let url = url::Url::parse(&sample).map_err(|_| "must be a valid URL")?;
         if url.host_str().is_none_or(str::is_empty) {
             return Err("must have a host");
         }
-        Ok(Self(template.to_string()))
+        Ok(Self(normalized))
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,7 +124,16 @@ impl Destination {
 impl TryFrom<String> for Destination {
     type Error = &'static str;
     fn try_from(text: String) -> Result<Self, Self::Error> {
-        Self::parse(&text)
+        Self::stored(&text)
+    }
+}
+
+/// `c` as the percent-escapes of its UTF-8 bytes.
+fn push_escaped(out: &mut String, c: char) {
+    let mut bytes = [0; 4];
+    for byte in c.encode_utf8(&mut bytes).bytes() {
+        out.push('%');
+        out.push_str(&format!("{byte:02X}"));
     }
 }
 
@@ -409,6 +472,39 @@ mod tests {
         }
         assert!(Destination::parse("http://example.com").is_ok());
         assert!(Destination::parse("https://example.com:8443/p/{sub1}?q={click_id}#f").is_ok());
+    }
+
+    #[test]
+    fn destinations_are_refused_with_spaces_or_control_characters_and_encoded_outside_ascii() {
+        for bad in [
+            "https://shop.example.com/\r\nSet-Cookie: x=1",
+            "https://shop.example.com/a b",
+            "https://shop.example.com/\tx",
+            "https://shop.example.com/?q=\u{85}",
+        ] {
+            assert_eq!(
+                Destination::parse(bad),
+                Err(
+                    "must not contain spaces or control characters: percent-encode them (a space is %20)"
+                ),
+                "{bad:?}"
+            );
+        }
+        let encoded =
+            Destination::parse("https://bücher.example:8443/straße?q=ü&s={sub1}").unwrap();
+        assert_eq!(
+            encoded.as_str(),
+            "https://xn--bcher-kva.example:8443/stra%C3%9Fe?q=%C3%BC&s={sub1}"
+        );
+        // One stored by an earlier version still reads, with a Location that stays one header.
+        let stored: Destination = serde_json::from_value(serde_json::json!(
+            "https://shop.example.com/\r\nSet-Cookie: x=1"
+        ))
+        .unwrap();
+        assert_eq!(
+            stored.as_str(),
+            "https://shop.example.com/%0D%0ASet-Cookie:%20x=1"
+        );
     }
 
     #[test]

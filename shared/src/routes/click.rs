@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::caller::Access;
 use crate::domain::ids::{LinkCode, OfferId};
 use crate::domain::tracking::Subs;
-use crate::http::{ApiError, Params, Request, Response, client_ip, path_param, uncached};
+use crate::http::{ApiError, MAX_QUERY_BYTES, Request, Response, client_ip, path_param, uncached};
 use crate::tracking::{self, ClickRequest, ClickTarget, TrackingError};
 
 pub const ROUTE: Route = Route::new(
@@ -38,19 +38,18 @@ pub fn cookie_name(offer_id: OfferId) -> String {
 
 const COOKIE_PREFIX: &str = "lr_";
 
+/// A shopper's browser is at the other end: every answer is a redirect or a small page,
+/// never a JSON error, whatever the link or its query.
 pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
-    let code = path_param(&request, "link")
+    let Some(code) = path_param(&request, "link")
         .as_deref()
         .and_then(LinkCode::parse)
-        .ok_or_else(|| ApiError::not_found("link", "no such tracking link"))?;
-    let params = Params::from_query(&request)?;
-    let mut subs: [Option<String>; 5] = Default::default();
-    for (slot, name) in subs.iter_mut().zip(Subs::NAMES) {
-        *slot = params.text(name, Subs::MAX_LEN)?.map(str::to_string);
-    }
+    else {
+        return Ok(not_active());
+    };
     // Sub-ids the click does not give fall back to the link's defaults (in the service).
     let click = ClickRequest {
-        subs,
+        subs: shopper_subs(&request),
         ip: client_ip(&request).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
         country: viewer_header(&request, &VIEWER_COUNTRY, 2),
         region: viewer_header(&request, &VIEWER_REGION, 3),
@@ -60,16 +59,14 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
             .and_then(|v| v.to_str().ok()),
         head: request.method() == Method::HEAD,
     };
-    let outcome =
-        tracking::record_click(&app, &code, click)
-            .await
-            .map_err(|error| match error {
-                TrackingError::UnknownLink => ApiError::not_found("link", "no such tracking link"),
-                TrackingError::OfferPaused => {
-                    ApiError::not_found("link", "this link's offer is paused")
-                }
-                other => ApiError::internal(other),
-            })?;
+    let outcome = match tracking::record_click(&app, &code, click).await {
+        Ok(outcome) => outcome,
+        Err(TrackingError::UnknownLink | TrackingError::OfferPaused) => return Ok(not_active()),
+        Err(error) => {
+            tracing::error!(error = %crate::http::ErrorChain(&error), "a click could not be recorded");
+            return Ok(try_again());
+        }
+    };
     let location = match outcome.target {
         ClickTarget::Redirect(location) => location,
         ClickTarget::Unavailable => return Ok(unavailable()),
@@ -88,28 +85,86 @@ pub async fn handle(app: App, request: Request) -> Result<Response, ApiError> {
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::FOUND;
     let headers = response.headers_mut();
-    headers.insert(
-        header::LOCATION,
-        // From the `String` itself, not a copy of it.
-        HeaderValue::try_from(location).map_err(ApiError::internal)?,
-    );
-    headers.insert(
-        header::SET_COOKIE,
-        HeaderValue::try_from(cookie).map_err(ApiError::internal)?,
-    );
+    // From the `String` itself, not a copy of it. Destinations are checked to make valid
+    // headers when they are saved; one that does not is the neutral page, not an error.
+    let (Ok(location), Ok(cookie)) = (
+        HeaderValue::try_from(location),
+        HeaderValue::try_from(cookie),
+    ) else {
+        tracing::error!(offer = %outcome.click.offer_id, "a destination makes no valid Location header");
+        return Ok(unavailable());
+    };
+    headers.insert(header::LOCATION, location);
+    headers.insert(header::SET_COOKIE, cookie);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
+/// The sub-ids of a click, taken leniently (ad platforms and mail clients send odd links): a
+/// repeated one counts once (its first value), invalid encodings become U+FFFD, control
+/// characters are dropped and a long one is cut to [`Subs::MAX_LEN`] characters. A query past
+/// [`MAX_QUERY_BYTES`] is read up to that length.
+fn shopper_subs(request: &Request) -> [Option<String>; 5] {
+    let mut subs: [Option<String>; 5] = Default::default();
+    let query = request.uri().query().unwrap_or("");
+    let query = &query.as_bytes()[..query.len().min(MAX_QUERY_BYTES)];
+    for (name, value) in url::form_urlencoded::parse(query) {
+        let Some(slot) = Subs::NAMES.iter().position(|n| *n == name) else {
+            continue;
+        };
+        if subs[slot].is_some() {
+            continue;
+        }
+        let value: String = value
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(Subs::MAX_LEN)
+            .collect();
+        if !value.is_empty() {
+            subs[slot] = Some(value);
+        }
+    }
+    subs
+}
+
+/// A small page for a shopper, never cached.
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>{title}</title><p>{message}</p></html>"
+    );
+    uncached(status, "text/html; charset=utf-8", Body::Text(page))
+}
+
 /// The neutral page for a visitor the offer does not take: no offer, no advertiser named.
 fn unavailable() -> Response {
-    let page = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-                <title>Not available</title><p>Sorry, this offer is not available where you are.</p></html>";
-    uncached(
+    page(
         StatusCode::OK,
-        "text/html; charset=utf-8",
-        Body::Text(page.into()),
+        "Not available",
+        "Sorry, this offer is not available where you are.",
     )
+}
+
+/// An unknown link, or one whose offer is paused.
+fn not_active() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Link not active",
+        "Sorry, this link is not active any more.",
+    )
+}
+
+/// The click could not be recorded (storage failing): the shopper may try again.
+fn try_again() -> Response {
+    let mut response = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again",
+        "Sorry, something went wrong on our side. Please try again in a moment.",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 /// The visitor's country (ISO 3166-1 alpha-2) or region (the ISO 3166-2 subdivision code,

@@ -111,6 +111,14 @@ fn semantic_cases(route: &Route, valid: &Value) -> Vec<(Value, &'static str)> {
                 with(json!({ "destination": "https://{sub1}/" })),
                 "destination",
             ),
+            (
+                with(json!({ "destination": "https://shop.test/\r\nSet-Cookie: x=1" })),
+                "destination",
+            ),
+            (
+                with(json!({ "fallback_url": "https://shop.test/a b" })),
+                "fallback_url",
+            ),
             (with(json!({ "currency": "XXX" })), "currency"),
             (
                 with(json!({ "revenue": { "fixed": "-5.00" } })),
@@ -166,6 +174,10 @@ fn semantic_cases(route: &Route, valid: &Value) -> Vec<(Value, &'static str)> {
         ],
         "/api/offers/{offer_id}" => vec![
             (json!({ "destination": "ftp://files.test/" }), "destination"),
+            (
+                json!({ "destination": "https://shop.test/\nx" }),
+                "destination",
+            ),
             (json!({ "payout": { "fixed": "-1" } }), "payout.fixed"),
             (json!({ "status": "deleted" }), "status"),
         ],
