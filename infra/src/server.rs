@@ -27,6 +27,41 @@ const X_FORWARDED_FOR: hyper::header::HeaderName =
 /// How long a clean shutdown waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client may take to send a request's headers, and how long a kept-alive
+/// connection may wait idle for its next request: a half-sent or forgotten connection is closed
+/// then, instead of holding a descriptor for ever.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send a request's body once its headers are in.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Descriptors kept back from connections, for the database, the data folder's files and the
+/// runner's own outbound connections.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// The most connections served at once: `LEADSREFER_MAX_CONNECTIONS`, else what the process's
+/// descriptor limit leaves after [`RESERVED_DESCRIPTORS`]. Past it a new connection is answered
+/// 503 at once and closed, so that running out of descriptors never stalls the accept loop.
+pub fn max_connections() -> usize {
+    if let Some(max) = std::env::var("LEADSREFER_MAX_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return max;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the limit into the struct it is given, nothing else.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    let descriptors = if known { limit.rlim_cur } else { 1024 };
+    descriptors.saturating_sub(RESERVED_DESCRIPTORS).max(16) as usize
+}
+
+/// What a connection over the limit hears before it is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
 /// Serves until `shutdown` resolves, then stops accepting and drains open connections.
 /// With `trust_proxy`, the visitor's address is the last `X-Forwarded-For` entry.
 pub async fn serve(
@@ -36,7 +71,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let http = hyper::server::conn::http1::Builder::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -50,6 +88,11 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    // Refused politely, without waiting on a client that may never read.
+                    let _ = stream.try_write(BUSY);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 let service = hyper::service::service_fn(move |request| answer(app.clone(), peer, trust_proxy, request));
@@ -58,6 +101,7 @@ pub async fn serve(
                     if let Err(error) = connection.await {
                         tracing::debug!(%error, "connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,
@@ -120,13 +164,14 @@ async fn answer(
     let body = if body.is_end_stream() {
         Ok(Bytes::new())
     } else {
-        Limited::new(body, limit)
-            .collect()
-            .await
-            .map(|collected| collected.to_bytes())
+        match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(_)) => Err(ApiError::too_large("body", limit)),
+            Err(_) => Err(ApiError::timed_out("body", BODY_READ_TIMEOUT)),
+        }
     };
     let response = match body {
-        Err(_) => ApiError::too_large("body", limit).into_response("-"),
+        Err(error) => error.into_response("-"),
         Ok(body) => {
             let client = if trust_proxy {
                 forwarded_for(&parts.headers).unwrap_or(peer.ip())

@@ -151,6 +151,16 @@ impl ApiError {
     }
 
     /// 413 / 414: the body or query is larger than any route reads.
+    /// The client did not send `field` in time (a stalled upload): 408.
+    pub fn timed_out(field: &'static str, within: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            Some(field),
+            format!("{field}: not sent within {} s", within.as_secs()),
+        )
+    }
+
     pub fn too_large(field: &'static str, limit: usize) -> Self {
         let status = if field == "query" {
             StatusCode::URI_TOO_LONG

@@ -102,9 +102,36 @@ impl Runner {
 
     /// As [`Runner::start_logging`], with more environment variables.
     async fn start_with(backend: &Backend, level: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_limited(backend, level, env, None).await
+    }
+
+    /// As [`Runner::start_with`], under a limit of `descriptors` open files if given (what
+    /// `ulimit -n` sets).
+    async fn start_limited(
+        backend: &Backend,
+        level: &str,
+        env: &[(&str, &str)],
+        descriptors: Option<u64>,
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_leadsrefer"));
         command.args(["serve", "--addr", "127.0.0.1:0"]);
         command.envs(env.iter().copied());
+        if let Some(descriptors) = descriptors {
+            // SAFETY: between fork and exec only setrlimit runs, which is async-signal-safe.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: descriptors,
+                        rlim_max: descriptors,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         backend.configure(&mut command);
         let mut child = command
             .env("RUST_LOG", level)
@@ -1182,4 +1209,86 @@ async fn a_scripted_twilio_conversation_makes_a_call_a_conversion_and_an_archive
         .await;
     assert_eq!(conversions["conversions"].as_array().unwrap().len(), 1);
     runner.stop_with("TERM").await;
+}
+
+/// Connections that send half a request, or nothing, cannot starve the runner: with 500 of
+/// them held open under a 1,024-descriptor limit, clicks are still answered at once; past the
+/// connection cap a new connection is told 503 at once; and a half-sent request is closed after
+/// the header timeout instead of being held for ever.
+#[tokio::test]
+async fn half_open_connections_neither_starve_clicks_nor_stay_for_ever() {
+    let backend = Backend::embedded();
+    let runner = Runner::start_limited(
+        &backend,
+        "warn",
+        &[("LEADSREFER_MAX_CONNECTIONS", "600")],
+        Some(1024),
+    )
+    .await;
+    let address = runner.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for i in 0..500 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        // Half a request: the request line and one header, never the blank line.
+        if i % 2 == 0 {
+            stream
+                .write_all(b"GET /c/NoSuchLnk1 HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+        }
+        held.push(stream);
+    }
+    let http = client();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let started = std::time::Instant::now();
+        let click = http.get(&runner.tracking_url).send().await.unwrap();
+        assert_eq!(click.status(), 302);
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "clicks beside 500 half-open connections took up to {slowest:?}"
+    );
+    // Up to the cap of 600 (the 500 held, the client's own, 99 more), then past it: answered
+    // 503 at once.
+    for _ in 0..99 {
+        held.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    let mut refused = 0;
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let mut answer = [0u8; 12];
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(1), stream.read(&mut answer)).await
+            && answer[..n].starts_with(b"HTTP/1.1 503")
+        {
+            refused += 1;
+        }
+        held.push(stream);
+    }
+    assert!(
+        refused >= 18,
+        "only {refused} of 20 connections over the cap were refused"
+    );
+    // The header timeout (10 s) closes a half-sent request.
+    let mut rest = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(15), held[0].read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "a half-sent request is closed by the server"
+    );
+    drop(held);
+    // Slots come back as connections close: clicks on new connections go through.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        client()
+            .get(&runner.tracking_url)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        302
+    );
 }
