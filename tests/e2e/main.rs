@@ -113,7 +113,7 @@ impl Runner {
         env: &[(&str, &str)],
         descriptors: Option<u64>,
     ) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_leadsrefer"));
+        let mut command = Command::new(runner_binary());
         command.args(["serve", "--addr", "127.0.0.1:0"]);
         command.envs(env.iter().copied());
         if let Some(descriptors) = descriptors {
@@ -189,6 +189,12 @@ impl Runner {
         }
     }
 
+    /// Kills the runner outright (`kill -9`: a crash, a power cut as the process sees it).
+    async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
     /// Sends `signal` and waits for a clean exit.
     async fn stop_with(mut self, signal: &str) {
         let pid = self.child.id().unwrap().to_string();
@@ -207,6 +213,13 @@ impl Runner {
             "a {signal} shutdown exits 0, not {status}"
         );
     }
+}
+
+/// The runner the tests start: the build under test, or `LEADSREFER_TEST_RUNNER` (such as
+/// `target/release/leadsrefer`, to crash it under the load only an optimised build makes).
+fn runner_binary() -> String {
+    std::env::var("LEADSREFER_TEST_RUNNER")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_leadsrefer").to_string())
 }
 
 fn client() -> reqwest::Client {
@@ -1291,4 +1304,136 @@ async fn half_open_connections_neither_starve_clicks_nor_stay_for_ever() {
             .status(),
         302
     );
+}
+
+/// Clicks at full speed on one connection, four pipelined at a time (a raw client: a test
+/// build of an HTTP client could not load an optimised runner), each from another public
+/// address (`X-Forwarded-For`, for a runner trusting its proxy) with a browser's user-agent:
+/// each a unique visitor, the heaviest click to store. Each answered click's id is kept with
+/// when its answer came, until `stop` or the connection breaks.
+async fn drive_clicks(
+    address: String,
+    path: String,
+    driver: u32,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    answered: Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>>,
+) {
+    const DEPTH: u32 = 4;
+    let Ok(stream) = tokio::net::TcpStream::connect(&address).await else {
+        return;
+    };
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    let mut line = String::new();
+    let mut sent = 0u32;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut requests = String::new();
+        for _ in 0..DEPTH {
+            sent += 1;
+            requests.push_str(&format!(
+                "GET {path} HTTP/1.1\r\nHost: {address}\r\nX-Forwarded-For: {}.{}.{}.{}\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36\r\n\r\n",
+                12 + driver,
+                (sent >> 16) & 255,
+                (sent >> 8) & 255,
+                sent & 255,
+            ));
+        }
+        if writer.write_all(requests.as_bytes()).await.is_err() {
+            return;
+        }
+        for _ in 0..DEPTH {
+            let mut id = None;
+            loop {
+                line.clear();
+                match reader.read_line(&mut line).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(location) = line.strip_prefix("location: ") {
+                    id = location
+                        .split("clickid=")
+                        .nth(1)
+                        .map(|rest| rest.split(['&', '\r']).next().unwrap().to_string());
+                }
+            }
+            if let Some(id) = id {
+                answered
+                    .lock()
+                    .unwrap()
+                    .push((id, std::time::Instant::now()));
+            }
+        }
+    }
+}
+
+/// A crash under full click load, ten times over: every click answered before the window the
+/// README states (`MAX_LOSS`, 50 ms) is on disk after `kill -9`, and its postback is taken
+/// once the runner is back.
+#[tokio::test]
+async fn a_crash_under_click_load_loses_no_click_answered_before_the_stated_window() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let window = shared::adapters::sqlite::MAX_LOSS;
+    let backend = Backend::embedded();
+    let (mut answered_in_all, mut lost_in_all) = (0, 0);
+    let mut last_stored = None;
+    for trial in 0..10u64 {
+        let runner =
+            Runner::start_with(&backend, "warn", &[("LEADSREFER_TRUST_PROXY", "true")]).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut drivers = Vec::new();
+        for driver in 0..16 {
+            let (stop, answered) = (stop.clone(), answered.clone());
+            let address = runner.base.trim_start_matches("http://").to_string();
+            let path = runner
+                .tracking_url
+                .trim_start_matches(&runner.base)
+                .to_string();
+            drivers.push(tokio::spawn(drive_clicks(
+                address, path, driver, stop, answered,
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(800 + trial * 37)).await;
+        let killed_at = std::time::Instant::now();
+        runner.kill().await;
+        stop.store(true, Ordering::Relaxed);
+        for driver in drivers {
+            driver.await.unwrap();
+        }
+        let answered = std::mem::take(&mut *answered.lock().unwrap());
+        assert!(
+            answered.len() > 100,
+            "trial {trial}: only {} clicks answered",
+            answered.len()
+        );
+        let app = backend.open().await;
+        for (id, at) in &answered {
+            let id = shared::domain::ids::ClickId::parse(id).unwrap();
+            if app.store.click(id).await.unwrap().is_some() {
+                last_stored = Some(id);
+                continue;
+            }
+            lost_in_all += 1;
+            let before_kill = killed_at.saturating_duration_since(*at);
+            assert!(
+                before_kill <= window,
+                "trial {trial}: click {id} was answered {before_kill:?} before the kill and lost"
+            );
+        }
+        answered_in_all += answered.len();
+    }
+    eprintln!(
+        "{answered_in_all} clicks answered over 10 crashes, {lost_in_all} lost (each within {window:?})"
+    );
+    // Back after the crashes: an answered click's postback is taken.
+    let runner = Runner::start(&backend).await;
+    let url = runner
+        .postback_template
+        .replace("{click_id}", &last_stored.unwrap().to_string());
+    let (status, answer) = postback(&url).await;
+    assert_eq!(status, 201, "{answer}");
+    runner.stop_with("TERM").await;
 }

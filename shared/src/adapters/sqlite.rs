@@ -11,16 +11,20 @@
 //! counters) are the one exception, and the click path's speed: they are checked and applied
 //! to an in-memory batch on the caller's thread (no blocking-pool hop, no disk), and a group
 //! committer thread commits the batch every [`FLUSH_EVERY`] on the writer connection, one fsync
-//! for all of it. A crash of the process loses at most the last few milliseconds of clicks; a
-//! clean shutdown (which flushes) none. Reads and conditions see the batch at once; an item
-//! leaves the batch only once it is committed, so it is always in one place or the other.
+//! for all of it. A clean shutdown (which flushes) loses none of it; a crash of the process
+//! loses at most [`MAX_LOSS`] of it: when what waits to be committed is older than
+//! [`ADMIT_WITHIN`], a deferred write waits for the committer to catch up before it returns
+//! (and a click before it is answered), so that the batch never holds more than one commit
+//! writes in time.
+//! Reads and conditions see the batch at once; an item leaves the batch only once it is
+//! committed, so it is always in one place or the other.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -35,8 +39,17 @@ use crate::ports::table::{
     validate_transaction,
 };
 
-/// How often deferred writes are committed: the most a crash of the process can lose of them.
+/// How often deferred writes are committed.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(5);
+
+/// The most a crash of the process can lose of deferred writes it has taken (and so of
+/// answered clicks): those taken in this long before it. The README states it.
+pub const MAX_LOSS: Duration = Duration::from_millis(50);
+
+/// A deferred write returns at once while the oldest one not yet committed is younger than
+/// this; past it, it waits for the committer to catch up. Below [`MAX_LOSS`] by a commit and
+/// a pause: what waits when a write returns goes with the commit after the one in progress.
+pub const ADMIT_WITHIN: Duration = Duration::from_millis(20);
 
 /// How many expired items one purge step deletes, holding the writer.
 const PURGE_SLICE: usize = 5000;
@@ -60,6 +73,8 @@ struct Shared {
     readers: Mutex<Vec<Connection>>,
     /// Deferred writes: never held across disk I/O, only across a point read.
     batch: Mutex<Batch>,
+    /// Told after every commit: deferred writes waiting for the committer to catch up.
+    committed: tokio::sync::Notify,
 }
 
 /// The latest deferred version of every item written deferred and not yet committed. Items
@@ -75,6 +90,21 @@ struct Batch {
     /// keys are our own (ids and hashes), not an attacker's choice.
     items: HashMap<Key, (Deferred, u64), foldhash::fast::RandomState>,
     versions: u64,
+    /// When the oldest change not yet taken by a commit was deferred (`None`: none waits).
+    pending_since: Option<Instant>,
+    /// When the oldest change of the commit in progress was deferred.
+    committing_since: Option<Instant>,
+}
+
+impl Batch {
+    /// How long the oldest change not yet on disk has waited: what a crash now would lose.
+    fn backlog(&self) -> Duration {
+        self.pending_since
+            .into_iter()
+            .chain(self.committing_since)
+            .min()
+            .map_or(Duration::ZERO, |since| since.elapsed())
+    }
 }
 
 /// An item waiting in the batch: a map, or a record rendered as the row it will be.
@@ -162,7 +192,11 @@ impl Shared {
     /// the writer the caller holds (so commits never overtake one another).
     fn commit_batch(&self, writer: &mut Connection) -> Result<(), TableError> {
         // Under the lock, only what shares the items: their keys are read off them after.
-        let taken: Vec<(Deferred, u64)> = lock(&self.batch).items.values().cloned().collect();
+        let taken: Vec<(Deferred, u64)> = {
+            let mut batch = lock(&self.batch);
+            batch.committing_since = batch.pending_since.take();
+            batch.items.values().cloned().collect()
+        };
         if taken.is_empty() {
             return Ok(());
         }
@@ -185,15 +219,21 @@ impl Shared {
             tx.commit().map_err(TableError::backend)
         })();
         // What failed stays in the batch, for the next commit.
-        if committed.is_ok() {
+        {
             let mut batch = lock(&self.batch);
-            for (deferred, version) in &taken {
-                let key = deferred.key();
-                if batch.items.get(&*key).is_some_and(|(_, v)| v == version) {
-                    batch.items.remove(&*key);
+            let since = batch.committing_since.take();
+            if committed.is_ok() {
+                for (deferred, version) in &taken {
+                    let key = deferred.key();
+                    if batch.items.get(&*key).is_some_and(|(_, v)| v == version) {
+                        batch.items.remove(&*key);
+                    }
                 }
+            } else {
+                batch.pending_since = batch.pending_since.into_iter().chain(since).min();
             }
         }
+        self.committed.notify_waiters();
         // `taken` shares every committed item, so they are freed here, not under the lock the
         // click path waits on: freeing a commit's items takes longer than all the lock guards.
         drop(taken);
@@ -301,6 +341,7 @@ impl SqliteTable {
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             batch: Mutex::new(Batch::default()),
+            committed: tokio::sync::Notify::new(),
         });
         // The group committer: commits the batch every few milliseconds, until the table
         // tells it to stop (or is gone).
@@ -309,12 +350,18 @@ impl SqliteTable {
         let committer = std::thread::Builder::new()
             .name("sqlite-group-commit".into())
             .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(FLUSH_EVERY) {
+                // Commits start every FLUSH_EVERY, or at once after one that took longer: a
+                // committer behind does not rest.
+                let mut pause = FLUSH_EVERY;
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(pause) {
                     let Some(shared) = weak.upgrade() else { break };
+                    let started = Instant::now();
                     let mut writer = lock(&shared.writer);
                     if let Err(error) = shared.commit_batch(&mut writer) {
                         tracing::error!(%error, "deferred writes could not be committed; retrying");
                     }
+                    drop(writer);
+                    pause = FLUSH_EVERY.saturating_sub(started.elapsed());
                 }
             })
             .map_err(TableError::backend)?;
@@ -355,10 +402,31 @@ impl SqliteTable {
         .map_err(TableError::backend)?
     }
 
+    /// Waits until the committer is behind by at most [`ADMIT_WITHIN`]: backpressure that keeps
+    /// what a crash can lose of answered writes within [`MAX_LOSS`].
+    async fn caught_up(&self) {
+        loop {
+            let committed = self.shared.committed.notified();
+            tokio::pin!(committed);
+            // Registered before the check, so that a commit between the two is not missed.
+            committed.as_mut().enable();
+            if lock(&self.shared.batch).backlog() <= ADMIT_WITHIN {
+                return;
+            }
+            // A commit wakes it; the timeout looks again should the committer have stopped.
+            let _ = tokio::time::timeout(MAX_LOSS, committed).await;
+        }
+    }
+
     /// Checks and applies deferred writes to the batch, all or none, on the caller's thread:
     /// every condition and update is checked before anything changes. Answers the items the
-    /// writes leave when `answer` is set.
-    fn defer(&self, writes: Vec<Write>, answer: bool) -> Result<Vec<Arc<Item>>, TableError> {
+    /// writes leave when `answer` is set, and whether the committer is behind (then the caller
+    /// waits for it before answering anyone).
+    fn defer(
+        &self,
+        writes: Vec<Write>,
+        answer: bool,
+    ) -> Result<(Vec<Arc<Item>>, bool), TableError> {
         validate_transaction(&writes)?;
         // What needs no other item is checked before the lock, which every click waits on.
         // Keys are borrowed from the writes where they hold one: a click's two counter
@@ -485,7 +553,8 @@ impl SqliteTable {
             }
             batch.items.insert(key, (deferred, version));
         }
-        Ok(answers)
+        batch.pending_since.get_or_insert_with(Instant::now);
+        Ok((answers, batch.backlog() > ADMIT_WITHIN))
     }
 }
 
@@ -730,7 +799,11 @@ impl Table for SqliteTable {
     }
 
     async fn transact_deferred(&self, writes: Vec<Write>) -> Result<(), TableError> {
-        self.defer(writes, false).map(drop)
+        let (_, behind) = self.defer(writes, false)?;
+        if behind {
+            self.caught_up().await;
+        }
+        Ok(())
     }
 
     async fn update_deferred(
@@ -744,7 +817,10 @@ impl Table for SqliteTable {
             update,
             cond,
         };
-        let mut items = self.defer(vec![write], true)?;
+        let (mut items, behind) = self.defer(vec![write], true)?;
+        if behind {
+            self.caught_up().await;
+        }
         Ok(Arc::unwrap_or_clone(items.remove(0)))
     }
 
@@ -965,4 +1041,63 @@ fn decode_cursor(cursor: &Cursor, len: usize) -> Result<Vec<String>, TableError>
         .and_then(|bytes| serde_json::from_slice::<Vec<String>>(&bytes).ok())
         .filter(|values| values.len() == len)
         .ok_or_else(|| TableError::Invalid("malformed query cursor".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::SystemClock;
+
+    fn put(n: usize) -> Write {
+        let mut item = Item::new();
+        item.insert(PK.into(), format!("P#{n}").into());
+        item.insert(SK.into(), "S".into());
+        Write::Put {
+            item,
+            cond: Cond::Always,
+        }
+    }
+
+    /// The disk stalls (the writer is held for 300 ms, as a slow fsync holds it): deferred
+    /// writes return at once until the oldest one waiting is [`ADMIT_WITHIN`] old; the next
+    /// returns only once the committer has caught up, so that no write returns (and no click
+    /// is answered) while what a crash would lose is past the limit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_committer_behind_holds_deferred_writes_until_it_catches_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = SqliteTable::open(&dir.path().join("t.db"), Arc::new(SystemClock)).unwrap();
+        let (held, holding) = std::sync::mpsc::channel();
+        let shared = table.shared.clone();
+        let stall = std::thread::spawn(move || {
+            let _writer = lock(&shared.writer);
+            held.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        holding.recv().unwrap();
+        let started = Instant::now();
+        let mut returned = Vec::new();
+        for n in 0..40 {
+            table.transact_deferred(vec![put(n)]).await.unwrap();
+            returned.push(started.elapsed());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        stall.join().unwrap();
+        assert!(returned[0] < ADMIT_WITHIN, "{returned:?}");
+        let stalled = Duration::from_millis(290);
+        assert!(
+            returned.iter().any(|at| *at >= stalled),
+            "a write waited for the committer: {returned:?}"
+        );
+        assert!(
+            !returned
+                .iter()
+                .any(|at| *at > ADMIT_WITHIN + Duration::from_millis(15) && *at < stalled),
+            "no write returned while the committer was behind: {returned:?}"
+        );
+        table.flush().await.unwrap();
+        for n in 0..40 {
+            let key = Key::new(format!("P#{n}"), "S");
+            assert!(table.get(&key).await.unwrap().is_some());
+        }
+    }
 }
