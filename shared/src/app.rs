@@ -148,7 +148,14 @@ impl App {
             .map_err(|e| adapter("the outbox", &layout.outbox)(e.into()))?;
         let ip_key = read_or_create_key_file(&layout.ip_hash_key)
             .map_err(|e| adapter("the IP-hash key", &layout.ip_hash_key)(e.into()))?;
-        let visits = MemoryVisits::open(&layout.visits, clock.now())
+        let held = crate::adapters::memory_visits::held_from_env().map_err(|value| {
+            SetupError::Config {
+                name: "LEADSREFER_VISITORS_HELD",
+                value,
+                expected: "give a whole number of visitors, at least 32",
+            }
+        })?;
+        let visits = MemoryVisits::open(&layout.visits, clock.now(), held)
             .map_err(|e| adapter("the saved visits", &layout.visits)(e.into()))?;
         let created = table.created();
         let table: Arc<dyn Table> = Arc::new(table);

@@ -323,16 +323,16 @@ async fn memory_visits_meet_the_visits_contract_and_survive_a_clean_restart() {
     let file = dir.path().join("visits.json");
     let now = Timestamp::from_second(1_767_225_600).unwrap();
     let window = jiff::SignedDuration::from_hours(24);
-    let visits = MemoryVisits::open(&file, now).unwrap();
+    let visits = MemoryVisits::open(&file, now, 1000).unwrap();
     assert!(first_on_link(&visits, "L", "v", now).await);
     visits.save().await.unwrap();
-    let reopened = MemoryVisits::open(&file, now).unwrap();
+    let reopened = MemoryVisits::open(&file, now, 1000).unwrap();
     assert!(
         !first_on_link(&reopened, "L", "v", now).await,
         "a clean restart remembers the visitor"
     );
     let much_later = now + jiff::SignedDuration::from_hours(25);
-    let expired = MemoryVisits::open(&file, much_later).unwrap();
+    let expired = MemoryVisits::open(&file, much_later, 1000).unwrap();
     assert!(first_on_link(&expired, "L", "v", much_later).await);
 
     // The file keeps the form the first version wrote, which an upgrade reads: per shard,
@@ -346,7 +346,7 @@ async fn memory_visits_meet_the_visits_contract_and_survive_a_clean_restart() {
         ),
     )
     .unwrap();
-    let upgraded = MemoryVisits::open(&file, now).unwrap();
+    let upgraded = MemoryVisits::open(&file, now, 1000).unwrap();
     let visit = upgraded.record("L", "v", now, window).await.unwrap();
     assert!(!visit.first_on_link, "the saved window is open");
     assert_eq!(
@@ -374,4 +374,50 @@ async fn table_visits_on_sqlite_meet_the_visits_contract() {
     let table: Arc<dyn Table> =
         Arc::new(SqliteTable::open(&dir.path().join("t.sqlite3"), clock.clone()).unwrap());
     contract::visits::run_all(&shared::store::TableVisits::new(table), &clock).await;
+}
+
+/// Past its cap, memory holds no more visitors exactly: new ones are remembered
+/// approximately, in fixed memory, erring towards "seen before" and "more clicks": a repeat is
+/// never unique, and a flood is never missed. Once their windows end, room comes back.
+#[tokio::test]
+async fn memory_visits_past_their_cap_never_count_a_repeat_as_unique() {
+    use shared::adapters::memory_visits::{MemoryVisits, SHARDS};
+    use shared::ports::Visits;
+    let cap = 2 * SHARDS;
+    let visits = MemoryVisits::holding(cap);
+    let now = Timestamp::from_second(1_767_225_600).unwrap();
+    let mut unique = 0;
+    for n in 0..20_000 {
+        let visitor = format!("visitor-{n}");
+        unique += usize::from(first_on_link(&visits, "L", &visitor, now).await);
+        assert!(
+            !first_on_link(
+                &visits,
+                "L",
+                &visitor,
+                now + jiff::SignedDuration::from_secs(1)
+            )
+            .await,
+            "a repeat of {visitor} is never unique"
+        );
+    }
+    assert!(
+        visits.visitors_held() <= cap,
+        "held {}",
+        visits.visitors_held()
+    );
+    assert!(
+        unique >= 19_990,
+        "new visitors are unique but for rare false positives: {unique}"
+    );
+    // A flooding visitor past the cap: every click counted, at least.
+    let window = jiff::SignedDuration::from_hours(24);
+    for click in 1..=12 {
+        let visit = visits.record("L", "flooder", now, window).await.unwrap();
+        assert!(visit.clicks_this_minute >= click);
+    }
+    // Two days on, the windows have ended: room again, and a returning visitor is unique.
+    let later = now + jiff::SignedDuration::from_hours(49);
+    assert!(first_on_link(&visits, "L", "visitor-7", later).await);
+    assert!(!first_on_link(&visits, "L", "visitor-7", later).await);
 }
