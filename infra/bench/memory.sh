@@ -35,7 +35,7 @@ tracking=$(grep -oE "$TRACKING_LINK" "$work/runner.out" | head -1)
 
 # kB of the runner's resident memory: all, anonymous, file-backed.
 memory() {
-  awk '/^VmRSS|^RssAnon|^RssFile/ { printf "%s ", $2 }' "/proc/$pid/status"
+  awk '/^VmRSS|^RssAnon|^RssFile/ { printf "%s ", $2 } END { print "" }' "/proc/$pid/status"
 }
 read -r rss0 anon0 file0 < <(memory)
 answered=0

@@ -444,7 +444,7 @@ pub fn sign(secret: &[u8], timestamp: i64, payload: &[u8]) -> Vec<u8> {
 }
 
 /// `t=<unix>,v1=<hex>[,v1=<hex>…]` (other schemes are ignored, as Stripe's are).
-fn parse_signature_header(header: &str) -> Option<(i64, Vec<Vec<u8>>)> {
+pub fn parse_signature_header(header: &str) -> Option<(i64, Vec<Vec<u8>>)> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
