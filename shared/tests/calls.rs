@@ -971,52 +971,41 @@ async fn a_transcribed_call_keeps_who_said_what_once_and_in_order() {
             .status(),
         204
     );
-    // The advertiser's answer arrives before the caller's question, then the question twice.
-    w.utterance(
-        "CA6001",
-        "outbound_track",
-        "1",
-        "2026-06-02T12:00:04.250Z",
-        "Sure, which size?",
-        true,
-    )
-    .await;
-    w.utterance(
-        "CA6001",
-        "inbound_track",
-        "1",
-        "2026-06-02T12:00:02.100Z",
-        "Hi, I would like to order.",
-        true,
-    )
-    .await;
-    w.utterance(
-        "CA6001",
-        "inbound_track",
-        "1",
-        "2026-06-02T12:00:02.100Z",
-        "Hi, I would like to order.",
-        true,
-    )
-    .await;
-    w.utterance(
-        "CA6001",
-        "inbound_track",
-        "2",
-        "2026-06-02T12:00:06Z",
-        "Lar",
-        false,
-    )
-    .await;
-    w.utterance(
-        "CA6001",
-        "inbound_track",
-        "2",
-        "2026-06-02T12:00:06.500Z",
-        "Large, please.",
-        true,
-    )
-    .await;
+    // The advertiser's answer arrives before the caller's question, then the question twice;
+    // a partial result, then the final one. (track, sequence, time, text, final)
+    for (track, sequence, at, text, last) in [
+        (
+            "outbound_track",
+            "1",
+            "2026-06-02T12:00:04.250Z",
+            "Sure, which size?",
+            true,
+        ),
+        (
+            "inbound_track",
+            "1",
+            "2026-06-02T12:00:02.100Z",
+            "Hi, I would like to order.",
+            true,
+        ),
+        (
+            "inbound_track",
+            "1",
+            "2026-06-02T12:00:02.100Z",
+            "Hi, I would like to order.",
+            true,
+        ),
+        ("inbound_track", "2", "2026-06-02T12:00:06Z", "Lar", false),
+        (
+            "inbound_track",
+            "2",
+            "2026-06-02T12:00:06.500Z",
+            "Large, please.",
+            true,
+        ),
+    ] {
+        w.utterance("CA6001", track, sequence, at, text, last).await;
+    }
     assert_eq!(
         w.hook("/twilio/transcription", &session("transcription-stopped"))
             .await

@@ -337,6 +337,17 @@ impl World {
         }
     }
 
+    /// A run's ACH file, as the bank gets it.
+    async fn ach_file(&self, run: &str) -> String {
+        let key = BlobKey::parse(format!("payouts/{run}/ach.txt")).unwrap();
+        let file = self.app.blobs.get(&key).await.unwrap();
+        String::from_utf8(file.expect("the run wrote its ACH file")).unwrap()
+    }
+
+    async fn payout_status(&self, id: &str) -> PayoutStatus {
+        self.app.store.payout(id).await.unwrap().unwrap().status
+    }
+
     async fn balance(&self, account: Account) -> i64 {
         support::checked_balance(&self.app, &account).await
     }
@@ -1158,10 +1169,6 @@ async fn upload_returns(w: &World, who: &(String, String), file: &str) -> Respon
     .await
 }
 
-fn ach_file_of(text: Option<Vec<u8>>) -> String {
-    String::from_utf8(text.expect("the run wrote its ACH file")).unwrap()
-}
-
 /// An ACH payout the bank returns as `R03` (no account): the payout fails, its amount is owed
 /// again, the affiliate's method stops until they give another, they are mailed once; the same
 /// file again changes nothing; a file that is not a return file, or from a non-admin, is
@@ -1188,13 +1195,7 @@ async fn bank_return_story(w: World) {
         .reference
         .clone()
         .expect("an ACH payout has its trace");
-    let payout_file = ach_file_of(
-        w.app
-            .blobs
-            .get(&BlobKey::parse("payouts/2026-11-30/ach.txt").unwrap())
-            .await
-            .unwrap(),
-    );
+    let payout_file = w.ach_file("2026-11-30").await;
     let payable = Account::affiliate_payable(w.demo.affiliate_id);
     assert_eq!(w.balance(payable.clone()).await, 0);
 
@@ -1219,16 +1220,7 @@ async fn bank_return_story(w: World) {
     assert_eq!(as_json.status(), 400);
     assert_eq!(body(&as_json)["error"]["field"], "content-type");
     assert_eq!(upload_returns(&w, &affiliate, &returns).await.status(), 403);
-    assert_eq!(
-        w.app
-            .store
-            .payout(&payout.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        PayoutStatus::Sent
-    );
+    assert_eq!(w.payout_status(&payout.id).await, PayoutStatus::Sent);
     assert_eq!(w.balance(payable.clone()).await, 0);
 
     // The return: recorded once, however often the file comes.
@@ -1322,27 +1314,12 @@ async fn other_returns_pay_again_and_notifications_of_change_ask_for_details() {
     shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
     let payout = w.app.store.payouts_of_run("2026-11-30").await.unwrap()[0].clone();
     let trace = payout.reference.clone().unwrap();
-    let payout_file = ach_file_of(
-        w.app
-            .blobs
-            .get(&BlobKey::parse("payouts/2026-11-30/ach.txt").unwrap())
-            .await
-            .unwrap(),
-    );
+    let payout_file = w.ach_file("2026-11-30").await;
 
     let change =
         body(&upload_returns(&w, &admin, &bank_returns(&payout_file, &[(&trace, "C01")])).await);
     assert_eq!(change["entries"][0]["outcome"], "correction", "{change}");
-    assert_eq!(
-        w.app
-            .store
-            .payout(&payout.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        PayoutStatus::Sent
-    );
+    assert_eq!(w.payout_status(&payout.id).await, PayoutStatus::Sent);
     assert!(
         w.mail()
             .iter()
@@ -1358,16 +1335,7 @@ async fn other_returns_pay_again_and_notifications_of_change_ask_for_details() {
         let answer = body(&upload_returns(&w, &admin, &file).await);
         assert_eq!(answer["entries"][0]["outcome"], "unmatched", "{answer}");
     }
-    assert_eq!(
-        w.app
-            .store
-            .payout(&payout.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        PayoutStatus::Sent
-    );
+    assert_eq!(w.payout_status(&payout.id).await, PayoutStatus::Sent);
 
     let recorded = body(&upload_returns(&w, &admin, &returns).await);
     assert_eq!(recorded["entries"][0]["outcome"], "recorded", "{recorded}");

@@ -179,17 +179,10 @@ async fn a_click_redirects_to_the_filled_destination_and_sets_the_cookie() {
         assert!(cookie.contains(attribute), "{cookie} has {attribute}");
     }
 
-    let click_id = location
-        .split("clickid=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
     let click = t
         .app
         .store
-        .click(ClickId::parse(click_id).unwrap())
+        .click(click_id_of(&response))
         .await
         .unwrap()
         .unwrap();
