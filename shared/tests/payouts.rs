@@ -337,6 +337,11 @@ impl World {
         }
     }
 
+    /// What `who` reads at `path`.
+    async fn read(&self, who: &(String, String), path: &str) -> Value {
+        body(&self.send("GET", path, &[("cookie", &who.0)], None).await)
+    }
+
     /// A run's ACH file, as the bank gets it.
     async fn ach_file(&self, run: &str) -> String {
         let key = BlobKey::parse(format!("payouts/{run}/ach.txt")).unwrap();
@@ -455,19 +460,13 @@ async fn a_run_pays_each_eligible_affiliate_once_by_an_ach_file_a_bank_reads() {
     );
 
     // The affiliate sees the payout and a zero balance; a later run pays nothing.
-    let history = body(
-        &w.send("GET", "/api/payouts", &[("cookie", &affiliate.0)], None)
-            .await,
-    );
-    let paid_for = body(
-        &w.send(
-            "GET",
+    let history = w.read(&affiliate, "/api/payouts").await;
+    let paid_for = w
+        .read(
+            &affiliate,
             &format!("/api/payouts/{}/conversions", urlencode(&payouts[0].id)),
-            &[("cookie", &affiliate.0)],
-            None,
         )
-        .await,
-    );
+        .await;
     assert_eq!(
         paid_for["conversions"].as_array().unwrap().len(),
         3,
@@ -479,15 +478,7 @@ async fn a_run_pays_each_eligible_affiliate_once_by_an_ach_file_a_bank_reads() {
         history["payouts"][0]["destination"],
         "bank account (checking) ending 6789"
     );
-    let balance = body(
-        &w.send(
-            "GET",
-            "/api/payouts/balance",
-            &[("cookie", &affiliate.0)],
-            None,
-        )
-        .await,
-    );
+    let balance = w.read(&affiliate, "/api/payouts/balance").await;
     assert_eq!(balance["balances"][0]["payable"], "0.00");
     let next = shared::payouts::run(&w.app, "2026-12-01").await.unwrap();
     assert!(
@@ -713,16 +704,8 @@ async fn bad_payout_details_are_refused_and_a_changed_method_holds_the_next_payo
             .count()
     };
     assert_eq!(notices(), 1);
-    let hold = body(
-        &w.send(
-            "GET",
-            "/api/payouts/method",
-            &[("cookie", &affiliate.0)],
-            None,
-        )
-        .await,
-    )["method"]["payouts_held_until"]
-        .clone();
+    let hold =
+        w.read(&affiliate, "/api/payouts/method").await["method"]["payouts_held_until"].clone();
     w.clock.advance(SignedDuration::from_hours(1));
     let affiliate = w.sign_in("affiliate").await;
     assert_eq!(
@@ -731,15 +714,7 @@ async fn bad_payout_details_are_refused_and_a_changed_method_holds_the_next_payo
         "the same again"
     );
     assert_eq!(notices(), 1, "sending the same method again is no change");
-    let again = body(
-        &w.send(
-            "GET",
-            "/api/payouts/method",
-            &[("cookie", &affiliate.0)],
-            None,
-        )
-        .await,
-    );
+    let again = w.read(&affiliate, "/api/payouts/method").await;
     assert_eq!(
         again["method"]["payouts_held_until"], hold,
         "and no new hold"
@@ -1269,15 +1244,7 @@ async fn bank_return_story(w: World) {
         waiting.report
     );
     assert_eq!(w.set_method(&affiliate, ach()).await.status(), 200);
-    let method = body(
-        &w.send(
-            "GET",
-            "/api/payouts/method",
-            &[("cookie", &affiliate.0)],
-            None,
-        )
-        .await,
-    );
+    let method = w.read(&affiliate, "/api/payouts/method").await;
     assert_eq!(method["method"]["stopped"]["code"], "R03", "{method}");
     assert_eq!(method["method"]["stopped"]["payout_id"], payout.id.as_str());
 
