@@ -101,7 +101,8 @@ enum Command {
     },
     /// Run one scheduled job now, print its report, and exit.
     Run {
-        /// The job's name (see `leadsrefer run --help` for the list).
+        /// The job's name.
+        #[arg(value_parser = job_names())]
         job: String,
         /// Data folder, as for `serve`.
         #[arg(long, env = "LEADSREFER_DATA", default_value = ".leadsrefer")]
@@ -179,7 +180,9 @@ async fn run() -> ExitCode {
     }
 }
 
-/// The application on the chosen adapters, and where its data lives, for the banner.
+/// The application on the chosen adapters, and where its data lives, for the banner. Without
+/// the geo databases: only the click path reads them, so only `serve` opens them (and says
+/// once what a missing one means).
 async fn open(data: &Path, backend: &str) -> Result<(App, String), String> {
     let sender = shared::app::sender_from_env().map_err(|e| e.to_string())?;
     match Backend::parse(backend) {
@@ -189,17 +192,15 @@ async fn open(data: &Path, backend: &str) -> Result<(App, String), String> {
                 "on AWS: table {}, bucket {}",
                 settings.table, settings.bucket
             );
-            let geo = shared::app::open_geo(Backend::Aws, data).map_err(|e| e.to_string())?;
             let app = App::aws(&settings, Arc::new(SystemClock), sender)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok((app.with_geo(geo), place))
+            Ok((app, place))
         }
         _ => {
-            let geo = shared::app::open_geo(Backend::Embedded, data).map_err(|e| e.to_string())?;
             let app =
                 App::embedded(data, Arc::new(SystemClock), sender).map_err(|e| e.to_string())?;
-            Ok((app.with_geo(geo), format!("data in {}", data.display())))
+            Ok((app, format!("data in {}", data.display())))
         }
     }
 }
@@ -212,6 +213,8 @@ async fn serve(
     demo_history: bool,
 ) -> Result<(), String> {
     let (app, place) = open(data, backend).await?;
+    let geo = shared::app::open_geo(app.backend, data).map_err(|e| e.to_string())?;
+    let app = app.with_geo(geo);
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         format!(
             "cannot listen on {addr}: {e}. Is another server using it? Pick another with --addr."
@@ -273,16 +276,14 @@ async fn serve(
     Ok(())
 }
 
+/// The scheduled jobs' names: what `run` takes, listed in its `--help`.
+fn job_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(shared::jobs::JOBS.iter().map(|job| job.name))
+}
+
 async fn run_job(name: &str, data: &Path, backend: &str) -> Result<(), String> {
-    let Some(job) = shared::jobs::find(name) else {
-        let names: Vec<&str> = shared::jobs::JOBS.iter().map(|job| job.name).collect();
-        let known = if names.is_empty() {
-            "none yet".to_string()
-        } else {
-            names.join(", ")
-        };
-        return Err(format!("no job named {name:?}; the jobs are: {known}"));
-    };
+    // Clap took only a listed name.
+    let job = shared::jobs::find(name).ok_or_else(|| format!("no job named {name:?}"))?;
     let (app, _) = open(data, backend).await?;
     let report = (job.run)(app).await.map_err(|e| e.to_string())?;
     println!("{}: {report}", job.name);

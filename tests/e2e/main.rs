@@ -1437,3 +1437,30 @@ async fn a_crash_under_click_load_loses_no_click_answered_before_the_stated_wind
     assert_eq!(status, 201, "{answer}");
     runner.stop_with("TERM").await;
 }
+
+/// `leadsrefer run --help` lists every job, and running one says nothing of the geo databases
+/// (only the click path reads them, so only `serve` opens them and says what a missing one
+/// means).
+#[tokio::test]
+async fn the_cli_lists_its_jobs_and_warns_only_where_it_matters() {
+    let help = Command::new(runner_binary())
+        .args(["run", "--help"])
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for job in shared::jobs::JOBS {
+        assert!(help.contains(job.name), "{help}");
+    }
+    let data = tempfile::tempdir().unwrap();
+    let run = Command::new(runner_binary())
+        .args(["run", "maturation", "--data"])
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let logs = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{logs}");
+    assert!(!logs.contains("WARN"), "{logs}");
+}
