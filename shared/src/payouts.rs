@@ -987,12 +987,16 @@ pub async fn job(app: App) -> Result<String, crate::jobs::JobError> {
                 .map_err(failed)?;
         }
     }
+    let started = app.clock.now();
     let run = run(&app, &today).await.map_err(failed)?;
     let rechecked = recheck_paypal(&app).await.map_err(failed)?;
     Ok(format!(
         "payout run {}: {}{}",
         run.id,
-        if run.report.is_empty() {
+        // A repeat answers the day's last run: its report is what that run did, not this one.
+        if run.finished_at.is_some_and(|at| at < started) {
+            "already ran, and nothing new is owed: paid nobody now".to_string()
+        } else if run.report.is_empty() {
             "nothing to pay".to_string()
         } else {
             run.report.join("; ")

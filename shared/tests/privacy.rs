@@ -67,7 +67,8 @@ async fn an_export_holds_all_of_a_users_data_and_none_of_anyone_elses() {
     );
     let path = format!("/api/privacy/exports/{id}");
     let early = support::send(app, "GET", &path, IP, &headers, None).await;
-    assert_eq!(early.status(), 404, "not ready before the job ran");
+    assert_eq!(early.status(), 409, "not ready before the job ran");
+    assert!(text(&early).contains("not ready yet"), "{}", text(&early));
 
     assert_eq!(job(app, "data-exports").await, "1 exports written");
     assert_eq!(job(app, "data-exports").await, "0 exports written");
@@ -129,7 +130,7 @@ async fn an_export_holds_all_of_a_users_data_and_none_of_anyone_elses() {
     let affiliate = support::sign_in(app, demo, "affiliate").await;
     let late = support::send(app, "GET", &path, IP, &[("cookie", &affiliate.0)], None).await;
     assert_eq!(late.status(), 404);
-    assert!(text(&late).contains("expired"));
+    assert!(text(&late).contains("link expired at"), "{}", text(&late));
     assert!(
         job(app, "retention")
             .await

@@ -181,10 +181,20 @@ async fn download(app: App, request: Request) -> Result<Response, ApiError> {
         .map_err(ApiError::internal)?
         .ok_or_else(hidden)?;
     if !privacy::downloadable(&export, app.clock.now()) {
-        return Err(ApiError::not_found(
-            "request_id",
-            "this export is not ready, or its link has expired: ask for a new one",
-        ));
+        return Err(match (export.status, export.download_until) {
+            (crate::store::RequestStatus::Pending, _) => ApiError::conflict(
+                "request_id",
+                "this export is not ready yet: it is made within a few minutes and mailed to you; try again then",
+            ),
+            (_, Some(until)) => ApiError::not_found(
+                "request_id",
+                format!(
+                    "this export's link expired at {} UTC: ask for a new one",
+                    until.strftime("%Y-%m-%d %H:%M")
+                ),
+            ),
+            _ => ApiError::not_found("request_id", "this export is gone: ask for a new one"),
+        });
     }
     let key = privacy::export_key(&export).map_err(ApiError::internal)?;
     let bytes = app
