@@ -16,7 +16,8 @@ use shared::domain::money::{Bps, Currency};
 use shared::domain::offer::{Commission, Destination, Offer};
 use shared::domain::tracking::Link;
 use shared::http::Response;
-use shared::ports::{Clock, ManualClock};
+use shared::ports::table::{Item, Key, Page, Query, Table, Update, Write};
+use shared::ports::{Clock, Cond, ManualClock, TableError};
 use shared::routes;
 use shared::seed::{Demo, new_postback_secret, seed_demo};
 
@@ -1256,4 +1257,51 @@ async fn a_click_flood_from_one_visitor_is_kept_flagged_and_not_counted() {
     t.clock.advance(SignedDuration::from_secs(60));
     let later = click_from(&t, "203.0.113.50", None).await;
     assert!(later.counts(), "a minute later the visitor clicks again");
+}
+
+/// Storage that reads, but refuses every write deferred to it (a click's).
+struct ClicksRefused(Arc<dyn Table>);
+
+#[async_trait::async_trait]
+impl Table for ClicksRefused {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
+        self.0.get(key).await
+    }
+    async fn put(&self, item: Item, cond: Cond) -> Result<(), TableError> {
+        self.0.put(item, cond).await
+    }
+    async fn update(&self, key: &Key, update: Update, cond: Cond) -> Result<Item, TableError> {
+        self.0.update(key, update, cond).await
+    }
+    async fn delete(&self, key: &Key, cond: Cond) -> Result<Option<Item>, TableError> {
+        self.0.delete(key, cond).await
+    }
+    async fn query(&self, query: Query) -> Result<Page, TableError> {
+        self.0.query(query).await
+    }
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), TableError> {
+        self.0.transact(writes).await
+    }
+    async fn transact_deferred(&self, _writes: Vec<Write>) -> Result<(), TableError> {
+        Err(TableError::backend(std::io::Error::other(
+            "the disk is full",
+        )))
+    }
+}
+
+/// Storage failing under a click: the shopper gets a page that tries the link again by
+/// itself, not a 5xx or JSON (DESIGN.md); once storage is back, the same link redirects.
+#[tokio::test]
+async fn a_click_storage_refuses_is_a_page_that_tries_again() {
+    let mut t = TestApp::new().await;
+    let working = t.app.store.clone();
+    t.app.store = shared::store::Store::new(Arc::new(ClicksRefused(t.app.table.clone())));
+    let answer = t.get(&format!("/c/{}", t.demo.link)).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(answer.headers().get("location").is_none());
+    let page = String::from_utf8_lossy(answer.body().as_ref()).into_owned();
+    assert!(page.contains("http-equiv=\"refresh\""), "{page}");
+    t.app.store = working;
+    assert_eq!(t.get(&format!("/c/{}", t.demo.link)).await.status(), 302);
 }

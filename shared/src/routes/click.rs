@@ -127,10 +127,10 @@ fn shopper_subs(request: &Request) -> [Option<String>; 5] {
     subs
 }
 
-/// A small page for a shopper, never cached.
-fn page(status: StatusCode, title: &str, message: &str) -> Response {
+/// A small page for a shopper, never cached; `head` goes into its `<head>`.
+fn page(status: StatusCode, title: &str, head: &str, message: &str) -> Response {
     let page = format!(
-        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">{head}\
          <title>{title}</title><p>{message}</p></html>"
     );
     uncached(status, "text/html; charset=utf-8", Body::Text(page))
@@ -141,6 +141,7 @@ fn unavailable() -> Response {
     page(
         StatusCode::OK,
         "Not available",
+        "",
         "Sorry, this offer is not available where you are.",
     )
 }
@@ -150,21 +151,21 @@ fn not_active() -> Response {
     page(
         StatusCode::NOT_FOUND,
         "Link not active",
+        "",
         "Sorry, this link is not active any more.",
     )
 }
 
-/// The click could not be recorded (storage failing): the shopper may try again.
+/// The click could not be recorded (storage failing). Not a 5xx, which a shopper's browser
+/// shows as a broken site (DESIGN.md): a page that tries the link again by itself in five
+/// seconds, so that the click is recorded, and its shopper sent on, once storage is back.
 fn try_again() -> Response {
-    let mut response = page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Try again",
-        "Sorry, something went wrong on our side. Please try again in a moment.",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
+    page(
+        StatusCode::OK,
+        "One moment",
+        "<meta http-equiv=\"refresh\" content=\"5\">",
+        "Sorry, something went wrong on our side. This page tries again in a few seconds.",
+    )
 }
 
 /// The visitor's country (ISO 3166-1 alpha-2) or region (the ISO 3166-2 subdivision code,
