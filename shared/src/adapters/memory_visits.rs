@@ -226,17 +226,23 @@ impl State {
     }
 }
 
+impl Recent {
+    /// A visitor not seen yet.
+    fn new() -> Self {
+        Self {
+            minute: i64::MIN,
+            clicks: 0,
+            windows: SmallVec::new(),
+        }
+    }
+}
+
 /// The visitor's entry, made if new.
 fn recent<'s>(visitors: &'s mut Visitors, visitor: &str) -> &'s mut Recent {
     // Looked up again after an insert, the visitor's bucket is in the cache: cheaper than
     // making its key before knowing whether it is new.
     if !visitors.contains_key(visitor) {
-        let new = Recent {
-            minute: i64::MIN,
-            clicks: 0,
-            windows: SmallVec::new(),
-        };
-        visitors.insert(visitor.into(), new);
+        visitors.insert(visitor.into(), Recent::new());
     }
     visitors.get_mut(visitor).expect("inserted if absent")
 }
@@ -361,40 +367,43 @@ impl Visits for MemoryVisits {
         if visitors >= state.sweep_at && visitors < self.per_shard {
             state.sweep(second, self.per_shard);
         }
-        let known = state.visitors.contains_key(visitor);
-        if !known && state.full(second, self.per_shard) {
-            drop(guard);
-            self.overflowed
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            let mut overflow = self.overflow.lock().unwrap_or_else(|p| p.into_inner());
-            return Ok(Visit {
-                first_on_link: !overflow.seen_before(hash_of(&[link, visitor]), second),
-                clicks_this_minute: overflow.count(hash_of(&[visitor]), minute),
-            });
+        // One lookup for a visitor held (then the entry itself), as before the cap; a new
+        // one is looked for past the cap only once something went there.
+        let mut seen_past_the_cap = false;
+        if !state.visitors.contains_key(visitor) {
+            if state.full(second, self.per_shard) {
+                drop(guard);
+                self.overflowed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                let mut overflow = self.overflow.lock().unwrap_or_else(|p| p.into_inner());
+                return Ok(Visit {
+                    first_on_link: !overflow.seen_before(hash_of(&[link, visitor]), second),
+                    clicks_this_minute: overflow.count(hash_of(&[visitor]), minute),
+                });
+            }
+            // Remembered approximately while memory was full, maybe.
+            seen_past_the_cap = self.overflowed.load(std::sync::atomic::Ordering::Relaxed)
+                && self
+                    .overflow
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(hash_of(&[link, visitor]), second);
+            state.visitors.insert(visitor.into(), Recent::new());
         }
-        // A visitor new here may have been remembered approximately while memory was full.
-        let seen_past_the_cap = !known
-            && self.overflowed.load(std::sync::atomic::Ordering::Relaxed)
-            && self
-                .overflow
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(hash_of(&[link, visitor]), second);
-        let recent = recent(&mut state.visitors, visitor);
+        let recent = state
+            .visitors
+            .get_mut(visitor)
+            .expect("held, or inserted above");
         let ends = second + window.as_secs();
         let first_on_link = match recent.windows.iter_mut().find(|(l, _)| **l == *link) {
             Some((_, open)) if *open > second => false,
-            None if seen_past_the_cap => {
-                recent.windows.push((held(&mut state.links, link), ends));
-                false
-            }
             Some((_, expired)) => {
                 *expired = ends;
                 true
             }
             None => {
                 recent.windows.push((held(&mut state.links, link), ends));
-                true
+                !seen_past_the_cap
             }
         };
         if recent.minute != minute {

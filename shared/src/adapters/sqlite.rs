@@ -97,12 +97,17 @@ struct Batch {
 }
 
 impl Batch {
-    /// How long the oldest change not yet on disk has waited: what a crash now would lose.
-    fn backlog(&self) -> Duration {
+    /// When the oldest change not yet on disk was deferred.
+    fn oldest(&self) -> Option<Instant> {
         self.pending_since
             .into_iter()
             .chain(self.committing_since)
             .min()
+    }
+
+    /// How long the oldest change not yet on disk has waited: what a crash now would lose.
+    fn backlog(&self) -> Duration {
+        self.oldest()
             .map_or(Duration::ZERO, |since| since.elapsed())
     }
 }
@@ -402,9 +407,14 @@ impl SqliteTable {
         .map_err(TableError::backend)?
     }
 
-    /// Waits until the committer is behind by at most [`ADMIT_WITHIN`]: backpressure that keeps
-    /// what a crash can lose of answered writes within [`MAX_LOSS`].
-    async fn caught_up(&self) {
+    /// Backpressure after a deferred write: if the oldest write not yet committed (`oldest`,
+    /// as the write left the batch) is older than [`ADMIT_WITHIN`], waits until the committer
+    /// has caught up, so that what a crash can lose of answered writes stays within
+    /// [`MAX_LOSS`]. The clock is read here, not under the batch's lock every click waits on.
+    async fn wait_if_behind(&self, oldest: Option<Instant>) {
+        if oldest.is_none_or(|since| since.elapsed() <= ADMIT_WITHIN) {
+            return;
+        }
         loop {
             let committed = self.shared.committed.notified();
             tokio::pin!(committed);
@@ -420,13 +430,13 @@ impl SqliteTable {
 
     /// Checks and applies deferred writes to the batch, all or none, on the caller's thread:
     /// every condition and update is checked before anything changes. Answers the items the
-    /// writes leave when `answer` is set, and whether the committer is behind (then the caller
-    /// waits for it before answering anyone).
+    /// writes leave when `answer` is set, and when the oldest write not yet committed was
+    /// deferred (for [`SqliteTable::wait_if_behind`]).
     fn defer(
         &self,
         writes: Vec<Write>,
         answer: bool,
-    ) -> Result<(Vec<Arc<Item>>, bool), TableError> {
+    ) -> Result<(Vec<Arc<Item>>, Option<Instant>), TableError> {
         validate_transaction(&writes)?;
         // What needs no other item is checked before the lock, which every click waits on.
         // Keys are borrowed from the writes where they hold one: a click's two counter
@@ -554,7 +564,7 @@ impl SqliteTable {
             batch.items.insert(key, (deferred, version));
         }
         batch.pending_since.get_or_insert_with(Instant::now);
-        Ok((answers, batch.backlog() > ADMIT_WITHIN))
+        Ok((answers, batch.oldest()))
     }
 }
 
@@ -799,10 +809,8 @@ impl Table for SqliteTable {
     }
 
     async fn transact_deferred(&self, writes: Vec<Write>) -> Result<(), TableError> {
-        let (_, behind) = self.defer(writes, false)?;
-        if behind {
-            self.caught_up().await;
-        }
+        let (_, oldest) = self.defer(writes, false)?;
+        self.wait_if_behind(oldest).await;
         Ok(())
     }
 
@@ -817,10 +825,8 @@ impl Table for SqliteTable {
             update,
             cond,
         };
-        let (mut items, behind) = self.defer(vec![write], true)?;
-        if behind {
-            self.caught_up().await;
-        }
+        let (mut items, oldest) = self.defer(vec![write], true)?;
+        self.wait_if_behind(oldest).await;
         Ok(Arc::unwrap_or_clone(items.remove(0)))
     }
 
