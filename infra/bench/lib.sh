@@ -19,6 +19,13 @@ take_binaries() {
   cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 }
 
+# Builds the release runner (reporting progress on stderr) and sets `bin` to it.
+build_release() {
+  echo "building the release binary…" >&2
+  cargo build --release --locked -p leadsrefer >&2
+  bin=target/release/leadsrefer
+}
+
 # The demo tracking link the runner prints as it starts.
 TRACKING_LINK='http://127\.0\.0\.1:[0-9]+/c/[A-Za-z0-9]+\?sub1=demo'
 

@@ -14,9 +14,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-5}
 
-echo "building the release binary…" >&2
-cargo build --release --locked -p leadsrefer >&2
-bin=target/release/leadsrefer
+build_release
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }

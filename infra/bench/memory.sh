@@ -16,9 +16,7 @@ CLICKS=${CLICKS:-1000000}
 CONNECTIONS=${CONNECTIONS:-32}
 IDLE=${IDLE:-60}
 
-echo "building the release binary…" >&2
-cargo build --release --locked -p leadsrefer >&2
-bin=target/release/leadsrefer
+build_release
 work=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$work"; }

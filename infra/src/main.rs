@@ -212,6 +212,7 @@ async fn serve(
     trust_proxy: bool,
     demo_history: bool,
 ) -> Result<(), String> {
+    let connections = server::max_connections()?;
     let (app, place) = open(data, backend).await?;
     let geo = shared::app::open_geo(app.backend, data).map_err(|e| e.to_string())?;
     let app = app.with_geo(geo);
@@ -260,7 +261,14 @@ async fn serve(
     println!("Press Ctrl-C to stop.");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let jobs = tokio::spawn(run_jobs(app.clone(), stopped));
-    server::serve(listener, app.clone(), trust_proxy, shutdown_signal()).await;
+    server::serve(
+        listener,
+        app.clone(),
+        trust_proxy,
+        connections,
+        shutdown_signal(),
+    )
+    .await;
     // Let a job run in progress finish, then commit every buffered write.
     let _ = stop.send(true);
     let _ = jobs.await;

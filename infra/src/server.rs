@@ -42,12 +42,11 @@ const RESERVED_DESCRIPTORS: u64 = 64;
 /// The most connections served at once: `LEADSREFER_MAX_CONNECTIONS`, else what the process's
 /// descriptor limit leaves after [`RESERVED_DESCRIPTORS`]. Past it a new connection is answered
 /// 503 at once and closed, so that running out of descriptors never stalls the accept loop.
-pub fn max_connections() -> usize {
-    if let Some(max) = std::env::var("LEADSREFER_MAX_CONNECTIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return max;
+pub fn max_connections() -> Result<usize, String> {
+    if let Ok(text) = std::env::var("LEADSREFER_MAX_CONNECTIONS") {
+        return text.parse().ok().filter(|max| *max > 0).ok_or_else(|| {
+            format!("LEADSREFER_MAX_CONNECTIONS is {text:?}: give a whole number of connections")
+        });
     }
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -56,25 +55,27 @@ pub fn max_connections() -> usize {
     // SAFETY: getrlimit writes the limit into the struct it is given, nothing else.
     let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
     let descriptors = if known { limit.rlim_cur } else { 1024 };
-    descriptors.saturating_sub(RESERVED_DESCRIPTORS).max(16) as usize
+    Ok(descriptors.saturating_sub(RESERVED_DESCRIPTORS).max(16) as usize)
 }
 
 /// What a connection over the limit hears before it is closed.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// Serves until `shutdown` resolves, then stops accepting and drains open connections.
-/// With `trust_proxy`, the visitor's address is the last `X-Forwarded-For` entry.
+/// With `trust_proxy`, the visitor's address is the last `X-Forwarded-For` entry; at most
+/// `connections` (see [`max_connections`]) are served at once.
 pub async fn serve(
     listener: TcpListener,
     app: App,
     trust_proxy: bool,
+    connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections()));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(connections));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {

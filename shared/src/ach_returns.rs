@@ -13,7 +13,7 @@
 //! change are reported for the operator, not applied: the first are settled with the bank, and
 //! a corrected account number must come from the affiliate, who is asked for it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::App;
@@ -23,13 +23,12 @@ use crate::domain::money::{Currency, Money};
 use crate::domain::nacha_returns::{self, ReturnEntry};
 use crate::domain::payout::{MethodStopped, Payout, PayoutStatus, Rail};
 use crate::payouts::PayoutError;
-use crate::ports::Email;
 
 /// The largest return file taken: 1 MiB is over 5,000 returns.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
 /// What became of one entry of the file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The payout is now failed and its amount payable again.
@@ -48,6 +47,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome in words, with what to do about it.
     pub fn words(self) -> &'static str {
         match self {
             Self::Recorded => "recorded",
@@ -75,8 +75,6 @@ pub struct ReturnLine {
     /// The returned amount in US dollars (`50.00`; `0.00` for a notification of change).
     pub amount: String,
     pub outcome: Outcome,
-    /// The outcome in words, with what to do about it.
-    pub outcome_words: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payout_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,9 +114,7 @@ pub async fn record(app: &App, file: &[u8]) -> Result<ReturnsRecorded, PayoutErr
         .collect();
     let mut lines = Vec::with_capacity(entries.len());
     for entry in &entries {
-        let mut line = apply(app, &affiliates, entry).await?;
-        line.outcome_words = line.outcome.words();
-        lines.push(line);
+        lines.push(apply(app, &affiliates, entry).await?);
     }
     let recorded = lines
         .iter()
@@ -150,7 +146,6 @@ async fn apply(
         original_trace: entry.original_trace.clone(),
         amount: usd(entry.amount).to_decimal(),
         outcome: Outcome::Unmatched,
-        outcome_words: "",
         payout_id: None,
         affiliate_id: None,
         method_stopped: false,
@@ -278,12 +273,13 @@ async fn tell_affiliate(app: &App, payout: &Payout, entry: &ReturnEntry, stopped
         nacha_returns::reason(&entry.code),
         app.public_url,
     );
-    mail_once(
+    crate::notices::tell_affiliate_once(
         app,
-        payout,
+        payout.affiliate_id,
         &format!("ach-return#{}", payout.id),
         "Your LeadsRefer payout was returned by your bank",
         text,
+        "an ACH return notice",
     )
     .await;
 }
@@ -299,29 +295,13 @@ async fn ask_for_new_details(app: &App, payout: &Payout, entry: &ReturnEntry) {
         nacha_returns::change(&entry.code),
         app.public_url,
     );
-    mail_once(
+    crate::notices::tell_affiliate_once(
         app,
-        payout,
+        payout.affiliate_id,
         &format!("ach-change#{}#{}", payout.id, entry.code),
         "Please check your LeadsRefer bank details",
         text,
+        "a notification-of-change notice",
     )
     .await;
-}
-
-async fn mail_once(app: &App, payout: &Payout, key: &str, subject: &str, text: String) {
-    let account_id = crate::domain::accounts::AccountId(payout.affiliate_id.0);
-    let Ok(Some(account)) = app.store.account(account_id).await else {
-        return;
-    };
-    let mail = Email {
-        to: account.email.clone(),
-        subject: subject.into(),
-        text,
-    };
-    match crate::notices::send_once(app, key, &mail).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => tracing::error!(%error, "an ACH return notice could not be sent"),
-        Err(error) => tracing::error!(%error, "an ACH return notice could not be sent"),
-    }
 }

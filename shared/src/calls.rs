@@ -524,10 +524,10 @@ pub async fn transcription(app: &App, params: &impl WebhookParams) -> Result<(),
                 .transcript
                 .iter()
                 .any(|u| u.speaker == utterance.speaker && u.sequence == utterance.sequence);
-            let kept: usize = call.transcript.iter().map(|u| u.text.len()).sum();
             if known {
                 return false;
             }
+            let kept: usize = call.transcript.iter().map(|u| u.text.len()).sum();
             if kept + utterance.text.len() > MAX_TRANSCRIPT_CHARS {
                 let flag = "transcript_truncated".to_string();
                 let changed = !call.flags.contains(&flag);

@@ -45,3 +45,29 @@ pub async fn send_once(
     app.store.mark_notice_sent(key).await?;
     Ok(Ok(Sent::Now))
 }
+
+/// Mails an affiliate once per `key`, best effort: nothing is sent to an account that is gone,
+/// and a failure is logged (`what` mail, never to whom) for the next attempt to send it then.
+pub async fn tell_affiliate_once(
+    app: &App,
+    affiliate: crate::domain::ids::AffiliateId,
+    key: &str,
+    subject: &str,
+    text: String,
+    what: &str,
+) {
+    let account_id = crate::domain::accounts::AccountId(affiliate.0);
+    let Ok(Some(account)) = app.store.account(account_id).await else {
+        return;
+    };
+    let mail = Email {
+        to: account.email,
+        subject: subject.into(),
+        text,
+    };
+    match send_once(app, key, &mail).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::error!(%error, "{what} could not be sent"),
+        Err(error) => tracing::error!(%error, "{what} could not be sent"),
+    }
+}

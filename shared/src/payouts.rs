@@ -909,29 +909,25 @@ async fn confirm(app: &App, payout: &Payout) {
 /// Tells a US payee without a W-9, once a year, that their payouts wait for one (or are
 /// backup-withheld). A mail that cannot go out now is tried again by the next run.
 async fn tax_notice(app: &App, affiliate: AffiliateId, year: i16, withholding: bool) {
-    let account_id = crate::domain::accounts::AccountId(affiliate.0);
-    let Ok(Some(account)) = app.store.account(account_id).await else {
-        return;
-    };
     let consequence = if withholding {
         "Until you do, 24% of each payout is withheld as federal backup withholding and reported to the IRS on your Form 1099-NEC."
     } else {
         "Until you do, your payouts wait; nothing you earned is lost."
     };
-    let mail = Email {
-        to: account.email.clone(),
-        subject: "Your LeadsRefer payouts need a W-9".into(),
-        text: format!(
-            "Your payments from LeadsRefer in {year} reach the amount US tax law requires us to report on Form 1099-NEC, and we have no W-9 from you.\n\nPlease sign in and submit your tax profile: a W-9 if you are a US person, or a statement that you are not. {consequence}\n\n{}/api/tax/profile\n",
-            app.public_url
-        ),
-    };
+    let text = format!(
+        "Your payments from LeadsRefer in {year} reach the amount US tax law requires us to report on Form 1099-NEC, and we have no W-9 from you.\n\nPlease sign in and submit your tax profile: a W-9 if you are a US person, or a statement that you are not. {consequence}\n\n{}/api/tax/profile\n",
+        app.public_url
+    );
     // Best effort, whatever failed: the next run tries again.
-    match crate::notices::send_once(app, &format!("w9-needed#{affiliate}#{year}"), &mail).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => tracing::error!(%error, "the W-9 notice could not be sent"),
-        Err(error) => tracing::error!(%error, "the W-9 notice could not be sent"),
-    }
+    crate::notices::tell_affiliate_once(
+        app,
+        affiliate,
+        &format!("w9-needed#{affiliate}#{year}"),
+        "Your LeadsRefer payouts need a W-9",
+        text,
+        "the W-9 notice",
+    )
+    .await;
 }
 
 /// Sends a mail the payout cannot wait for: a failure is logged (which mail, never to whom)

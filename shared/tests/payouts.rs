@@ -388,14 +388,7 @@ async fn a_run_pays_each_eligible_affiliate_once_by_an_ach_file_a_bank_reads() {
     // $36.00 is below the $50.00 minimum: carried over.
     w.earn(2).await;
     let first = shared::payouts::run(&w.app, "2026-11-29").await.unwrap();
-    assert!(
-        first
-            .report
-            .iter()
-            .any(|l| l.contains("36.00 is below the minimum")),
-        "{:?}",
-        first.report
-    );
+    assert_reported(&first, "36.00 is below the minimum");
     assert!(
         w.app
             .store
@@ -722,13 +715,7 @@ async fn bad_payout_details_are_refused_and_a_changed_method_holds_the_next_payo
 
     w.earn(3).await;
     let held = shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
-    assert!(
-        held.report
-            .iter()
-            .any(|l| l.contains("waits: payout method changed")),
-        "{:?}",
-        held.report
-    );
+    assert_reported(&held, "waits: payout method changed");
     assert!(
         w.app
             .store
@@ -920,13 +907,7 @@ async fn installations_sharing_a_paypal_account_never_get_each_others_batch() {
             .unwrap()
     );
     let run = shared::payouts::run(&copy.app, "2026-11-30").await.unwrap();
-    assert!(
-        run.report
-            .iter()
-            .any(|l| l.contains("that this run did not send")),
-        "{:?}",
-        run.report
-    );
+    assert_reported(&run, "that this run did not send");
     let payouts = copy.app.store.payouts_of_run("2026-11-30").await.unwrap();
     assert_eq!(
         payouts[0].status,
@@ -1051,6 +1032,15 @@ async fn a_later_run_the_same_day_pays_who_became_payable_since_and_nobody_twice
         w.balance(Account::affiliate_payable(w.demo.affiliate_id))
             .await,
         0
+    );
+}
+
+/// Asserts that a run's report has a line saying `text`.
+fn assert_reported(run: &shared::store::PayoutRun, text: &str) {
+    assert!(
+        run.report.iter().any(|line| line.contains(text)),
+        "{text:?} is not in {:?}",
+        run.report
     );
 }
 
@@ -1237,14 +1227,7 @@ async fn bank_return_story(w: World) {
     // Stopped: the next run waits, and the affiliate sees why; sending the same account again
     // does not restart it.
     let waiting = shared::payouts::run(&w.app, "2026-12-01").await.unwrap();
-    assert!(
-        waiting
-            .report
-            .iter()
-            .any(|l| l.contains("54.00 waits: the bank returned payout")),
-        "{:?}",
-        waiting.report
-    );
+    assert_reported(&waiting, "54.00 waits: the bank returned payout");
     assert_eq!(w.set_method(&affiliate, ach()).await.status(), 200);
     let method = w.read(&affiliate, "/api/payouts/method").await;
     assert_eq!(method["method"]["stopped"]["code"], "R03", "{method}");

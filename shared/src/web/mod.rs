@@ -137,6 +137,21 @@ impl Ctx {
     pub fn is_post(&self) -> bool {
         self.request.method() == Method::POST
     }
+
+    /// The file sent in the form's `field`, or a 400 asking the visitor to choose `what`.
+    pub fn uploaded(&self, field: &'static str, what: &str) -> Result<Vec<u8>, Refusal> {
+        self.uploads
+            .iter()
+            .find(|upload| upload.field == field && !upload.bytes.is_empty())
+            .map(|upload| upload.bytes.clone())
+            .ok_or_else(|| {
+                Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    field,
+                    format!("{field}: choose {what}"),
+                )
+            })
+    }
 }
 
 /// A file sent with a form.

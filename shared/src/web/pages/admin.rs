@@ -282,7 +282,7 @@ fn returns_table(recorded: &Value) -> maud::Markup {
                     td { code { (text(entry, "code")) } " " span class="muted" { (text(entry, "reason")) } }
                     td class="num" { (money(text(entry, "amount"), "USD")) }
                     td { code { (entry["payout_id"].as_str().unwrap_or("—")) } }
-                    td { (text(entry, "outcome_words"))
+                    td { (serde_json::from_value::<crate::ach_returns::Outcome>(entry["outcome"].clone()).map_or("", |outcome| outcome.words()))
                         @if entry["method_stopped"] == true { br; span class="muted" { "payout method stopped" } } }
                 }
             } }
@@ -292,18 +292,9 @@ fn returns_table(recorded: &Value) -> maud::Markup {
 
 /// The bank's return file, from the upload form to the API.
 pub async fn record_ach_returns(ctx: Ctx) -> Result {
-    let file = ctx
-        .uploads
-        .iter()
-        .find(|u| u.field == "returns" && !u.bytes.is_empty())
-        .map(|u| u.bytes.clone());
-    let outcome = match file {
-        None => Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            "returns",
-            "returns: choose the bank's return file",
-        )),
-        Some(bytes) => {
+    let outcome = match ctx.uploaded("returns", "the bank's return file") {
+        Err(refusal) => Err(refusal),
+        Ok(bytes) => {
             ctx.api
                 .send_bytes(Method::POST, "/api/admin/ach-returns", "text/plain", bytes)
                 .await

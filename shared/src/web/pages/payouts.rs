@@ -170,18 +170,9 @@ pub async fn tax(ctx: Ctx) -> Result {
 
 /// A foreign affiliate's signed W-8BEN, from the upload form to the API as a PDF.
 pub async fn upload_w8ben(ctx: Ctx) -> Result {
-    let file = ctx
-        .uploads
-        .iter()
-        .find(|u| u.field == "w8ben" && !u.bytes.is_empty())
-        .map(|u| u.bytes.clone());
-    let outcome = match file {
-        None => Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            "w8ben",
-            "w8ben: choose the signed form, a PDF file",
-        )),
-        Some(bytes) => {
+    let outcome = match ctx.uploaded("w8ben", "the signed form, a PDF file") {
+        Err(refusal) => Err(refusal),
+        Ok(bytes) => {
             ctx.api
                 .send_bytes(
                     Method::PUT,
