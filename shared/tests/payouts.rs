@@ -337,6 +337,26 @@ impl World {
         }
     }
 
+    /// The demo affiliate paid $54.00 by ACH in the run of 2026-11-30: their and an admin's
+    /// sign-ins, the payout (sent, with its trace) and the run's ACH file.
+    async fn paid_by_ach(
+        &self,
+    ) -> (
+        (String, String),
+        (String, String),
+        shared::domain::payout::Payout,
+        String,
+    ) {
+        let affiliate = self.sign_in("affiliate").await;
+        let admin = self.sign_in("admin").await;
+        assert_eq!(self.set_method(&affiliate, ach()).await.status(), 200);
+        self.earn(3).await;
+        shared::payouts::run(&self.app, "2026-11-30").await.unwrap();
+        let payout = self.app.store.payouts_of_run("2026-11-30").await.unwrap()[0].clone();
+        assert!(payout.reference.is_some(), "an ACH payout has its trace");
+        (affiliate, admin, payout, self.ach_file("2026-11-30").await)
+    }
+
     /// What `who` reads at `path`.
     async fn read(&self, who: &(String, String), path: &str) -> Value {
         body(&self.send("GET", path, &[("cookie", &who.0)], None).await)
@@ -1152,17 +1172,8 @@ async fn bank_returns_are_recorded_on_the_aws_adapters() {
 }
 
 async fn bank_return_story(w: World) {
-    let affiliate = w.sign_in("affiliate").await;
-    let admin = w.sign_in("admin").await;
-    assert_eq!(w.set_method(&affiliate, ach()).await.status(), 200);
-    w.earn(3).await;
-    shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
-    let payout = w.app.store.payouts_of_run("2026-11-30").await.unwrap()[0].clone();
-    let trace = payout
-        .reference
-        .clone()
-        .expect("an ACH payout has its trace");
-    let payout_file = w.ach_file("2026-11-30").await;
+    let (affiliate, admin, payout, payout_file) = w.paid_by_ach().await;
+    let trace = payout.reference.clone().unwrap();
     let payable = Account::affiliate_payable(w.demo.affiliate_id);
     assert_eq!(w.balance(payable.clone()).await, 0);
 
@@ -1259,14 +1270,8 @@ async fn bank_return_story(w: World) {
 #[tokio::test]
 async fn other_returns_pay_again_and_notifications_of_change_ask_for_details() {
     let w = World::new(None).await;
-    let affiliate = w.sign_in("affiliate").await;
-    let admin = w.sign_in("admin").await;
-    assert_eq!(w.set_method(&affiliate, ach()).await.status(), 200);
-    w.earn(3).await;
-    shared::payouts::run(&w.app, "2026-11-30").await.unwrap();
-    let payout = w.app.store.payouts_of_run("2026-11-30").await.unwrap()[0].clone();
+    let (affiliate, admin, payout, payout_file) = w.paid_by_ach().await;
     let trace = payout.reference.clone().unwrap();
-    let payout_file = w.ach_file("2026-11-30").await;
 
     let change =
         body(&upload_returns(&w, &admin, &bank_returns(&payout_file, &[(&trace, "C01")])).await);
