@@ -1270,7 +1270,7 @@ async fn bank_return_story(w: World) {
 #[tokio::test]
 async fn other_returns_pay_again_and_notifications_of_change_ask_for_details() {
     let w = World::new(None).await;
-    let (affiliate, admin, payout, payout_file) = w.paid_by_ach().await;
+    let (_, admin, payout, payout_file) = w.paid_by_ach().await;
     let trace = payout.reference.clone().unwrap();
 
     let change =
