@@ -16,12 +16,15 @@
 //! [`ADMIT_WITHIN`], a deferred write waits for the committer to catch up before it returns
 //! (and a click before it is answered), so that the batch never holds more than one commit
 //! writes in time.
+//! The write-ahead log is copied into the database by a checkpointer thread of its own, not
+//! by the commit that fills it, so that commits stay short (see [`checkpoint`]).
 //! Reads and conditions see the batch at once; an item leaves the batch only once it is
 //! committed, so it is always in one place or the other.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -51,16 +54,21 @@ pub const MAX_LOSS: Duration = Duration::from_millis(50);
 /// a pause: what waits when a write returns goes with the commit after the one in progress.
 pub const ADMIT_WITHIN: Duration = Duration::from_millis(20);
 
+/// How often the write-ahead log is copied into the database (a checkpoint), beside the
+/// committer: SQLite's own checkpoint runs inside the commit that fills the log (every 16 MiB),
+/// and the commits it held up made clicks wait.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 /// How many expired items one purge step deletes, holding the writer.
 const PURGE_SLICE: usize = 5000;
 
 pub struct SqliteTable {
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
-    /// The group committer, and what tells it to stop (dropped, it disconnects). The table's
-    /// drop stops and joins it, so that the database is closed by the thread dropping the
-    /// table, before the drop returns: the committer may hold the shared state for a commit.
-    committer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+    /// The group committer and the checkpointer, each with what tells it to stop (dropped, it
+    /// disconnects). The table's drop stops and joins them, so that the database is closed by
+    /// the thread dropping the table, before the drop returns: they may hold the shared state.
+    background: Vec<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
     /// Opening it created the database.
     created: bool,
 }
@@ -75,6 +83,46 @@ struct Shared {
     batch: Mutex<Batch>,
     /// Told after every commit: deferred writes waiting for the committer to catch up.
     committed: tokio::sync::Notify,
+    /// How the committer kept up, told at a clean shutdown: the measure of the bound.
+    pace: Pace,
+}
+
+/// How the group committer kept up since the table opened.
+#[derive(Default)]
+struct Pace {
+    commits: AtomicU64,
+    items: AtomicU64,
+    longest_commit_micros: AtomicU64,
+    /// Deferred writes held for the committer to catch up ([`SqliteTable::wait_if_behind`]).
+    held: AtomicU64,
+    longest_hold_micros: AtomicU64,
+}
+
+impl Pace {
+    fn commit(&self, items: usize, took: Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.items.fetch_add(items as u64, Ordering::Relaxed);
+        self.longest_commit_micros
+            .fetch_max(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn hold(&self, took: Duration) {
+        self.held.fetch_add(1, Ordering::Relaxed);
+        self.longest_hold_micros
+            .fetch_max(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn report(&self) {
+        let ms = |micros: &AtomicU64| micros.load(Ordering::Relaxed) as f64 / 1000.0;
+        tracing::info!(
+            commits = self.commits.load(Ordering::Relaxed),
+            writes_committed = self.items.load(Ordering::Relaxed),
+            longest_commit_ms = ms(&self.longest_commit_micros),
+            writes_held = self.held.load(Ordering::Relaxed),
+            longest_hold_ms = ms(&self.longest_hold_micros),
+            "deferred writes: how the committer kept up"
+        );
+    }
 }
 
 /// The latest deferred version of every item written deferred and not yet committed. Items
@@ -205,6 +253,7 @@ impl Shared {
         if taken.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         // In key order, not the map's hash order: clicks' keys grow with time, so sorted
         // they are appended at the end of the table's B-tree instead of splitting its last
         // pages at random, which cost SQLite more work and left the pages part empty.
@@ -239,6 +288,9 @@ impl Shared {
             }
         }
         self.committed.notify_waiters();
+        if committed.is_ok() {
+            self.pace.commit(taken.len(), started.elapsed());
+        }
         // `taken` shares every committed item, so they are freed here, not under the lock the
         // click path waits on: freeing a commit's items takes longer than all the lock guards.
         drop(taken);
@@ -279,6 +331,36 @@ impl Shared {
     }
 }
 
+/// A thread named `name` running `work` until the sender it returns is dropped.
+fn background(
+    name: &str,
+    work: impl FnOnce(std::sync::mpsc::Receiver<()>) + Send + 'static,
+) -> Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>), TableError> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || work(stopped))
+        .map_err(TableError::backend)?;
+    Ok((stop, thread))
+}
+
+/// Copies the write-ahead log into the database: the bulk beside the committer, then, holding
+/// it, what it committed meanwhile (a few milliseconds' worth), with `RESTART` so that its next
+/// commit starts the log over. Without that last step the log under constant load was never
+/// started over and grew without end (SQLite restarts it only when a write finds it copied
+/// whole). A reader still on the log (a long report) makes the last step give up at once
+/// instead of holding the committer (the connection has no busy timeout): the next turn tries
+/// again.
+fn checkpoint(shared: &Shared, log: &Connection) -> Result<(), TableError> {
+    let run = |mode: &str| {
+        log.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+            .map_err(TableError::backend)
+    };
+    run("PASSIVE")?;
+    let _writer = lock(&shared.writer);
+    run("RESTART")
+}
+
 fn open_connection(path: &Path) -> Result<Connection, TableError> {
     let conn = Connection::open(path).map_err(TableError::backend)?;
     // 16 KiB pages, set before WAL mode creates the file (an existing database keeps its own):
@@ -301,15 +383,16 @@ impl Drop for SqliteTable {
     /// The table going away (a clean shutdown) stops the committer and commits what is
     /// deferred.
     fn drop(&mut self) {
-        if let Some((stop, committer)) = self.committer.take() {
+        for (stop, thread) in self.background.drain(..) {
             drop(stop);
             // A committer that panicked has nothing to hand back; the commit below retries.
-            let _ = committer.join();
+            let _ = thread.join();
         }
         let mut writer = lock(&self.shared.writer);
         if let Err(error) = self.shared.commit_batch(&mut writer) {
             tracing::error!(%error, "deferred writes could not be committed at shutdown");
         }
+        self.shared.pace.report();
     }
 }
 
@@ -341,39 +424,52 @@ impl SqliteTable {
                  WHERE gsi1pk IS NOT NULL;",
         )
         .map_err(TableError::backend)?;
+        // Checkpoints are the checkpointer's (below), not the commits'.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(TableError::backend)?;
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             batch: Mutex::new(Batch::default()),
             committed: tokio::sync::Notify::new(),
+            pace: Pace::default(),
         });
         // The group committer: commits the batch every few milliseconds, until the table
         // tells it to stop (or is gone).
         let weak = Arc::downgrade(&shared);
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let committer = std::thread::Builder::new()
-            .name("sqlite-group-commit".into())
-            .spawn(move || {
-                // Commits start every FLUSH_EVERY, or at once after one that took longer: a
-                // committer behind does not rest.
-                let mut pause = FLUSH_EVERY;
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(pause) {
-                    let Some(shared) = weak.upgrade() else { break };
-                    let started = Instant::now();
-                    let mut writer = lock(&shared.writer);
-                    if let Err(error) = shared.commit_batch(&mut writer) {
-                        tracing::error!(%error, "deferred writes could not be committed; retrying");
-                    }
-                    drop(writer);
-                    pause = FLUSH_EVERY.saturating_sub(started.elapsed());
+        let committer = background("sqlite-group-commit", move |stopped| {
+            // Commits start every FLUSH_EVERY, or at once after one that took longer: a
+            // committer behind does not rest.
+            let mut pause = FLUSH_EVERY;
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(pause) {
+                let Some(shared) = weak.upgrade() else { break };
+                let started = Instant::now();
+                let mut writer = lock(&shared.writer);
+                if let Err(error) = shared.commit_batch(&mut writer) {
+                    tracing::error!(%error, "deferred writes could not be committed; retrying");
                 }
-            })
+                drop(writer);
+                pause = FLUSH_EVERY.saturating_sub(started.elapsed());
+            }
+        })?;
+        // The checkpointer, on a connection of its own (the writer's never checkpoints).
+        let log = open_connection(path)?;
+        log.busy_timeout(Duration::ZERO)
             .map_err(TableError::backend)?;
+        let weak = Arc::downgrade(&shared);
+        let checkpointer = background("sqlite-checkpoint", move |stopped| {
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                let Some(shared) = weak.upgrade() else { break };
+                if let Err(error) = checkpoint(&shared, &log) {
+                    tracing::error!(%error, "the write-ahead log could not be checkpointed; retrying");
+                }
+            }
+        })?;
         Ok(Self {
             shared,
             clock,
-            committer: Some((stop, committer)),
+            background: vec![committer, checkpointer],
             created,
         })
     }
@@ -415,12 +511,14 @@ impl SqliteTable {
         if oldest.is_none_or(|since| since.elapsed() <= ADMIT_WITHIN) {
             return;
         }
+        let held = Instant::now();
         loop {
             let committed = self.shared.committed.notified();
             tokio::pin!(committed);
             // Registered before the check, so that a commit between the two is not missed.
             committed.as_mut().enable();
             if lock(&self.shared.batch).backlog() <= ADMIT_WITHIN {
+                self.shared.pace.hold(held.elapsed());
                 return;
             }
             // A commit wakes it; the timeout looks again should the committer have stopped.
@@ -1105,5 +1203,46 @@ mod tests {
             let key = Key::new(format!("P#{n}"), "S");
             assert!(table.get(&key).await.unwrap().is_some());
         }
+    }
+
+    /// Writes without pause for a second and a half, four checkpoints' worth: the log is
+    /// copied into the database and started over while they go on, so it stays a fraction of
+    /// what was written (SQLite's own checkpoints are off; without the checkpointer it would
+    /// hold all of it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_is_checkpointed_and_started_over_under_constant_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let table = SqliteTable::open(&path, Arc::new(SystemClock)).unwrap();
+        let padding = "x".repeat(1000);
+        let started = Instant::now();
+        let mut n = 0;
+        while started.elapsed() < CHECKPOINT_EVERY * 6 {
+            let Write::Put { mut item, cond } = put(n) else {
+                unreachable!()
+            };
+            item.insert("padding".into(), padding.clone().into());
+            table
+                .transact_deferred(vec![Write::Put { item, cond }])
+                .await
+                .unwrap();
+            n += 1;
+            if n % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        table.flush().await.unwrap();
+        let written = n * padding.len();
+        let log = std::fs::metadata(dir.path().join("t.db-wal"))
+            .unwrap()
+            .len() as usize;
+        assert!(
+            written > 4 << 20,
+            "enough written to need checkpoints: {written} bytes"
+        );
+        assert!(
+            log < written / 2,
+            "a log of {log} bytes after {written} written"
+        );
     }
 }
