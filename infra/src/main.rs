@@ -16,7 +16,6 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use shared::App;
 use shared::accounts::AccountError;
-use shared::adapters::aws::AwsSettings;
 use shared::app::Backend;
 use shared::domain::accounts::{check_name, check_password};
 use shared::domain::email::EmailAddress;
@@ -186,17 +185,9 @@ async fn run() -> ExitCode {
 async fn open(data: &Path, backend: &str) -> Result<(App, String), String> {
     let sender = shared::app::sender_from_env().map_err(|e| e.to_string())?;
     match Backend::parse(backend) {
-        Some(Backend::Aws) => {
-            let settings = AwsSettings::from_env().map_err(|e| e.to_string())?;
-            let place = format!(
-                "on AWS: table {}, bucket {}",
-                settings.table, settings.bucket
-            );
-            let app = App::aws(&settings, Arc::new(SystemClock), sender)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok((app, place))
-        }
+        Some(Backend::Aws) => App::aws_from_env(Arc::new(SystemClock), sender)
+            .await
+            .map_err(|e| e.to_string()),
         _ => {
             let app =
                 App::embedded(data, Arc::new(SystemClock), sender).map_err(|e| e.to_string())?;

@@ -4,17 +4,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::adapters::aws::{AwsSettings, s3_client, sdk_config};
-use crate::adapters::dynamodb::DynamoTable;
 use crate::adapters::fs::FolderBlobs;
-use crate::adapters::kms::KmsKeys;
 use crate::adapters::local_key::{LocalKeys, read_or_create_key_file};
 use crate::adapters::memory_visits::MemoryVisits;
 use crate::adapters::outbox::OutboxMailer;
-use crate::adapters::s3::S3Blobs;
-use crate::adapters::ses::SesMailer;
 use crate::adapters::sqlite::SqliteTable;
 use crate::adapters::twilio::Twilio;
+#[cfg(feature = "aws")]
+use crate::adapters::{
+    aws::{AwsSettings, s3_client, sdk_config},
+    dynamodb::DynamoTable,
+    kms::KmsKeys,
+    s3::S3Blobs,
+    ses::SesMailer,
+};
 use crate::domain::email::EmailAddress;
 use crate::domain::privacy::Pseudonymizer;
 use crate::geo::Geo;
@@ -23,6 +26,7 @@ use crate::payouts::PayoutSettings;
 use crate::ports::{Blobs, Clock, Keys, Mailer, SystemClock, Table, Visits};
 use crate::secret::Secret;
 use crate::store::Store;
+#[cfg(feature = "aws")]
 use crate::store::TableVisits;
 
 /// The public base URL unless `LEADSREFER_PUBLIC_URL` (or the local runner) says otherwise.
@@ -183,6 +187,7 @@ impl App {
     }
 
     /// Every port on AWS: DynamoDB, S3, KMS and SES, with clients built once, here.
+    #[cfg(feature = "aws")]
     pub async fn aws(
         settings: &AwsSettings,
         clock: Arc<dyn Clock>,
@@ -224,6 +229,36 @@ impl App {
         })
     }
 
+    /// The application on the AWS adapters the environment names (see [`AwsSettings`]), and
+    /// where its data lives, in words.
+    #[cfg(feature = "aws")]
+    pub async fn aws_from_env(
+        clock: Arc<dyn Clock>,
+        sender: EmailAddress,
+    ) -> Result<(Self, String), SetupError> {
+        let settings = AwsSettings::from_env()?;
+        let place = format!(
+            "on AWS: table {}, bucket {}",
+            settings.table, settings.bucket
+        );
+        Ok((Self::aws(&settings, clock, sender).await?, place))
+    }
+
+    /// A build without the AWS adapters says how to get one.
+    #[cfg(not(feature = "aws"))]
+    pub async fn aws_from_env(
+        _clock: Arc<dyn Clock>,
+        _sender: EmailAddress,
+    ) -> Result<(Self, String), SetupError> {
+        Err(SetupError::Config {
+            name: "the backend",
+            value: "aws".into(),
+            expected: "this build has no AWS adapters: build it with the `aws` feature \
+                       (`cargo install --path infra --features aws`, or \
+                       `cargo run -p leadsrefer --features aws -- …`)",
+        })
+    }
+
     /// The state a process configured by its environment runs on: Lambda functions default to
     /// the `aws` backend, the local runner to `embedded`; `LEADSREFER_BACKEND` overrides either.
     ///
@@ -239,7 +274,7 @@ impl App {
         let backend = Backend::from_env(default)?;
         let app = match backend {
             Backend::Embedded => Self::embedded(&data_folder(), clock, sender)?,
-            Backend::Aws => Self::aws(&AwsSettings::from_env()?, clock, sender).await?,
+            Backend::Aws => Self::aws_from_env(clock, sender).await?.0,
         };
         let geo = open_geo(backend, &data_folder())?;
         Ok(app.with_public_url(&public_url).with_geo(geo))

@@ -4,6 +4,7 @@
 //! emulator). A failed expectation panics with what was expected.
 
 pub mod blobs;
+#[cfg(feature = "aws")]
 pub mod emulator;
 pub mod keys;
 pub mod mailer;
