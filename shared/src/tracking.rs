@@ -125,6 +125,10 @@ pub async fn record_click(
     if visit.clicks_this_minute > FLOOD_CLICKS_PER_MINUTE {
         flags.push("click_flood".into());
     }
+    // A flooding visitor goes on the review list once a minute, with the click that began the
+    // flood: thousands of clicks a second would otherwise fill the list (and the store) with
+    // a row each. Every click keeps its flags on its own record.
+    let listed = !flags.is_empty() && visit.clicks_this_minute <= FLOOD_CLICKS_PER_MINUTE + 1;
     let click = Click {
         id: ClickId(app.clock.new_id()),
         link: link.code.clone(),
@@ -142,7 +146,9 @@ pub async fn record_click(
         unique,
         expires_at: tracking_expiry(now),
     };
-    app.store.create_click(&click, offer.currency).await?;
+    app.store
+        .create_click(&click, offer.currency, listed)
+        .await?;
     // Dynamic number insertion: an offer whose landing page shows `{call_number}` lends
     // the visitor one of its pool's numbers, so that their call comes back to this click.
     // Robots, previews and excluded visitors get none: they would empty the pool.

@@ -104,7 +104,7 @@ async fn fixtures(app: &App, clock: &ManualClock) {
         expires_at: tracking_expiry(clock.now()),
     };
     app.store
-        .create_click(&click, offer.currency)
+        .create_click(&click, offer.currency, !click.flags.is_empty())
         .await
         .unwrap();
 }

@@ -920,7 +920,7 @@ async fn the_pixel_without_a_usable_cookie_or_with_bad_input_records_nothing() {
     }
     assert_eq!(t.conversions().await, 0);
     let today = t.clock.now().strftime("%Y-%m-%d").to_string();
-    let flagged = t.app.store.flagged(&today).await.unwrap();
+    let (flagged, _) = t.app.store.flagged(&today, None, 1000).await.unwrap();
     let no_click: Vec<_> = flagged.iter().filter(|f| f.flags == ["no_click"]).collect();
     assert_eq!(no_click.len(), 3, "{flagged:?}");
     assert!(
@@ -1140,7 +1140,7 @@ async fn suspect_conversions_are_flagged() {
         .to_datetime(t.clock.now())
         .date()
         .to_string();
-    let flagged = t.app.store.flagged(&day).await.unwrap();
+    let (flagged, _) = t.app.store.flagged(&day, None, 1000).await.unwrap();
     let kinds: Vec<(String, Vec<String>)> = flagged
         .iter()
         .map(|f| (f.kind.clone(), f.flags.clone()))
@@ -1223,9 +1223,14 @@ async fn the_country_comes_from_cloudfront_else_the_ip_database_and_datacenters_
     let flagged = t
         .app
         .store
-        .flagged(&t.app.clock.now().strftime("%Y-%m-%d").to_string())
+        .flagged(
+            &t.app.clock.now().strftime("%Y-%m-%d").to_string(),
+            None,
+            1000,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert!(
         flagged
             .iter()
@@ -1236,6 +1241,7 @@ async fn the_country_comes_from_cloudfront_else_the_ip_database_and_datacenters_
 
 #[tokio::test]
 async fn a_click_flood_from_one_visitor_is_kept_flagged_and_not_counted() {
+    // (On the review list once a minute: the click that began it.)
     let t = TestApp::new().await;
     let limit = shared::tracking::FLOOD_CLICKS_PER_MINUTE as usize;
     let mut clicks = Vec::new();
@@ -1254,9 +1260,40 @@ async fn a_click_flood_from_one_visitor_is_kept_flagged_and_not_counted() {
     );
     let other = click_from(&t, "203.0.113.51", None).await;
     assert!(other.counts(), "another visitor is not part of it");
+    let listed = |t: &TestApp| {
+        let day = t.app.clock.now().strftime("%Y-%m-%d").to_string();
+        let store = t.app.store.clone();
+        async move {
+            let (flagged, _) = store.flagged(&day, None, 1000).await.unwrap();
+            flagged
+                .into_iter()
+                .filter(|f| f.flags.contains(&"click_flood".to_string()))
+                .map(|f| f.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(&t).await,
+        vec![clicks[limit].id.to_string()],
+        "the flood is listed once, with the click that began it"
+    );
     t.clock.advance(SignedDuration::from_secs(60));
     let later = click_from(&t, "203.0.113.50", None).await;
     assert!(later.counts(), "a minute later the visitor clicks again");
+    let mut again = Vec::new();
+    for _ in 0..limit + 3 {
+        again.push(click_from(&t, "203.0.113.50", None).await);
+    }
+    let listed = listed(&t).await;
+    assert_eq!(
+        listed.len(),
+        2,
+        "a flood in another minute is listed again: {listed:?}"
+    );
+    assert!(
+        listed.contains(&again[limit - 1].id.to_string()),
+        "{listed:?}"
+    );
 }
 
 /// Storage that reads, but refuses every write deferred to it (a click's).

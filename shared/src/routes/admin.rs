@@ -71,7 +71,7 @@ pub const FLAGGED: Route = Route::new(
     &["GET"],
     "/api/admin/flagged",
     ADMIN,
-    "Clicks and conversions flagged as suspect on one UTC day (`?day=YYYY-MM-DD`, default today), with their reasons",
+    "Clicks and conversions flagged as suspect on one UTC day (`?day=YYYY-MM-DD`, default today), with their reasons, 200 a page (`?cursor=` from `next_cursor`); a flooding visitor is listed once a minute, with the click that began the flood",
     |app, request| Box::pin(flagged(app, request)),
 )
 .answers(schema::<FlaggedList>);
@@ -80,6 +80,7 @@ pub const FLAGGED: Route = Route::new(
 pub struct FlaggedList {
     pub day: String,
     pub flagged: Vec<Flagged>,
+    pub next_cursor: Option<String>,
 }
 
 async fn flagged(app: App, request: Request) -> Result<Response, ApiError> {
@@ -90,16 +91,18 @@ async fn flagged(app: App, request: Request) -> Result<Response, ApiError> {
             .map_err(|_| ApiError::invalid("day", "must be a date such as 2026-11-29"))?,
         None => jiff::tz::Offset::UTC.to_datetime(app.clock.now()).date(),
     };
-    let flagged = app
+    let cursor = params.text("cursor", 1024)?.map(|c| Cursor(c.to_string()));
+    let (flagged, next) = app
         .store
-        .flagged(&day.to_string())
+        .flagged(&day.to_string(), cursor, 200)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(storage)?;
     Ok(json(
         StatusCode::OK,
         &FlaggedList {
             day: day.to_string(),
             flagged,
+            next_cursor: next.map(|c| c.0),
         },
     ))
 }

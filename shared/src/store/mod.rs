@@ -285,10 +285,17 @@ impl Store {
 
     /// Records a click with its report counters (and, if flagged, its review-index entry) as
     /// one deferred write: on the embedded store it is committed with the next group commit.
-    pub async fn create_click(&self, click: &Click, currency: Currency) -> Result<(), TableError> {
+    /// Records a click and counts it; `listed` also puts it on the review list ([`Flagged`]),
+    /// which a flagged click is unless its visitor is flooding.
+    pub async fn create_click(
+        &self,
+        click: &Click,
+        currency: Currency,
+        listed: bool,
+    ) -> Result<(), TableError> {
         let mut writes = vec![click_write(click)?];
         writes.extend(stats::count_click(click, currency)?);
-        if !click.flags.is_empty() {
+        if listed {
             let flagged = Flagged {
                 kind: "click".into(),
                 id: click.id.to_string(),
@@ -383,10 +390,20 @@ impl Store {
         self.table.transact(vec![flagged.write(expires_at)?]).await
     }
 
-    /// Flagged clicks and conversions of one UTC day (`YYYY-MM-DD`), oldest first.
-    pub async fn flagged(&self, day: &str) -> Result<Vec<Flagged>, TableError> {
-        self.query_all(Query::partition(format!("FLAGGED#{day}")))
-            .await
+    /// Flagged clicks and conversions of one UTC day (`YYYY-MM-DD`), in order of kind and id
+    /// (so of time within a kind): one page, and where the next starts.
+    pub async fn flagged(
+        &self,
+        day: &str,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<Flagged>, Option<Cursor>), TableError> {
+        self.page(
+            Query::partition(format!("FLAGGED#{day}"))
+                .limit(limit)
+                .after(after),
+        )
+        .await
     }
 
     pub async fn click(&self, id: ClickId) -> Result<Option<Click>, TableError> {

@@ -174,7 +174,7 @@ impl World {
         world
             .app
             .store
-            .create_click(&click, offer.currency)
+            .create_click(&click, offer.currency, !click.flags.is_empty())
             .await
             .unwrap();
         let answer = world

@@ -97,16 +97,21 @@ pub async fn flagged(ctx: Ctx) -> Result {
             .date()
             .to_string()
     });
-    let outcome = ctx
-        .api
-        .get(&format!("/api/admin/flagged?day={}", encode(&day)))
-        .await;
+    let mut path = format!("/api/admin/flagged?day={}", encode(&day));
+    if let Some(cursor) = ctx.query.get("cursor") {
+        path.push_str(&format!("&cursor={}", encode(cursor)));
+    }
+    let outcome = ctx.api.get(&path).await;
     let refusal = outcome.as_ref().err();
     let flagged = outcome
         .as_ref()
         .ok()
         .and_then(|a| a["flagged"].as_array().cloned())
         .unwrap_or_default();
+    let next = outcome
+        .as_ref()
+        .ok()
+        .and_then(|a| a["next_cursor"].as_str().map(str::to_string));
     let body = html! {
         h1 { "Flagged clicks and conversions" }
         form class="filters card" method="get" action="/app/admin/flagged" {
@@ -131,6 +136,10 @@ pub async fn flagged(ctx: Ctx) -> Result {
                     }
                 } }
             } }
+            p class="muted" { "A visitor flooding a link is listed once a minute, with the click that began the flood." }
+            @if let Some(next) = &next {
+                nav class="pager" aria-label="Pages" { a href=(format!("/app/admin/flagged?day={}&cursor={}", encode(&day), encode(next))) { "More" } }
+            }
         }
     };
     let status_code = refusal.map_or(StatusCode::OK, |r| r.status);
