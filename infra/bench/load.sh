@@ -69,6 +69,9 @@ for round in $(seq "$ROUNDS"); do
     stored_at_end=$(stored CLICK "$work/data/leadsrefer.sqlite3")
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true   # a clean shutdown
     stored_clicks=$(stored CLICK "$work/data/leadsrefer.sqlite3")
+    # How the committer kept up, as the runner logged it at the clean stop.
+    held=$(grep -oE 'writes_held=[0-9]+ longest_hold_ms=[0-9.]+' "$work/stderr" | tail -1 |
+      sed -E 's/writes_held=([0-9]+) longest_hold_ms=([0-9.]+)/\1 (longest \2 ms)/')
     # wrk counts the requests answered within its run; one still in flight as it stops is
     # stored but not counted, so more stored than answered is no fault: fewer is a lost click.
     [ "$stored_clicks" -ge "$c_requests" ] || lost=$((lost + c_requests - stored_clicks))
@@ -79,7 +82,7 @@ backlog = max(answered - stored, 0)
 print(f'{rate:.0f} {backlog} {backlog / rate * 1000 if rate else 0:.1f} {rate / bare:.1%}')")
     worst_backlog_ms=$(python3 -c "print(max($worst_backlog_ms, $backlog_ms))")
     ratios[$shape]="${ratios[$shape]} ${ratio%\%}"
-    rows+=("| $round | $shape | $b_rps | $b_p99 | $c_rps | $c_p50 | $c_p99 | $((b_errors + c_errors)) | $c_requests | $stored_rps | $backlog ($backlog_ms ms) | $stored_clicks | $ratio |")
+    rows+=("| $round | $shape | $b_rps | $b_p99 | $c_rps | $c_p50 | $c_p99 | $((b_errors + c_errors)) | $c_requests | $stored_rps | $backlog ($backlog_ms ms) | $stored_clicks | ${held:-?} | $ratio |")
   done
 done
 
@@ -101,8 +104,8 @@ median() {
 cat <<REPORT
 Load: $THREADS wrk threads, $CONNECTIONS connections, $DURATION per run, loopback, $(nproc) cores.
 
-| round | shape | bare 302 req/s | bare p99 ms | click req/s answered | click p50 ms | click p99 ms | non-2xx/3xx | clicks answered | clicks stored/s as the load ended | backlog then | clicks stored after a clean stop | stored/s / bare |
-| ---: | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| round | shape | bare 302 req/s | bare p99 ms | click req/s answered | click p50 ms | click p99 ms | non-2xx/3xx | clicks answered | clicks stored/s as the load ended | backlog then | clicks stored after a clean stop | clicks held for the committer | stored/s / bare |
+| ---: | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 $(printf '%s\n' "${rows[@]}")
 
 Median clicks *stored* per second, of the bare 302 server's requests per second: **$(median "${ratios[visitors]}")** with many visitors, **$(median "${ratios[flood]}")** with one visitor flooding. Largest backlog as a load ended: $worst_backlog_ms ms of stored traffic (the runner's promise: 50 ms). Clicks lost after a clean stop: $lost.
