@@ -8,7 +8,7 @@ use shared::adapters::{
 };
 use shared::contract;
 use shared::domain::email::EmailAddress;
-use shared::ports::{Clock, ManualClock, Table};
+use shared::ports::{Clock, Mailer, ManualClock, Table};
 
 fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::at(
@@ -250,6 +250,40 @@ async fn outbox_mailer_meets_the_mailer_contract() {
     let from = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
     let mailer = OutboxMailer::open(dir.path(), from, clock()).unwrap();
     contract::mailer::run_all(&mailer, || async { mailer.messages().unwrap() }).await;
+}
+
+/// A link long enough for quoted-printable to split it, with an `=` it would write `=3D`:
+/// the `.txt` beside the `.eml` has it whole, to copy.
+#[tokio::test]
+async fn each_outbox_mail_has_a_readable_copy_with_its_links_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = EmailAddress::parse("no-reply@leadsrefer.local").unwrap();
+    let mailer = OutboxMailer::open(dir.path(), from, clock()).unwrap();
+    let link = format!(
+        "http://127.0.0.1:3000/app/verify-email?token={}",
+        "A1b2C3d4".repeat(12)
+    );
+    let email = shared::ports::mailer::Email {
+        to: EmailAddress::parse("ana@example.com").unwrap(),
+        subject: "Verify your email".into(),
+        text: format!("Welcome.\n\nVerify your address: {link}\n"),
+    };
+    mailer.send(&email).await.unwrap();
+    let eml = &mailer.messages().unwrap()[0];
+    assert!(!eml.contains(&link), "the .eml's body is encoded: {eml}");
+    let txt: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "txt"))
+        .collect();
+    assert_eq!(txt.len(), 1, "{txt:?}");
+    let readable = std::fs::read_to_string(&txt[0]).unwrap();
+    assert_eq!(
+        readable,
+        format!(
+            "To: ana@example.com\nSubject: Verify your email\n\nWelcome.\n\nVerify your address: {link}\n"
+        )
+    );
 }
 
 #[tokio::test]

@@ -1,4 +1,6 @@
-//! `Mailer` into a folder: each message an RFC 5322 `.eml` file that any mail client opens.
+//! `Mailer` into a folder: each message an RFC 5322 `.eml` file that any mail client opens,
+//! and beside it a `.txt` copy to read and copy links from (the `.eml`'s body is
+//! quoted-printable: a long link in it is split across lines, and its `=` written `=3D`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,16 +48,29 @@ impl Mailer for OutboxMailer {
         let id = self.clock.new_id().to_string();
         let message_id = format!("{id}@leadsrefer.local");
         let raw = render(email, &self.from, &message_id, self.clock.now().as_second());
+        let readable = format!(
+            "To: {}\nSubject: {}\n\n{}\n",
+            email.to.as_str(),
+            email.subject,
+            email.text.trim_end()
+        );
         let folder = self.folder.clone();
-        let name = format!("{id}.eml");
-        tokio::task::spawn_blocking(move || {
-            let tmp = folder.join(format!(".{name}.tmp"));
-            std::fs::write(&tmp, raw)?;
-            std::fs::rename(&tmp, folder.join(name))
+        let path = tokio::task::spawn_blocking(move || {
+            // Each file appears whole, under its name, or not at all.
+            let write = |name: String, contents: &[u8]| {
+                let tmp = folder.join(format!(".{name}.tmp"));
+                std::fs::write(&tmp, contents)?;
+                std::fs::rename(&tmp, folder.join(name))
+            };
+            write(format!("{id}.txt"), readable.as_bytes())?;
+            write(format!("{id}.eml"), &raw)?;
+            Ok::<_, std::io::Error>(folder.join(format!("{id}.txt")))
         })
         .await
         .map_err(MailError::backend)?
         .map_err(MailError::backend)?;
+        // Where to read it; not whom it is for, nor what it says (a link may carry a token).
+        tracing::info!(path = %path.display(), "a mail is in the outbox");
         Ok(message_id)
     }
 }
