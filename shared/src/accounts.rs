@@ -271,18 +271,30 @@ pub async fn sign_in(
     client: &Client,
 ) -> Result<(Account, NewSession), AccountError> {
     let now = app.clock.now().as_second();
+    let window = FAILURE_WINDOW.as_secs();
     let email_hash = token_hash(email.as_str());
-    for (scope, hash) in [("client", &client.0.ip_hash), ("email", &email_hash)] {
-        if let Some(until) = app
+    // Each attempt is counted before its password is checked, atomically and only below the
+    // limit: guesses sent in parallel each take a place, and those past the limit are refused
+    // unchecked (counted after the check, 40 parallel guesses were all checked).
+    let mut taken = Vec::with_capacity(2);
+    for (scope, hash, limit) in [
+        ("client", &client.0.ip_hash, CLIENT_FAILURE_LIMIT),
+        ("email", &email_hash, EMAIL_FAILURE_LIMIT),
+    ] {
+        match app
             .store
-            .throttle(scope, hash)
+            .take_attempt(scope, hash, limit, now, window)
             .await?
-            .locked_until
-            .filter(|until| *until > now)
         {
-            return Err(AccountError::Locked(
-                Timestamp::from_second(until).unwrap_or_default(),
-            ));
+            Ok(count) => taken.push((scope, hash, count >= limit)),
+            Err(until) => {
+                for (scope, hash, _) in taken {
+                    app.store.return_attempt(scope, hash).await?;
+                }
+                return Err(AccountError::Locked(
+                    Timestamp::from_second(until).unwrap_or_default(),
+                ));
+            }
         }
     }
     let account = app.store.account_by_email(email).await?;
@@ -292,19 +304,10 @@ pub async fn sign_in(
     )
     .await
     {
-        let window = FAILURE_WINDOW.as_secs();
+        // The attempt stays counted; the one that reached a limit locks it (shown to admins).
         let mut locked = None;
-        for (scope, hash, limit) in [
-            ("client", &client.0.ip_hash, CLIENT_FAILURE_LIMIT),
-            ("email", &email_hash, EMAIL_FAILURE_LIMIT),
-        ] {
-            if app
-                .store
-                .record_failure(scope, hash, now, window)
-                .await?
-                .failures
-                >= limit
-            {
+        for (scope, hash, reached) in taken {
+            if reached {
                 app.store.lock(scope, hash, now + window).await?;
                 locked = Some(now + window);
             }
@@ -325,6 +328,12 @@ pub async fn sign_in(
         });
     }
     let account = account.expect("a password only verifies against a real account");
+    // A right password is no failure: the email's count starts again, the client's is given
+    // its place back.
+    app.store.clear_throttle("email", &email_hash).await?;
+    app.store
+        .return_attempt("client", &client.0.ip_hash)
+        .await?;
     if matches!(
         account.status,
         AccountStatus::Suspended | AccountStatus::Closed
@@ -340,7 +349,6 @@ pub async fn sign_in(
         .await?;
         return Err(AccountError::Suspended);
     }
-    app.store.clear_throttle("email", &email_hash).await?;
     let session = open_session(app, account.id).await?;
     audit(
         app,

@@ -338,22 +338,47 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Counts one failure atomically; the window restarts `window` seconds after the last one.
-    pub async fn record_failure(
+    /// Counts one sign-in attempt atomically, before its password is checked, if fewer than
+    /// `limit` are counted: the count it makes (`Ok`), or when the window of those counted ends
+    /// (`Err`: the limit is reached; the attempt is not counted). The window restarts `window`
+    /// seconds after each attempt counted.
+    pub async fn take_attempt(
         &self,
         scope: &str,
         hash: &str,
+        limit: i64,
         now: i64,
         window: i64,
-    ) -> Result<Throttle, TableError> {
+    ) -> Result<Result<i64, i64>, TableError> {
         let update = Update::default()
             .add("failures", 1)
             .set(EXPIRES_AT, now + window);
-        from_item(
-            self.table
-                .update(&throttle_key(scope, hash), update, Cond::Always)
-                .await?,
-        )
+        let key = throttle_key(scope, hash);
+        match self
+            .table
+            .update(&key, update, Cond::Below("failures".into(), limit))
+            .await
+        {
+            Ok(item) => Ok(Ok(from_item::<Throttle>(item)?.failures)),
+            Err(TableError::Conflict { existing, .. }) => Ok(Err(existing
+                .and_then(|item| item.get(EXPIRES_AT).and_then(Value::as_i64))
+                .unwrap_or(now + window))),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Uncounts an attempt [taken](Store::take_attempt) that did not fail: a sign-in that
+    /// succeeded, or one refused before its password was checked. Nothing if the count is gone.
+    pub async fn return_attempt(&self, scope: &str, hash: &str) -> Result<(), TableError> {
+        let update = Update::default().add("failures", -1);
+        match self
+            .table
+            .update(&throttle_key(scope, hash), update, Cond::Exists)
+            .await
+        {
+            Ok(_) | Err(TableError::Conflict { .. }) => Ok(()),
+            Err(other) => Err(other),
+        }
     }
 
     pub async fn lock(&self, scope: &str, hash: &str, until: i64) -> Result<(), TableError> {

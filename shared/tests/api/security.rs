@@ -308,6 +308,62 @@ async fn repeated_failures_lock_the_email_then_release_it() {
     );
 }
 
+/// Guesses sent all at once: each is counted before its password is checked, so no more than
+/// the limit are checked, and a right password sent after them is refused with them.
+#[tokio::test]
+async fn parallel_guesses_cannot_pass_the_lock() {
+    let world = World::new().await;
+    let address = world.account(Who::Affiliate).email.as_str().to_string();
+    let failures_checked = || async {
+        let audit = world
+            .send(Who::Admin, "GET", "/api/admin/audit", None)
+            .await;
+        body(&audit)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "sign_in.failed")
+            .count()
+    };
+    let burst = |right_one_last: bool| {
+        let mut passwords = vec!["wrong password!"; 30];
+        if right_one_last {
+            passwords.push(PASSWORD);
+        }
+        futures_util::future::join_all(
+            passwords
+                .into_iter()
+                .map(|password| sign_in(&world, &address, password)),
+        )
+    };
+    let answers = burst(false).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status().as_u16()).collect();
+    assert_eq!(
+        failures_checked().await,
+        5,
+        "only the limit's guesses were checked"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        26,
+        "{statuses:?}"
+    );
+
+    world.clock.advance(SignedDuration::from_mins(16));
+    let answers = burst(true).await;
+    assert_eq!(
+        answers.last().unwrap().status(),
+        429,
+        "the right password after thirty guesses waits with them"
+    );
+    assert_eq!(failures_checked().await, 10);
+}
+
 #[tokio::test]
 async fn unknown_emails_are_throttled_too_and_answer_like_wrong_passwords() {
     let world = World::new().await;
