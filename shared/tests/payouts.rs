@@ -378,14 +378,7 @@ impl World {
     }
 
     fn mail(&self) -> Vec<String> {
-        let outbox = self.data.path().join("outbox");
-        std::fs::read_dir(&outbox)
-            .map(|entries| {
-                entries
-                    .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-                    .collect()
-            })
-            .unwrap_or_default()
+        support::mail(self.data.path())
     }
 }
 

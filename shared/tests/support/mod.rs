@@ -279,12 +279,14 @@ pub async fn pay(app: &App) -> shared::store::PayoutRun {
     shared::payouts::run(app, &period).await.unwrap()
 }
 
-/// Every mail in the outbox of a data folder.
+/// Every mail in the outbox of a data folder, as its `.eml` (not the readable `.txt` copy).
 pub fn mail(data: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(data.join("outbox"))
         .map(|entries| {
             entries
-                .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .map(|e| e.unwrap().path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+                .map(|path| std::fs::read_to_string(path).unwrap())
                 .collect()
         })
         .unwrap_or_default()
