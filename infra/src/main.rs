@@ -61,6 +61,10 @@ enum Command {
         /// every status, a payout) that the dashboard's charts show on first start.
         #[arg(long, env = "LEADSREFER_NO_DEMO_HISTORY")]
         no_demo_history: bool,
+        /// Seed the demo on the `aws` backend too. The embedded backend seeds it on its first
+        /// start; a deployment gets none unless asked, since its accounts would be live.
+        #[arg(long, env = "LEADSREFER_DEMO")]
+        demo: bool,
     },
     /// Create an admin account (admins never self-register). The password is read from
     /// standard input (one line), so it stays out of the shell history and process list.
@@ -157,7 +161,14 @@ async fn run() -> ExitCode {
             backend,
             trust_proxy,
             no_demo_history,
-        } => serve(addr, &data, &backend, trust_proxy, !no_demo_history).await,
+            demo,
+        } => {
+            let demo = Demo {
+                wanted: demo,
+                history: !no_demo_history,
+            };
+            serve(addr, &data, &backend, trust_proxy, demo).await
+        }
         Command::Run { job, data, backend } => run_job(&job, &data, &backend).await,
         Command::AchReturns {
             file,
@@ -198,12 +209,20 @@ async fn open(data: &Path, backend: &str) -> Result<(App, String), String> {
     }
 }
 
+/// What `serve` does about the demo.
+struct Demo {
+    /// Seed it on the aws backend too (`--demo`).
+    wanted: bool,
+    /// With its generated history (unless `--no-demo-history`).
+    history: bool,
+}
+
 async fn serve(
     addr: SocketAddr,
     data: &Path,
     backend: &str,
     trust_proxy: bool,
-    demo_history: bool,
+    demo: Demo,
 ) -> Result<(), String> {
     let connections = server::max_connections()?;
     let (app, place) = open(data, backend).await?;
@@ -221,16 +240,26 @@ async fn serve(
         Ok(url) => app.with_public_url(&url),
         Err(_) => app.with_public_url(&base),
     };
-    let (demo, seeded) = shared::seed::seed_demo(&app)
-        .await
-        .map_err(|e| format!("cannot seed the demo: {e}"))?;
+    // A deployment's table gets no demo unless asked: its accounts would be live.
+    let seeded_demo = if demo.wanted || app.backend == Backend::Embedded {
+        Some(
+            shared::seed::seed_demo(&app)
+                .await
+                .map_err(|e| format!("cannot seed the demo: {e}"))?,
+        )
+    } else {
+        None
+    };
     // Generated traffic belongs in a local trial, never in a deployment's table.
-    if seeded && demo_history && app.backend == Backend::Embedded {
+    if let Some((demo_made, true)) = &seeded_demo
+        && demo.history
+        && app.backend == Backend::Embedded
+    {
         eprintln!(
             "Generating {} days of demo traffic for the dashboard's charts…",
             shared::seed::HISTORY_DAYS
         );
-        let history = shared::seed::seed_history(&app, &demo)
+        let history = shared::seed::seed_history(&app, demo_made)
             .await
             .map_err(|e| format!("cannot generate the demo's history: {e}"))?;
         eprintln!(
@@ -240,15 +269,30 @@ async fn serve(
     }
     println!("Dashboard: {base}/app  (open it in a browser; demo sign-ins below)");
     println!("LeadsRefer is running at {base} ({place})");
-    println!("{} demo:", if seeded { "Seeded a" } else { "The" });
-    println!("  tracking link: {}", demo.tracking_url(&base));
-    println!("  postback:      {}", demo.postback_url(&base));
-    println!("  (replace {{click_id}} with the click id from the tracking link's redirect)");
-    println!(
-        "Demo sign-ins (role, email / password), for the dashboard or POST {base}/api/auth/sign-in:"
-    );
-    for line in demo.credential_lines() {
-        println!("  {line}");
+    match &seeded_demo {
+        Some((demo, seeded)) => {
+            println!("{} demo:", if *seeded { "Seeded a" } else { "The" });
+            println!("  tracking link: {}", demo.tracking_url(&base));
+            println!("  postback:      {}", demo.postback_url(&base));
+            println!(
+                "  (replace {{click_id}} with the click id from the tracking link's redirect)"
+            );
+            if *seeded {
+                println!(
+                    "Demo sign-ins (role, email / password), for the dashboard or POST {base}/api/auth/sign-in:"
+                );
+                for line in demo.credential_lines() {
+                    println!("  {line}");
+                }
+                println!("  (shown this once: they are kept nowhere but as password hashes)");
+            } else {
+                println!(
+                    "Demo sign-ins: the passwords printed when the demo was seeded; a lost one is reset from the sign-in page (the mail lands in {}).",
+                    data.join("outbox").display()
+                );
+            }
+        }
+        None => println!("No demo on this backend (--demo seeds one)."),
     }
     println!("API description: {base}/api/openapi.json");
     println!("Press Ctrl-C to stop.");

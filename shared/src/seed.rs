@@ -16,18 +16,37 @@ use crate::ports::TableError;
 use crate::secret::Secret;
 use crate::store::{Application, ApplicationStatus};
 
-/// What a newcomer needs to try the demo. It lives in the local data folder, beside the data
-/// it opens; the demo passwords are random per installation.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// What a newcomer needs to try the demo. The demo passwords are random per installation.
+#[derive(Clone, Debug)]
 pub struct Demo {
     pub advertiser_id: AdvertiserId,
     pub affiliate_id: AffiliateId,
     pub offer_id: OfferId,
     pub link: LinkCode,
+    /// The demo offer's postback secret (read from the offer).
     pub postback_token: Secret<String>,
-    /// (role, email, password) of the demo admin, advertiser and affiliate.
-    #[serde(default)]
+    /// (role, email, password) of the demo admin, advertiser and affiliate: only as the demo
+    /// is seeded. They are stored nowhere but as the accounts' password hashes.
     pub credentials: Vec<(Role, EmailAddress, Secret<String>)>,
+}
+
+/// The demo as stored (`META#demo`): what it is, never a password or token. (Its first
+/// version kept the passwords and the postback token in clear; reading one scrubs it.)
+#[derive(Serialize, Deserialize)]
+struct Seeded {
+    advertiser_id: AdvertiserId,
+    affiliate_id: AffiliateId,
+    offer_id: OfferId,
+    link: LinkCode,
+}
+
+/// Whether a stored demo still holds what its first version kept in clear.
+#[derive(Deserialize)]
+struct FirstVersion {
+    #[serde(default)]
+    credentials: Option<serde_json::Value>,
+    #[serde(default)]
+    postback_token: Option<serde_json::Value>,
 }
 
 impl Demo {
@@ -65,9 +84,37 @@ pub fn new_postback_secret() -> Secret<String> {
     Secret::new(hex::encode(rand::random::<[u8; 32]>()))
 }
 
+/// The demo, if it was seeded (its sign-ins are not kept: see [`Demo::credentials`]).
+pub async fn demo(app: &App) -> Result<Option<Demo>, TableError> {
+    let Some(seeded) = app.store.setting::<Seeded>("demo").await? else {
+        return Ok(None);
+    };
+    if app
+        .store
+        .setting::<FirstVersion>("demo")
+        .await?
+        .is_some_and(|old| old.credentials.is_some() || old.postback_token.is_some())
+    {
+        app.store.replace_setting("demo", &seeded).await?;
+    }
+    let offer = app
+        .store
+        .offer(seeded.offer_id)
+        .await?
+        .ok_or_else(|| TableError::Invalid("the demo's offer is missing".into()))?;
+    Ok(Some(Demo {
+        advertiser_id: seeded.advertiser_id,
+        affiliate_id: seeded.affiliate_id,
+        offer_id: seeded.offer_id,
+        link: seeded.link,
+        postback_token: offer.postback_secret,
+        credentials: Vec::new(),
+    }))
+}
+
 /// Seeds the demo unless it exists; returns it and whether it was made now.
 pub async fn seed_demo(app: &App) -> Result<(Demo, bool), TableError> {
-    if let Some(demo) = app.store.setting::<Demo>("demo").await? {
+    if let Some(demo) = demo(app).await? {
         return Ok((demo, false));
     }
     let now = app.clock.now();
@@ -156,7 +203,13 @@ pub async fn seed_demo(app: &App) -> Result<(Demo, bool), TableError> {
         postback_token: offer.postback_secret,
         credentials,
     };
-    app.store.create_setting("demo", &demo).await?;
+    let seeded = Seeded {
+        advertiser_id,
+        affiliate_id,
+        offer_id: offer.id,
+        link: demo.link.clone(),
+    };
+    app.store.create_setting("demo", &seeded).await?;
     Ok((demo, true))
 }
 

@@ -771,3 +771,57 @@ async fn the_current_policy_is_shown_until_its_reader_acknowledges_it() {
     );
     assert!(support::body(&me().await).get("policy").is_none());
 }
+
+/// The demo is stored without its passwords and postback token (they live only as password
+/// hashes and in the offer), and a demo stored by the first version, which kept them in clear,
+/// is scrubbed when it is next read; a later start knows the demo but not its passwords.
+#[tokio::test]
+async fn the_demo_keeps_no_password_or_token_in_clear() {
+    let platform = support::platform(1_767_225_600).await;
+    let (app, demo) = (&platform.app, &platform.demo);
+    let secrets: Vec<String> = demo
+        .credentials
+        .iter()
+        .map(|(_, _, password)| password.expose().clone())
+        .chain([demo.postback_token.expose().clone()])
+        .collect();
+    assert_eq!(
+        secrets.len(),
+        4,
+        "three sign-ins and a token, shown as seeded"
+    );
+    let stored = || async {
+        app.store
+            .setting::<Value>("demo")
+            .await
+            .unwrap()
+            .unwrap()
+            .to_string()
+    };
+    let clear = |text: &str| secrets.iter().any(|secret| text.contains(secret.as_str()));
+    assert!(!clear(&stored().await), "{}", stored().await);
+
+    // As the first version stored it.
+    let mut first_version: Value = serde_json::from_str(&stored().await).unwrap();
+    first_version["postback_token"] = json!(secrets[3]);
+    first_version["credentials"] = json!(
+        demo.credentials
+            .iter()
+            .map(|(role, email, password)| json!([role, email, password.expose()]))
+            .collect::<Vec<_>>()
+    );
+    app.store
+        .replace_setting("demo", &first_version)
+        .await
+        .unwrap();
+    assert!(clear(&stored().await));
+    let (again, seeded) = shared::seed::seed_demo(app).await.unwrap();
+    assert!(!seeded);
+    assert_eq!(again.link, demo.link);
+    assert_eq!(again.postback_token.expose(), demo.postback_token.expose());
+    assert!(
+        again.credentials.is_empty(),
+        "a later start has no passwords to show"
+    );
+    assert!(!clear(&stored().await), "scrubbed: {}", stored().await);
+}

@@ -13,7 +13,6 @@ use shared::domain::email::EmailAddress;
 use shared::domain::ledger::Account;
 use shared::domain::money::Currency;
 use shared::ports::SystemClock;
-use shared::seed::Demo;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -53,6 +52,8 @@ impl Backend {
             Self::Aws(settings) => {
                 command
                     .args(["--backend", "aws"])
+                    // The tests try the demo on the emulator: asked for, as a deployment must.
+                    .env("LEADSREFER_DEMO", "true")
                     .env("LEADSREFER_TABLE", &settings.table)
                     .env("LEADSREFER_BUCKET", &settings.bucket)
                     .env("LEADSREFER_KMS_KEY_ID", &settings.kms_key_id)
@@ -266,7 +267,7 @@ async fn postback(url: &str) -> (u16, Value) {
 /// conversions and the sum of every balance they touched (zero when the ledger balances).
 async fn recorded(backend: &Backend) -> (usize, i64) {
     let app = backend.open().await;
-    let demo: Demo = app.store.setting("demo").await.unwrap().unwrap();
+    let demo = shared::seed::demo(&app).await.unwrap().unwrap();
     let conversions = app
         .store
         .conversions_of_offer(demo.advertiser_id, demo.offer_id)
@@ -298,6 +299,43 @@ async fn the_core_loop_runs_over_http_and_survives_a_restart() {
 #[tokio::test]
 async fn the_core_loop_runs_on_the_aws_adapters() {
     core_loop(Backend::aws().await).await;
+}
+
+/// `serve --backend aws` on a deployment's table seeds no demo unless asked (`--demo`): its
+/// accounts would be live, with passwords the banner printed.
+#[tokio::test]
+async fn a_deployment_gets_no_demo_unless_asked() {
+    let backend = Backend::aws().await;
+    let mut command = Command::new(runner_binary());
+    command.args(["serve", "--addr", "127.0.0.1:0"]);
+    backend.configure(&mut command);
+    let mut child = command
+        .env("LEADSREFER_DEMO", "false")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the leadsrefer binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.starts_with("Press Ctrl-C") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the runner starts within 30 s");
+    child.kill().await.unwrap();
+    assert!(banner.contains("No demo on this backend"), "{banner}");
+    assert!(!banner.contains("demo.leadsrefer.local"), "{banner}");
+    let app = backend.open().await;
+    assert!(shared::seed::demo(&app).await.unwrap().is_none());
+    let admin = EmailAddress::parse("admin@demo.leadsrefer.local").unwrap();
+    assert!(app.store.account_by_email(&admin).await.unwrap().is_none());
 }
 
 async fn core_loop(backend: Backend) {

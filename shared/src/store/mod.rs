@@ -647,23 +647,39 @@ impl Store {
             .transpose()
     }
 
+    /// Stores a setting, replacing what it was.
+    pub async fn replace_setting<T: Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> Result<(), TableError> {
+        self.table
+            .put(setting_item(name, value)?, Cond::Always)
+            .await
+    }
+
     /// Stores a setting once; returns false if it was already set (and leaves it).
     pub async fn create_setting<T: Serialize>(
         &self,
         name: &str,
         value: &T,
     ) -> Result<bool, TableError> {
-        let mut item = Item::new();
-        item.insert(
-            "value".into(),
-            serde_json::to_value(value).map_err(|e| TableError::Invalid(e.to_string()))?,
-        );
-        match self.create(to_item(&item, &meta_key(name))?).await {
+        match self.create(setting_item(name, value)?).await {
             Ok(()) => Ok(true),
             Err(TableError::Conflict { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }
+}
+
+/// A setting's item: its value under `value`.
+fn setting_item<T: Serialize>(name: &str, value: &T) -> Result<Item, TableError> {
+    let mut item = Item::new();
+    item.insert(
+        "value".into(),
+        serde_json::to_value(value).map_err(|e| TableError::Invalid(e.to_string()))?,
+    );
+    to_item(&item, &meta_key(name))
 }
 
 /// A conversion's record (with its lifecycle state, which changes are conditioned on) and
