@@ -127,6 +127,10 @@ const ALLOCATOR_PURGE_DELAY_MS: std::ffi::c_long = 5_000;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> ExitCode {
+    // Everything the runner creates (the database, blobs with ACH files and exports, mail with
+    // tokens) is its owner's alone: files 0600, folders 0700.
+    // SAFETY: umask only sets the process's file-creation mask.
+    unsafe { libc::umask(0o077) };
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: `mi_option_set` is not thread-safe; no other thread exists yet (the async
         // runtime is built below).

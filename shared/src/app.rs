@@ -128,6 +128,7 @@ impl App {
         sender: EmailAddress,
     ) -> Result<Self, SetupError> {
         let layout = DataLayout::in_folder(data);
+        let new_folder = !data.exists();
         for folder in [data, &data.join("keys")] {
             std::fs::create_dir_all(folder).map_err(|source| SetupError::DataFolder {
                 path: folder.to_path_buf(),
@@ -161,6 +162,21 @@ impl App {
         })?;
         let visits = MemoryVisits::open(&layout.visits, clock.now(), held)
             .map_err(|e| adapter("the saved visits", &layout.visits)(e.into()))?;
+        // The folder itself only if made here: an existing one may be the operator's own.
+        let own = [
+            new_folder.then_some(data),
+            Some(&layout.blobs),
+            Some(&layout.outbox),
+            layout.master_key.parent(),
+            Some(&layout.database),
+            Some(&layout.database.with_extension("sqlite3-wal")),
+            Some(&layout.database.with_extension("sqlite3-shm")),
+            Some(&layout.visits),
+        ];
+        owner_only(own.into_iter().flatten()).map_err(|source| SetupError::DataFolder {
+            path: data.to_path_buf(),
+            source,
+        })?;
         let created = table.created();
         let table: Arc<dyn Table> = Arc::new(table);
         let store = Store::new(table.clone());
@@ -279,6 +295,27 @@ impl App {
         let geo = open_geo(backend, &data_folder())?;
         Ok(app.with_public_url(&public_url).with_geo(geo))
     }
+}
+
+/// Takes every permission but the owner's from these files and folders (those that exist):
+/// the data folder holds accounts, ACH files with whole account numbers, exports and mail with
+/// tokens. The local runner creates everything owner-only (its umask); this closes what an
+/// earlier version left readable to others, and what a process without that umask creates
+/// stays out of their reach inside folders closed here.
+fn owner_only<'a>(paths: impl IntoIterator<Item = &'a Path>) -> std::io::Result<()> {
+    #[cfg(unix)]
+    for path in paths {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = match std::fs::metadata(path) {
+            Ok(metadata) => metadata.permissions().mode(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    Ok(())
 }
 
 /// Which adapter set a process runs on.

@@ -825,3 +825,50 @@ async fn the_demo_keeps_no_password_or_token_in_clear() {
     );
     assert!(!clear(&stored().await), "scrubbed: {}", stored().await);
 }
+
+/// The data folder's contents are their owner's alone: a folder made here is closed, and what
+/// an earlier version left readable to others is closed when the data is opened; an existing
+/// data folder (perhaps the operator's own) keeps its permissions.
+#[tokio::test]
+async fn the_data_folder_is_closed_to_other_users() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let open = |data: &std::path::Path| {
+        App::embedded(
+            data,
+            Arc::new(shared::ports::SystemClock),
+            shared::domain::email::EmailAddress::parse("no-reply@leadsrefer.local").unwrap(),
+        )
+        .unwrap()
+    };
+    let parent = tempfile::tempdir().unwrap();
+    let made = parent.path().join("data");
+    drop(open(&made));
+    assert_eq!(mode(&made), 0o700, "a data folder made here");
+
+    // As an earlier version left it: readable to everyone.
+    let existing = tempfile::tempdir().unwrap();
+    let data = existing.path();
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(open(data));
+    for folder in ["outbox", "blobs", "keys"] {
+        std::fs::set_permissions(data.join(folder), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    std::fs::set_permissions(
+        data.join("leadsrefer.sqlite3"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    drop(open(data));
+    for inside in ["outbox", "blobs", "keys"] {
+        assert_eq!(mode(&data.join(inside)), 0o700, "{inside}");
+    }
+    assert_eq!(mode(&data.join("leadsrefer.sqlite3")), 0o600);
+    assert_eq!(
+        mode(data),
+        0o755,
+        "an existing data folder is the operator's to set"
+    );
+}

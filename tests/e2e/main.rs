@@ -379,7 +379,24 @@ async fn core_loop(backend: Backend) {
     assert_eq!(status, 200, "the data survived the restart: {repeat}");
     assert_eq!(repeat["conversion"]["id"], first["conversion"]["id"]);
     again.stop_with("INT").await;
+    // As the runner left it (opening the data in process, as `recorded` does, closes it too).
+    if let Backend::Embedded(data) = &backend {
+        assert_owner_only(data.path());
+    }
     assert_eq!(recorded(&backend).await, (1, 0));
+}
+
+/// Every file and folder the runner made in `folder` is its owner's alone.
+fn assert_owner_only(folder: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is {:o}", path.display(), mode & 0o777);
+        if path.is_dir() {
+            assert_owner_only(&path);
+        }
+    }
 }
 
 #[tokio::test]
