@@ -331,15 +331,25 @@ impl Shared {
     }
 }
 
-/// A thread named `name` running `work` until the sender it returns is dropped.
+/// A thread named `name` that runs `work` on the shared state after `pause`, then again after
+/// each pause `work` answers, until the sender it returns is dropped or the table is gone.
 fn background(
     name: &str,
-    work: impl FnOnce(std::sync::mpsc::Receiver<()>) + Send + 'static,
+    shared: &Arc<Shared>,
+    pause: Duration,
+    mut work: impl FnMut(&Shared) -> Duration + Send + 'static,
 ) -> Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>), TableError> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let weak = Arc::downgrade(shared);
     let thread = std::thread::Builder::new()
         .name(name.into())
-        .spawn(move || work(stopped))
+        .spawn(move || {
+            let mut pause = pause;
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(pause) {
+                let Some(shared) = weak.upgrade() else { break };
+                pause = work(&shared);
+            }
+        })
         .map_err(TableError::backend)?;
     Ok((stop, thread))
 }
@@ -439,37 +449,30 @@ impl SqliteTable {
             committed: tokio::sync::Notify::new(),
             pace: Pace::default(),
         });
-        // The group committer: commits the batch every few milliseconds, until the table
-        // tells it to stop (or is gone).
-        let weak = Arc::downgrade(&shared);
-        let committer = background("sqlite-group-commit", move |stopped| {
-            // Commits start every FLUSH_EVERY, or at once after one that took longer: a
-            // committer behind does not rest.
-            let mut pause = FLUSH_EVERY;
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(pause) {
-                let Some(shared) = weak.upgrade() else { break };
-                let started = Instant::now();
-                let mut writer = lock(&shared.writer);
-                if let Err(error) = shared.commit_batch(&mut writer) {
-                    tracing::error!(%error, "deferred writes could not be committed; retrying");
-                }
-                drop(writer);
-                pause = FLUSH_EVERY.saturating_sub(started.elapsed());
+        // The group committer: commits start every FLUSH_EVERY, or at once after one that took
+        // longer (a committer behind does not rest).
+        let committer = background("sqlite-group-commit", &shared, FLUSH_EVERY, |shared| {
+            let started = Instant::now();
+            if let Err(error) = shared.commit_batch(&mut lock(&shared.writer)) {
+                tracing::error!(%error, "deferred writes could not be committed; retrying");
             }
+            FLUSH_EVERY.saturating_sub(started.elapsed())
         })?;
         // The checkpointer, on a connection of its own (the writer's never checkpoints).
         let log = open_connection(path)?;
         log.busy_timeout(Duration::ZERO)
             .map_err(TableError::backend)?;
-        let weak = Arc::downgrade(&shared);
-        let checkpointer = background("sqlite-checkpoint", move |stopped| {
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-                let Some(shared) = weak.upgrade() else { break };
-                if let Err(error) = checkpoint(&shared, &log) {
+        let checkpointer = background(
+            "sqlite-checkpoint",
+            &shared,
+            CHECKPOINT_EVERY,
+            move |shared| {
+                if let Err(error) = checkpoint(shared, &log) {
                     tracing::error!(%error, "the write-ahead log could not be checkpointed; retrying");
                 }
-            }
-        })?;
+                CHECKPOINT_EVERY
+            },
+        )?;
         Ok(Self {
             shared,
             clock,
