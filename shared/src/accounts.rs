@@ -25,7 +25,7 @@ use crate::domain::email::EmailAddress;
 use crate::domain::tracking::Visitor;
 use crate::ports::{Email, MailError, TableError};
 use crate::secret::Secret;
-use crate::store::{ApiKeyRecord, AuditEvent, SessionRecord, TokenPurpose};
+use crate::store::{ApiKeyRecord, Attempt, AuditEvent, SessionRecord, TokenPurpose};
 
 /// A session ends after this long without use…
 pub const SESSION_IDLE: SignedDuration = SignedDuration::from_mins(30);
@@ -286,8 +286,8 @@ pub async fn sign_in(
             .take_attempt(scope, hash, limit, now, window)
             .await?
         {
-            Ok(count) => taken.push((scope, hash, count >= limit)),
-            Err(until) => {
+            Attempt::Counted { last } => taken.push((scope, hash, last)),
+            Attempt::Locked { until } => {
                 for (scope, hash, _) in taken {
                     app.store.return_attempt(scope, hash).await?;
                 }
@@ -304,14 +304,12 @@ pub async fn sign_in(
     )
     .await
     {
-        // The attempt stays counted; the one that reached a limit locks it (shown to admins).
-        let mut locked = None;
-        for (scope, hash, reached) in taken {
-            if reached {
-                app.store.lock(scope, hash, now + window).await?;
-                locked = Some(now + window);
-            }
-        }
+        // The attempt stays counted: the last one a limit allows locks sign-in until the
+        // window it restarted ends.
+        let locked = taken
+            .iter()
+            .any(|(_, _, last)| *last)
+            .then_some(now + window);
         let actor = account.as_ref().map(|a| a.id);
         audit(
             app,
@@ -680,7 +678,7 @@ pub async fn locked_until(
         .throttle("email", &token_hash(email.as_str()))
         .await?;
     Ok(throttle
-        .locked_until
-        .filter(|until| *until > now)
+        .expires_at
+        .filter(|until| throttle.failures >= EMAIL_FAILURE_LIMIT && *until > now)
         .and_then(|until| Timestamp::from_second(until).ok()))
 }

@@ -71,14 +71,24 @@ pub struct ApiKeyRecord {
     pub created_at: Timestamp,
 }
 
-/// Failed sign-ins in the current window, and the lock they caused.
+/// Sign-in attempts counted in the current window (those that failed, and those whose password
+/// is being checked), and when the window ends: at its limit, sign-in is locked until then.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Throttle {
     #[serde(default)]
     pub failures: i64,
-    /// Epoch seconds until which sign-in is refused.
+    /// Epoch seconds: the window ends (the item expires).
     #[serde(default)]
-    pub locked_until: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+/// A sign-in attempt, as [`Store::take_attempt`] counted it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// Counted; whether it was the last the limit allows.
+    Counted { last: bool },
+    /// Not counted: the limit is reached, and sign-in is locked until then (epoch seconds).
+    Locked { until: i64 },
 }
 
 /// One audited event: who did what, when, from where (pseudonymised).
@@ -339,9 +349,7 @@ impl Store {
     }
 
     /// Counts one sign-in attempt atomically, before its password is checked, if fewer than
-    /// `limit` are counted: the count it makes (`Ok`), or when the window of those counted ends
-    /// (`Err`: the limit is reached; the attempt is not counted). The window restarts `window`
-    /// seconds after each attempt counted.
+    /// `limit` are counted. The window restarts `window` seconds after each attempt counted.
     pub async fn take_attempt(
         &self,
         scope: &str,
@@ -349,7 +357,7 @@ impl Store {
         limit: i64,
         now: i64,
         window: i64,
-    ) -> Result<Result<i64, i64>, TableError> {
+    ) -> Result<Attempt, TableError> {
         let update = Update::default()
             .add("failures", 1)
             .set(EXPIRES_AT, now + window);
@@ -359,10 +367,14 @@ impl Store {
             .update(&key, update, Cond::Below("failures".into(), limit))
             .await
         {
-            Ok(item) => Ok(Ok(from_item::<Throttle>(item)?.failures)),
-            Err(TableError::Conflict { existing, .. }) => Ok(Err(existing
-                .and_then(|item| item.get(EXPIRES_AT).and_then(Value::as_i64))
-                .unwrap_or(now + window))),
+            Ok(item) => Ok(Attempt::Counted {
+                last: from_item::<Throttle>(item)?.failures >= limit,
+            }),
+            Err(TableError::Conflict { existing, .. }) => Ok(Attempt::Locked {
+                until: existing
+                    .and_then(|item| item.get(EXPIRES_AT).and_then(Value::as_i64))
+                    .unwrap_or(now + window),
+            }),
             Err(other) => Err(other),
         }
     }
@@ -379,16 +391,6 @@ impl Store {
             Ok(_) | Err(TableError::Conflict { .. }) => Ok(()),
             Err(other) => Err(other),
         }
-    }
-
-    pub async fn lock(&self, scope: &str, hash: &str, until: i64) -> Result<(), TableError> {
-        let update = Update::default()
-            .set("locked_until", until)
-            .set(EXPIRES_AT, until);
-        self.table
-            .update(&throttle_key(scope, hash), update, Cond::Always)
-            .await
-            .map(drop)
     }
 
     pub async fn clear_throttle(&self, scope: &str, hash: &str) -> Result<(), TableError> {

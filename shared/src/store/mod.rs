@@ -40,7 +40,7 @@ mod visits;
 
 pub use visits::TableVisits;
 
-pub use accounts::{ApiKeyRecord, AuditEvent, SessionRecord, Throttle, TokenPurpose};
+pub use accounts::{ApiKeyRecord, Attempt, AuditEvent, SessionRecord, Throttle, TokenPurpose};
 pub use notices::NoticeClaim;
 pub use offers::{Application, ApplicationStatus};
 pub use payouts::{PayoutRun, TaxFormsYear};
