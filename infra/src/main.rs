@@ -167,7 +167,7 @@ async fn run() -> ExitCode {
             no_demo_history,
             demo,
         } => {
-            let demo = Demo {
+            let demo = DemoOptions {
                 wanted: demo,
                 history: !no_demo_history,
             };
@@ -214,7 +214,7 @@ async fn open(data: &Path, backend: &str) -> Result<(App, String), String> {
 }
 
 /// What `serve` does about the demo.
-struct Demo {
+struct DemoOptions {
     /// Seed it on the aws backend too (`--demo`).
     wanted: bool,
     /// With its generated history (unless `--no-demo-history`).
@@ -226,7 +226,7 @@ async fn serve(
     data: &Path,
     backend: &str,
     trust_proxy: bool,
-    demo: Demo,
+    demo: DemoOptions,
 ) -> Result<(), String> {
     let connections = server::max_connections()?;
     let (app, place) = open(data, backend).await?;
@@ -291,8 +291,7 @@ async fn serve(
                 println!("  (shown this once: they are kept nowhere but as password hashes)");
             } else {
                 println!(
-                    "Demo sign-ins: the passwords printed when the demo was seeded; a lost one is reset from the sign-in page (the mail lands in {}).",
-                    data.join("outbox").display()
+                    "Demo sign-ins: the passwords printed when the demo was seeded; a lost one is reset from the sign-in page (\"Forgot your password?\")."
                 );
             }
         }

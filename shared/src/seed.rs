@@ -40,14 +40,8 @@ struct Seeded {
     link: LinkCode,
 }
 
-/// Whether a stored demo still holds what its first version kept in clear.
-#[derive(Deserialize)]
-struct FirstVersion {
-    #[serde(default)]
-    credentials: Option<serde_json::Value>,
-    #[serde(default)]
-    postback_token: Option<serde_json::Value>,
-}
+/// What the first version of [`Seeded`] also kept, in clear.
+const KEPT_IN_CLEAR: [&str; 2] = ["credentials", "postback_token"];
 
 impl Demo {
     pub fn tracking_url(&self, base: &str) -> String {
@@ -86,15 +80,13 @@ pub fn new_postback_secret() -> Secret<String> {
 
 /// The demo, if it was seeded (its sign-ins are not kept: see [`Demo::credentials`]).
 pub async fn demo(app: &App) -> Result<Option<Demo>, TableError> {
-    let Some(seeded) = app.store.setting::<Seeded>("demo").await? else {
+    let Some(stored) = app.store.setting::<serde_json::Value>("demo").await? else {
         return Ok(None);
     };
-    if app
-        .store
-        .setting::<FirstVersion>("demo")
-        .await?
-        .is_some_and(|old| old.credentials.is_some() || old.postback_token.is_some())
-    {
+    let first_version = KEPT_IN_CLEAR.iter().any(|name| stored.get(name).is_some());
+    let seeded: Seeded = serde_json::from_value(stored)
+        .map_err(|e| TableError::Invalid(format!("setting demo does not parse: {e}")))?;
+    if first_version {
         app.store.replace_setting("demo", &seeded).await?;
     }
     let offer = app

@@ -283,10 +283,9 @@ impl Store {
         Ok(())
     }
 
-    /// Records a click with its report counters (and, if flagged, its review-index entry) as
-    /// one deferred write: on the embedded store it is committed with the next group commit.
-    /// Records a click and counts it; `listed` also puts it on the review list ([`Flagged`]),
-    /// which a flagged click is unless its visitor is flooding.
+    /// Records a click with its report counters (and, if `listed`, its entry on the review
+    /// list, [`Flagged`]) as one deferred write: on the embedded store it is committed with the
+    /// next group commit. A flagged click is listed unless its visitor is flooding.
     pub async fn create_click(
         &self,
         click: &Click,
