@@ -91,10 +91,9 @@ async fn flagged(app: App, request: Request) -> Result<Response, ApiError> {
             .map_err(|_| ApiError::invalid("day", "must be a date such as 2026-11-29"))?,
         None => jiff::tz::Offset::UTC.to_datetime(app.clock.now()).date(),
     };
-    let cursor = params.text("cursor", 1024)?.map(|c| Cursor(c.to_string()));
     let (flagged, next) = app
         .store
-        .flagged(&day.to_string(), cursor, 200)
+        .flagged(&day.to_string(), cursor(&request)?, 200)
         .await
         .map_err(storage)?;
     Ok(json(

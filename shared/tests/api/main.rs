@@ -264,18 +264,19 @@ impl World {
             .unwrap();
     }
 
-    /// Every mail sent so far, as raw RFC 5322 text, oldest first.
+    /// Every mail sent so far, oldest first, as the outbox's readable copy shows it (headers
+    /// `To` and `Subject`, then the text, links whole).
     pub fn mail(&self) -> Vec<String> {
         let outbox = self.data.path().join("outbox");
         let mut files: Vec<_> = std::fs::read_dir(outbox)
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
-        files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
+        files.retain(|p| p.extension().is_some_and(|e| e == "txt"));
         files.sort();
         files
             .iter()
-            .map(|p| decode_quoted_printable(&std::fs::read_to_string(p).unwrap()))
+            .map(|p| std::fs::read_to_string(p).unwrap())
             .collect()
     }
 
@@ -381,29 +382,52 @@ pub fn offer_body(currency: &str) -> Value {
     })
 }
 
-/// Mail as a mail client shows it: quoted-printable soft breaks joined and `=XX` decoded (the
-/// outbox writes long lines, such as links, that way).
-fn decode_quoted_printable(raw: &str) -> String {
-    let joined = raw.replace("=\r\n", "").replace("=\n", "");
-    let mut out = Vec::with_capacity(joined.len());
-    let bytes = joined.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
-        ) {
-            (b'=', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
+/// The review list goes a page at a time: a day with more than a page of flagged items is read
+/// whole by following `next_cursor`, every item once.
+#[tokio::test]
+async fn the_review_list_goes_a_page_at_a_time() {
+    let world = World::new().await;
+    let now = world.clock.now();
+    for n in 0..250 {
+        let flagged = shared::store::Flagged {
+            kind: "click".into(),
+            id: format!("{n:04}"),
+            at: now,
+            offer_id: "offer".into(),
+            affiliate_id: "affiliate".into(),
+            flags: vec!["robot".into()],
+        };
+        world
+            .app
+            .store
+            .flag(&flagged, now.as_second() + 3600)
+            .await
+            .unwrap();
+    }
+    let day = now.strftime("%Y-%m-%d").to_string();
+    let (mut seen, mut pages, mut cursor) = (Vec::new(), 0, None::<String>);
+    loop {
+        let uri = match &cursor {
+            None => format!("/api/admin/flagged?day={day}"),
+            Some(c) => format!("/api/admin/flagged?day={day}&cursor={c}"),
+        };
+        let answer = world.send(Who::Admin, "GET", &uri, None).await;
+        assert_eq!(answer.status(), 200, "{:?}", body(&answer));
+        let page = body(&answer);
+        pages += 1;
+        seen.extend(
+            page["flagged"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["id"].clone()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    assert_eq!(pages, 2);
+    let expected: Vec<Value> = (0..250).map(|n| json!(format!("{n:04}"))).collect();
+    assert_eq!(seen, expected);
 }

@@ -408,7 +408,7 @@ async fn reset_codes_work_once_and_expire() {
         )
     };
     assert_eq!(request().await.status(), 202);
-    let code = token_after(world.mail().last().unwrap(), "(it works once):\r\n\r\n");
+    let code = token_after(world.mail().last().unwrap(), "(it works once):\n\n");
     let world = &world;
     let confirm = |code: String, password: &str| {
         let body = json!({ "token": code, "new_password": password }).to_string();
@@ -436,7 +436,7 @@ async fn reset_codes_work_once_and_expire() {
     );
 
     assert_eq!(request().await.status(), 202);
-    let late = token_after(world.mail().last().unwrap(), "(it works once):\r\n\r\n");
+    let late = token_after(world.mail().last().unwrap(), "(it works once):\n\n");
     world.clock.advance(SignedDuration::from_mins(61));
     assert_eq!(
         confirm(late, "reset passphrase three").await.status(),

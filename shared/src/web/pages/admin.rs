@@ -12,11 +12,18 @@ use crate::web::{Ctx, Refusal, encode, redirect, text};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
 
-pub async fn accounts(ctx: Ctx) -> Result {
-    let mut path = "/api/admin/accounts?limit=100".to_string();
+/// An API path with the page's `?cursor=` passed on: the page of a list the pager asked for.
+fn with_cursor(ctx: &Ctx, mut path: String) -> String {
     if let Some(cursor) = ctx.query.get("cursor") {
-        path.push_str(&format!("&cursor={}", encode(cursor)));
+        path.push(if path.contains('?') { '&' } else { '?' });
+        path.push_str("cursor=");
+        path.push_str(&encode(cursor));
     }
+    path
+}
+
+pub async fn accounts(ctx: Ctx) -> Result {
+    let path = with_cursor(&ctx, "/api/admin/accounts?limit=100".to_string());
     let answer = ctx.api.get(&path).await?;
     let wanted_status = ctx.query.get("status").unwrap_or("");
     let wanted_role = ctx.query.get("role").unwrap_or("");
@@ -97,10 +104,7 @@ pub async fn flagged(ctx: Ctx) -> Result {
             .date()
             .to_string()
     });
-    let mut path = format!("/api/admin/flagged?day={}", encode(&day));
-    if let Some(cursor) = ctx.query.get("cursor") {
-        path.push_str(&format!("&cursor={}", encode(cursor)));
-    }
+    let path = with_cursor(&ctx, format!("/api/admin/flagged?day={}", encode(&day)));
     let outcome = ctx.api.get(&path).await;
     let refusal = outcome.as_ref().err();
     let flagged = outcome
@@ -447,10 +451,7 @@ pub async fn publish_policy(ctx: Ctx) -> Result {
 }
 
 pub async fn audit(ctx: Ctx) -> Result {
-    let mut path = "/api/admin/audit".to_string();
-    if let Some(cursor) = ctx.query.get("cursor") {
-        path.push_str(&format!("?cursor={}", encode(cursor)));
-    }
+    let path = with_cursor(&ctx, "/api/admin/audit".to_string());
     let answer = ctx.api.get(&path).await?;
     let events = answer["events"].as_array().cloned().unwrap_or_default();
     let body = html! {
