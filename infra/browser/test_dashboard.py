@@ -254,6 +254,9 @@ def test_the_admin_screens(runner, visitor):
     for path in ("/app/admin/flagged", "/app/admin/postbacks", "/app/admin/audit", "/app/offers",
                  "/app/conversions", "/app/account", "/app/privacy-policy", "/app/reports"):
         admin.open(path)
+    # Without a party, the network's report: the demo's traffic, with the network's margin.
+    content = admin.page.content()
+    assert "the whole network" in content and "Margin" in content, content[:3000]
     admin.page.select_option("#f-advertiser_id", index=1)
     with admin.page.expect_navigation():
         admin.page.click("form[action='/app/reports'] button")

@@ -27,6 +27,7 @@ pub enum Dimension {
     Hour,
     Offer,
     Affiliate,
+    Advertiser,
     Country,
     Device,
     /// `sub1`…`sub5`: index 0…4.
@@ -34,11 +35,12 @@ pub enum Dimension {
 }
 
 impl Dimension {
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 12] = [
         "day",
         "hour",
         "offer",
         "affiliate",
+        "advertiser",
         "country",
         "device",
         "sub1",
@@ -54,6 +56,7 @@ impl Dimension {
             "hour" => Self::Hour,
             "offer" => Self::Offer,
             "affiliate" => Self::Affiliate,
+            "advertiser" => Self::Advertiser,
             "country" => Self::Country,
             "device" => Self::Device,
             _ => Self::Sub(Subs::NAMES.iter().position(|sub| *sub == name)?),
@@ -62,7 +65,10 @@ impl Dimension {
 
     /// Whether the totals keep it, so that a report grouped by it need not read the detail.
     fn in_totals(self) -> bool {
-        matches!(self, Self::Day | Self::Hour | Self::Offer | Self::Affiliate)
+        matches!(
+            self,
+            Self::Day | Self::Hour | Self::Offer | Self::Affiliate | Self::Advertiser
+        )
     }
 
     /// The column it fills in a report row, which is also its breakdowns' name.
@@ -72,6 +78,7 @@ impl Dimension {
             Self::Hour => "hour",
             Self::Offer => "offer_id",
             Self::Affiliate => "affiliate_id",
+            Self::Advertiser => "advertiser_id",
             Self::Country => SPLIT_COUNTRY,
             Self::Device => SPLIT_DEVICE,
             Self::Sub(index) => Subs::NAMES[index],
@@ -88,6 +95,7 @@ impl Dimension {
             Self::Hour => local().strftime("%Y-%m-%dT%H:%M%:z").to_string(),
             Self::Offer => dimensions.offer_id.to_string(),
             Self::Affiliate => dimensions.affiliate_id.to_string(),
+            Self::Advertiser => dimensions.advertiser_id.to_string(),
             Self::Country => dimensions.country.clone().unwrap_or_default(),
             Self::Device => dimensions
                 .device
@@ -103,10 +111,20 @@ impl Dimension {
     }
 }
 
+/// Whose traffic a report sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// One advertiser's or affiliate's.
+    Party(Party),
+    /// The whole network's (admins): every advertiser's counters, since every click, call and
+    /// conversion counts once, under its offer's advertiser.
+    Network,
+}
+
 /// What a report covers.
 #[derive(Clone, Debug)]
 pub struct ReportRequest {
-    pub party: Party,
+    pub scope: Scope,
     /// Local dates in `zone`, both included.
     pub from: Date,
     pub to: Date,
@@ -142,7 +160,7 @@ impl ReportRequest {
             );
         let by_hour = self.group_by.contains(&Dimension::Hour);
         let by_day = self.group_by.contains(&Dimension::Day);
-        let affiliate = matches!(self.party, Party::Affiliate(_));
+        let affiliate = matches!(self.scope, Scope::Party(Party::Affiliate(_)));
         if by_hour || (by_day && !utc) || !affiliate {
             return Need::Detail;
         }
@@ -195,9 +213,19 @@ impl Totals {
     /// The affiliate's earnings per visit (click or static number's call), in `currency` to
     /// two more decimals than its minor unit (half to even); none without visits.
     pub fn earnings_per_click(&self, currency: Currency) -> Option<String> {
-        ratio(i128::from(self.payout), self.visits(), 2)
-            .map(|per_minor_unit| shift_decimal(&per_minor_unit, currency.exponent()))
+        per_visit(self.payout, self.visits(), currency)
     }
+
+    /// What a visit cost the advertiser (revenue per visit), as [`Self::earnings_per_click`].
+    pub fn revenue_per_click(&self, currency: Currency) -> Option<String> {
+        per_visit(self.revenue, self.visits(), currency)
+    }
+}
+
+/// `amount` (minor units) per visit, in `currency` to two more decimals than its minor unit.
+fn per_visit(amount: i64, visits: i128, currency: Currency) -> Option<String> {
+    ratio(i128::from(amount), visits, 2)
+        .map(|per_minor_unit| shift_decimal(&per_minor_unit, currency.exponent()))
 }
 
 /// `numerator / denominator` as a decimal with `digits` decimals, rounded half to even.
@@ -335,9 +363,26 @@ pub async fn report(
 ) -> Result<Report, crate::ports::TableError> {
     let (start, end) = bounds(request.from, request.to, &request.zone)
         .map_err(crate::ports::TableError::Invalid)?;
-    let counters = store
-        .report_counters(request.party, start, end, request.need(), now)
-        .await?;
+    let parties = match request.scope {
+        Scope::Party(party) => vec![party],
+        Scope::Network => {
+            let advertisers: std::collections::BTreeSet<_> = store
+                .all_offers()
+                .await?
+                .into_iter()
+                .map(|offer| offer.advertiser_id)
+                .collect();
+            advertisers.into_iter().map(Party::Advertiser).collect()
+        }
+    };
+    let mut counters = Vec::new();
+    for party in parties {
+        counters.extend(
+            store
+                .report_counters(party, start, end, request.need(), now)
+                .await?,
+        );
+    }
     Ok(summarise(&counters, request))
 }
 

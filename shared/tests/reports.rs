@@ -416,7 +416,7 @@ async fn reports_of_generated_traffic_equal_the_records_in_every_time_zone() {
             .await,
     );
     let total = &mine["totals"][0];
-    assert!(total.get("revenue").is_none() && total.get("profit").is_none());
+    assert!(total.get("revenue").is_none() && total.get("margin").is_none());
     assert!(total["payout"].is_string() && total["epc"].is_string());
     let advertiser = world.sign_in("advertiser").await;
     let theirs = body(
@@ -634,7 +634,7 @@ async fn bad_report_requests_name_the_field() {
         (&affiliate, "group_by=day,day", "group_by"),
         (&affiliate, "format=xml", "format"),
         (&affiliate, "offer_id=nope", "offer_id"),
-        (&admin, "group_by=day", "advertiser_id"),
+        (&admin, "advertiser_id=nope", "advertiser_id"),
     ] {
         let response = world.report(cookie, query).await;
         assert_eq!(response.status(), 400, "{query}");

@@ -16,7 +16,7 @@ use crate::caller::{ANY_ROLE, caller};
 use crate::csv::{defuse, push_record};
 use crate::domain::ids::OfferId;
 use crate::http::{ApiError, Params, Request, Response, json, uncached};
-use crate::reports::{self, Dimension, MAX_DAYS, Report, ReportRequest, ReportRow};
+use crate::reports::{self, Dimension, MAX_DAYS, Report, ReportRequest, ReportRow, Scope};
 
 pub const GET: Route = Route::new(
     "reports",
@@ -25,8 +25,8 @@ pub const GET: Route = Route::new(
     ANY_ROLE,
     "Performance report: `?from=&to=` (local dates, at most 366 days; default the last 7), \
      `?timezone=` (IANA, default UTC), `?group_by=` (comma-separated: day, hour, offer, \
-     affiliate, country, device, sub1…sub5; default day), `?offer_id=`, `?format=csv`; admins \
-     add `?advertiser_id=` or `?affiliate_id=`",
+     affiliate, advertiser, country, device, sub1…sub5; default day), `?offer_id=`, `?format=csv`; admins \
+     see the whole network, or one party with `?advertiser_id=` or `?affiliate_id=`",
     |app, request| Box::pin(get(app, request)),
 )
 .answers(schema::<ReportView>);
@@ -43,7 +43,7 @@ struct Sides {
 #[derive(Serialize, ToSchema)]
 pub struct ReportRowView {
     /// The group's values, one per `group_by` dimension (`day`, `hour`, `offer_id`,
-    /// `affiliate_id`, `country`, `device`, `sub1`…`sub5`); empty when the click did not say.
+    /// `affiliate_id`, `advertiser_id`, `country`, `device`, `sub1`…`sub5`); empty when the click did not say.
     #[serde(flatten)]
     pub group: BTreeMap<String, String>,
     pub currency: String,
@@ -68,12 +68,12 @@ pub struct ReportRowView {
     /// What affiliates earn (affiliates and admins).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payout: Option<String>,
-    /// Revenue less payout (admins).
+    /// Revenue less payout: what the network keeps (admins).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub profit: Option<String>,
-    /// Payout per visit (as for `cr`), to two decimals past the minor unit (affiliates and
-    /// admins).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub margin: Option<String>,
+    /// Money per visit (as for `cr`), to two decimals past the minor unit: what the affiliate
+    /// earned (affiliates and admins) or what the advertiser paid (advertisers); absent
+    /// without visits.
     pub epc: Option<String>,
 }
 
@@ -106,11 +106,11 @@ fn row_view(row: &ReportRow, group_by: &[Dimension], sides: Sides) -> ReportRowV
         cr: totals.conversion_rate(),
         revenue: sides.revenue.then(|| row.money(totals.revenue)),
         payout: sides.payout.then(|| row.money(totals.payout)),
-        profit: (sides.revenue && sides.payout).then(|| row.money(totals.revenue - totals.payout)),
+        margin: (sides.revenue && sides.payout).then(|| row.money(totals.revenue - totals.payout)),
         epc: if sides.payout {
             totals.earnings_per_click(row.currency)
         } else {
-            None
+            totals.revenue_per_click(row.currency)
         },
     }
 }
@@ -118,7 +118,13 @@ fn row_view(row: &ReportRow, group_by: &[Dimension], sides: Sides) -> ReportRowV
 async fn get(app: App, request: Request) -> Result<Response, ApiError> {
     let params = Params::from_query(&request)?;
     let caller = caller(&request);
-    let party = crate::caller::party(caller, &params)?;
+    let naming_a_party =
+        params.text("advertiser_id", 26)?.is_some() || params.text("affiliate_id", 26)?.is_some();
+    let scope = if caller.is_admin() && !naming_a_party {
+        Scope::Network
+    } else {
+        Scope::Party(crate::caller::party(caller, &params)?)
+    };
     // Each party sees its own side of the money; admins both.
     let sides = Sides {
         revenue: caller.account.affiliate_id().is_none(),
@@ -192,7 +198,7 @@ async fn get(app: App, request: Request) -> Result<Response, ApiError> {
     };
 
     let report_request = ReportRequest {
-        party,
+        scope,
         from,
         to,
         zone,
@@ -247,11 +253,9 @@ fn csv_response(report: &Report, request: &ReportRequest, sides: Sides) -> Respo
         header_row.push("payout");
     }
     if sides.revenue && sides.payout {
-        header_row.push("profit");
+        header_row.push("margin");
     }
-    if sides.payout {
-        header_row.push("epc");
-    }
+    header_row.push("epc");
     let mut out = String::new();
     push_record(&mut out, header_row.iter().map(|h| h.to_string()));
     for row in &report.rows {
@@ -269,10 +273,8 @@ fn csv_response(report: &Report, request: &ReportRequest, sides: Sides) -> Respo
         ]);
         fields.extend(view.revenue);
         fields.extend(view.payout);
-        fields.extend(view.profit);
-        if sides.payout {
-            fields.push(view.epc.unwrap_or_default());
-        }
+        fields.extend(view.margin);
+        fields.push(view.epc.unwrap_or_default());
         push_record(&mut out, fields.into_iter());
     }
     let mut response = uncached(StatusCode::OK, "text/csv; charset=utf-8", Body::Text(out));

@@ -431,3 +431,129 @@ async fn the_review_list_goes_a_page_at_a_time() {
     let expected: Vec<Value> = (0..250).map(|n| json!(format!("{n:04}"))).collect();
     assert_eq!(seen, expected);
 }
+
+/// An admin's report without a party is the whole network's: every advertiser's traffic,
+/// by any dimension (the advertiser too), with the margin the network keeps and EPC on every
+/// row; an advertiser sees what a visit cost them, and no margin.
+#[tokio::test]
+async fn an_admin_reports_on_the_whole_network() {
+    let world = World::new().await;
+    // Y's traffic beside X's: Q's link on Y's offer, a person's click, a sale.
+    let y = world.advertiser_id(Who::OtherAdvertiser);
+    let q = world.affiliate_id(Who::OtherAffiliate);
+    let code = LinkCode::random();
+    let link = Link {
+        code: code.clone(),
+        offer_id: world.other_offer,
+        affiliate_id: q,
+        advertiser_id: y,
+        created_at: world.clock.now(),
+        subs: Subs::default(),
+    };
+    world.app.store.create_link(&link).await.unwrap();
+    let browser = [(
+        "user-agent".to_string(),
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".to_string(),
+    )];
+    let click = world
+        .raw("GET", &format!("/c/{code}?sub2=ext-1"), &browser, None)
+        .await;
+    assert_eq!(click.status(), 302);
+    let location = click.headers()["location"].to_str().unwrap().to_string();
+    let click_id = location
+        .split("c=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let offer = world
+        .app
+        .store
+        .offer(world.other_offer)
+        .await
+        .unwrap()
+        .unwrap();
+    let postback = format!(
+        "/postback?click_id={click_id}&txn_id=Y1&token={}",
+        offer.postback_secret.expose()
+    );
+    assert_eq!(
+        world
+            .send(Who::Anonymous, "GET", &postback, None)
+            .await
+            .status(),
+        201
+    );
+    world.app.table.flush().await.unwrap();
+
+    let report = |who: Who, query: &'static str| {
+        let world = &world;
+        async move {
+            let answer = world
+                .send(who, "GET", &format!("/api/reports?{query}"), None)
+                .await;
+            assert_eq!(answer.status(), 200, "{query}: {:?}", answer.body());
+            body(&answer)
+        }
+    };
+    let network = report(Who::Admin, "group_by=advertiser").await;
+    let rows = network["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{network}");
+    for row in rows {
+        // Each advertiser: one click, one sale of 10.00 revenue and 6.00 payout.
+        assert_eq!(row["clicks"], 1, "{row}");
+        assert_eq!(row["conversions"], 1, "{row}");
+        assert_eq!(row["margin"], "4.00", "{row}");
+        assert_eq!(row["epc"], "6.0000", "{row}");
+    }
+    let advertisers: Vec<&str> = rows
+        .iter()
+        .map(|r| r["advertiser_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        advertisers.contains(&y.to_string().as_str()),
+        "{advertisers:?}"
+    );
+    let total = &network["totals"][0];
+    assert_eq!(
+        (
+            &total["clicks"],
+            &total["revenue"],
+            &total["payout"],
+            &total["margin"]
+        ),
+        (&json!(2), &json!("20.00"), &json!("12.00"), &json!("8.00"))
+    );
+    // Every dimension, sub-ids too, across advertisers.
+    let by_sub = report(Who::Admin, "group_by=affiliate,sub2").await;
+    assert!(
+        by_sub["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["sub2"] == "ext-1" && r["affiliate_id"] == q.to_string()),
+        "{by_sub}"
+    );
+    // One party still narrows it.
+    let y_only = report(Who::Admin, "group_by=offer&advertiser_id=").await;
+    assert_eq!(
+        y_only["totals"][0]["clicks"], 2,
+        "an empty id names nobody: {y_only}"
+    );
+    let x = world.advertiser_id(Who::Advertiser);
+    let x_only = world
+        .send(
+            Who::Admin,
+            "GET",
+            &format!("/api/reports?group_by=offer&advertiser_id={x}"),
+            None,
+        )
+        .await;
+    assert_eq!(body(&x_only)["totals"][0]["clicks"], 1);
+    // The advertiser: revenue per visit as EPC, no payout, no margin.
+    let mine = report(Who::OtherAdvertiser, "group_by=day").await;
+    let total = &mine["totals"][0];
+    assert_eq!(total["epc"], "10.0000", "{mine}");
+    assert!(total.get("payout").is_none() && total.get("margin").is_none());
+}

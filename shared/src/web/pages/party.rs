@@ -29,22 +29,41 @@ pub async fn party_or_picker(
         }));
     }
     let picker = party_picker(ctx, action).await?;
-    let query = match (
-        ctx.query.get("advertiser_id"),
-        ctx.query.get("affiliate_id"),
-    ) {
-        (Some(id), _) => format!("advertiser_id={}", encode(id)),
-        (None, Some(id)) => format!("affiliate_id={}", encode(id)),
-        (None, None) => {
-            let body =
-                html! { h1 { (title) } p { "Choose one advertiser or one affiliate." } (picker) };
-            return Ok(Err(layout::page(ctx, title, body)));
-        }
+    let Some(query) = chosen(ctx) else {
+        let body =
+            html! { h1 { (title) } p { "Choose one advertiser or one affiliate." } (picker) };
+        return Ok(Err(layout::page(ctx, title, body)));
     };
     Ok(Ok(Party {
         query,
         picker: Some(picker),
     }))
+}
+
+/// The party the page shows; for an admin who chose none, the whole network (reports).
+pub async fn party_or_network(ctx: &Ctx, action: &str) -> Result<Party, Refusal> {
+    if ctx.me().role != Role::Admin {
+        return Ok(Party {
+            query: String::new(),
+            picker: None,
+        });
+    }
+    Ok(Party {
+        query: chosen(ctx).unwrap_or_default(),
+        picker: Some(party_picker(ctx, action).await?),
+    })
+}
+
+/// The API query naming the party an admin chose, if any.
+fn chosen(ctx: &Ctx) -> Option<String> {
+    match (
+        ctx.query.get("advertiser_id"),
+        ctx.query.get("affiliate_id"),
+    ) {
+        (Some(id), _) => Some(format!("advertiser_id={}", encode(id))),
+        (None, Some(id)) => Some(format!("affiliate_id={}", encode(id))),
+        (None, None) => None,
+    }
 }
 
 /// An admin's choice of account, from the first page of accounts.

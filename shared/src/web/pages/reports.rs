@@ -9,7 +9,7 @@ use crate::domain::accounts::Role;
 use crate::web::chart::{self, Series};
 use crate::web::format::{count, money};
 use crate::web::layout::{self, input, select};
-use crate::web::pages::party::party_or_picker;
+use crate::web::pages::party::party_or_network;
 use crate::web::{Ctx, Refusal, encode};
 
 type Result = std::result::Result<crate::http::Response, Refusal>;
@@ -28,6 +28,9 @@ fn dimensions(role: Role) -> Vec<(String, String)> {
     ];
     if role != Role::Affiliate {
         options.push(("affiliate", "Affiliate"));
+    }
+    if role == Role::Admin {
+        options.push(("advertiser", "Advertiser"));
     }
     if role != Role::Advertiser {
         options.extend([
@@ -87,6 +90,7 @@ pub fn charts(role: Role, report: &Value, group_by: &str) -> Markup {
         let key = match group_by {
             "offer" => "offer_id",
             "affiliate" => "affiliate_id",
+            "advertiser" => "advertiser_id",
             other => other,
         };
         row[key]
@@ -157,6 +161,7 @@ pub fn table(role: Role, report: &Value, group_by: &str) -> Markup {
         .map(|c| match c {
             "offer" => "offer_id",
             "affiliate" => "affiliate_id",
+            "advertiser" => "advertiser_id",
             other => other,
         })
         .collect();
@@ -178,8 +183,8 @@ pub fn table(role: Role, report: &Value, group_by: &str) -> Markup {
             td class="num" { (row["cr"].as_str().map(|c| format!("{c}%")).unwrap_or_else(|| "—".into())) }
             @if show_revenue { td class="num" { (money_cell(row, "revenue")) } }
             @if show_payout { td class="num" { (money_cell(row, "payout")) } }
-            @if show_revenue && show_payout { td class="num" { (money_cell(row, "profit")) } }
-            @if show_payout { td class="num" { (row["epc"].as_str().map(|e| money(e, row["currency"].as_str().unwrap_or(""))).unwrap_or_else(|| "—".into())) } }
+            @if show_revenue && show_payout { td class="num" { (money_cell(row, "margin")) } }
+            td class="num" { (row["epc"].as_str().map(|e| money(e, row["currency"].as_str().unwrap_or(""))).unwrap_or_else(|| "—".into())) }
         }
     };
     html! {
@@ -195,7 +200,7 @@ pub fn table(role: Role, report: &Value, group_by: &str) -> Markup {
                 @if show_revenue { th scope="col" class="num" { "Revenue" } }
                 @if show_payout { th scope="col" class="num" { "Payout" } }
                 @if show_revenue && show_payout { th scope="col" class="num" { "Margin" } }
-                @if show_payout { th scope="col" class="num" { "EPC" } }
+                th scope="col" class="num" { "EPC" }
             } }
             tbody { @for row in &rows { tr {
                 @for column in &columns { td { (row[*column].as_str().filter(|s| !s.is_empty()).unwrap_or("(none)")) } }
@@ -211,10 +216,7 @@ pub fn table(role: Role, report: &Value, group_by: &str) -> Markup {
 
 pub async fn report(ctx: Ctx) -> Result {
     let role = ctx.me().role;
-    let party = match party_or_picker(&ctx, "Reports", "/app/reports").await? {
-        Ok(party) => party,
-        Err(picker) => return Ok(picker),
-    };
+    let party = party_or_network(&ctx, "/app/reports").await?;
     let group_by = ctx.query.get("group_by").unwrap_or("day").to_string();
     let query = report_query(&ctx, &party.query, &group_by);
     let outcome = ctx.api.get(&format!("/api/reports?{query}")).await;
@@ -231,7 +233,10 @@ pub async fn report(ctx: Ctx) -> Result {
             div { (input("To", "to", "date", ctx.query.value("to"), refusal, None)) }
             div { button type="submit" class="secondary" { "Show" } }
         }
-        p class="muted" { "Days are in your time zone, " (ctx.zone_name) ". Without dates: the last 7 days." }
+        p class="muted" {
+            "Days are in your time zone, " (ctx.zone_name) ". Without dates: the last 7 days."
+            @if party.picker.is_some() && party.query.is_empty() { " Without an advertiser or affiliate: the whole network." }
+        }
         @match &outcome {
             Err(refusal) => div class="notice error" role="alert" { p { (refusal.message) } },
             Ok(report) => {
