@@ -82,7 +82,7 @@ backlog = max(answered - stored, 0)
 print(f'{rate:.0f} {backlog} {backlog / rate * 1000 if rate else 0:.1f} {rate / bare:.1%}')")
     worst_backlog_ms=$(python3 -c "print(max($worst_backlog_ms, $backlog_ms))")
     ratios[$shape]="${ratios[$shape]} ${ratio%\%}"
-    rows+=("| $round | $shape | $b_rps | $b_p99 | $c_rps | $c_p50 | $c_p99 | $((b_errors + c_errors)) | $c_requests | $stored_rps | $backlog ($backlog_ms ms) | $stored_clicks | ${held:-?} | $ratio |")
+    rows+=("| $round | $shape | $b_rps | $b_p99 | $c_rps | $c_p50 | $c_p99 | $((b_errors + c_errors)) | $c_requests | $stored_rps | $backlog ($backlog_ms ms) | $stored_clicks | ${held:-0} | $ratio |")
   done
 done
 

@@ -17,10 +17,15 @@ use clap::{Parser, Subcommand};
 use shared::App;
 use shared::accounts::AccountError;
 use shared::app::Backend;
+use shared::call_simulator::SimulatedCall;
 use shared::domain::accounts::{check_name, check_password};
+use shared::domain::calls::E164;
 use shared::domain::email::EmailAddress;
+use shared::domain::ids::{AffiliateId, OfferId};
+use shared::domain::tracking::EventName;
 use shared::ports::SystemClock;
 use shared::secret::Secret;
+use shared::tracking::TrackingError;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -102,6 +107,49 @@ enum Command {
         #[arg(long, env = "LEADSREFER_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
         backend: String,
     },
+    /// Send a test conversion on an offer: a test click on an approved affiliate's link, then
+    /// the postback the advertiser's server would send, with the offer's token. Both are kept,
+    /// marked test, and counted nowhere: no money, no reports, no caps, no affiliate postback.
+    TestConversion {
+        /// The offer's id.
+        #[arg(long)]
+        offer: String,
+        /// The affiliate whose link to click (default: the first approved one with a link).
+        #[arg(long)]
+        affiliate: Option<String>,
+        /// The event, as a postback's `event` (default `conversion`).
+        #[arg(long)]
+        event: Option<String>,
+        /// The sale amount, as a postback's `amount` (required for a revenue share).
+        #[arg(long)]
+        amount: Option<String>,
+        /// Data folder, as for `serve`.
+        #[arg(long, env = "LEADSREFER_DATA", default_value = ".leadsrefer")]
+        data: PathBuf,
+        /// Adapters, as for `serve`.
+        #[arg(long, env = "LEADSREFER_BACKEND", default_value = "embedded", value_parser = ["embedded", "aws"])]
+        backend: String,
+    },
+    /// Call a tracking number, as Twilio would tell the running server: its voice webhook, then
+    /// the end of the put-through call, each signed like Twilio's. Without a Twilio account
+    /// configured, the server and this command share the data folder's own simulator token.
+    SimulateCall {
+        /// The tracking number called (E.164, such as +14155550123).
+        #[arg(long)]
+        to: String,
+        /// The caller's number.
+        #[arg(long, default_value = "+14155550199")]
+        from: String,
+        /// How long caller and advertiser talk once put through; 0: nobody answers.
+        #[arg(long, default_value_t = 120)]
+        seconds: u32,
+        /// The running server's address, as Twilio would call it (default: the public URL).
+        #[arg(long, env = "LEADSREFER_PUBLIC_URL", default_value = shared::app::DEFAULT_PUBLIC_URL)]
+        server: String,
+        /// The server's data folder, as for `serve`.
+        #[arg(long, env = "LEADSREFER_DATA", default_value = ".leadsrefer")]
+        data: PathBuf,
+    },
     /// Run one scheduled job now, print its report, and exit.
     Run {
         /// The job's name.
@@ -180,6 +228,31 @@ async fn run() -> ExitCode {
             backend,
         } => ach_returns(&file, &data, &backend).await,
         Command::Baseline302 { addr } => baseline(addr).await,
+        Command::TestConversion {
+            offer,
+            affiliate,
+            event,
+            amount,
+            data,
+            backend,
+        } => {
+            test_conversion(
+                &offer,
+                affiliate.as_deref(),
+                event.as_deref(),
+                amount,
+                &data,
+                &backend,
+            )
+            .await
+        }
+        Command::SimulateCall {
+            to,
+            from,
+            seconds,
+            server,
+            data,
+        } => simulate_call(&to, &from, seconds, &server, &data).await,
         Command::CreateAdmin {
             email,
             name,
@@ -201,16 +274,21 @@ async fn run() -> ExitCode {
 /// once what a missing one means).
 async fn open(data: &Path, backend: &str) -> Result<(App, String), String> {
     let sender = shared::app::sender_from_env().map_err(|e| e.to_string())?;
-    match Backend::parse(backend) {
+    let (app, place) = match Backend::parse(backend) {
         Some(Backend::Aws) => App::aws_from_env(Arc::new(SystemClock), sender)
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string())?,
         _ => {
             let app =
                 App::embedded(data, Arc::new(SystemClock), sender).map_err(|e| e.to_string())?;
-            Ok((app, format!("data in {}", data.display())))
+            (app, format!("data in {}", data.display()))
         }
-    }
+    };
+    // Links in a job's mail point at the public URL (`serve` falls back to its own address).
+    Ok(match std::env::var("LEADSREFER_PUBLIC_URL") {
+        Ok(url) => (app.with_public_url(&url), place),
+        Err(_) => (app, place),
+    })
 }
 
 /// What `serve` does about the demo.
@@ -370,6 +448,84 @@ async fn ach_returns(file: &Path, data: &Path, backend: &str) -> Result<(), Stri
         recorded.recorded,
         recorded.entries.len()
     );
+    Ok(())
+}
+
+async fn test_conversion(
+    offer: &str,
+    affiliate: Option<&str>,
+    event: Option<&str>,
+    amount: Option<String>,
+    data: &Path,
+    backend: &str,
+) -> Result<(), String> {
+    let offer_id = OfferId::parse(offer).ok_or("--offer is not an offer id")?;
+    let affiliate = affiliate
+        .map(|id| AffiliateId::parse(id).ok_or("--affiliate is not an affiliate id"))
+        .transpose()?;
+    let event = match event {
+        Some(event) => EventName::parse(event).map_err(|problem| format!("--event {problem}"))?,
+        None => EventName::default_event(),
+    };
+    let (app, _) = open(data, backend).await?;
+    let offer = app
+        .store
+        .offer(offer_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("--offer names no offer here")?;
+    let conversion = shared::tracking::test_conversion(&app, &offer, affiliate, event, amount)
+        .await
+        .map_err(|e| match e {
+            TrackingError::NoLink => "no approved affiliate has a link for this offer yet (or --affiliate names none): approve one, who then makes a link".to_string(),
+            other => other.to_string(),
+        })?
+        .into_inner();
+    app.table.flush().await.map_err(|e| e.to_string())?;
+    println!(
+        "Test conversion {} on click {} (offer {}, affiliate {}): revenue {}, payout {}; marked test, counted nowhere.",
+        conversion.id,
+        conversion.click_id,
+        conversion.offer_id,
+        conversion.affiliate_id,
+        conversion.revenue,
+        conversion.payout,
+    );
+    Ok(())
+}
+
+async fn simulate_call(
+    to: &str,
+    from: &str,
+    seconds: u32,
+    server: &str,
+    data: &Path,
+) -> Result<(), String> {
+    let call = SimulatedCall {
+        to: E164::parse(to).map_err(|problem| format!("--to {problem}"))?,
+        from: E164::parse(from).map_err(|problem| format!("--from {problem}"))?,
+        connected_secs: seconds,
+    };
+    let (app, _) = open(data, "embedded").await?;
+    let twilio = app.twilio.as_ref().ok_or("call tracking is off here")?;
+    let simulation = shared::call_simulator::simulate(twilio, server, &call).await?;
+    println!(
+        "Call {} from {} to {}:",
+        simulation.sid,
+        call.from.as_str(),
+        call.to.as_str()
+    );
+    for said in &simulation.heard {
+        println!("  the caller hears: {said}");
+    }
+    match (&simulation.put_through_to, simulation.outcome) {
+        (Some(number), Some("completed")) => {
+            println!("  put through to {number}, connected {seconds} s")
+        }
+        (Some(number), _) => println!("  put through to {number}, nobody answered"),
+        (None, _) => println!("  not put through"),
+    }
+    println!("See it with GET /api/calls; a qualified call converts (GET /api/conversions).");
     Ok(())
 }
 

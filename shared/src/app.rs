@@ -91,6 +91,8 @@ pub struct DataLayout {
     pub outbox: PathBuf,
     pub master_key: PathBuf,
     pub ip_hash_key: PathBuf,
+    /// The auth token of simulated calls, when no Twilio account is configured.
+    pub twilio_simulator_key: PathBuf,
     /// Visitors' recent clicks, saved by a clean shutdown.
     pub visits: PathBuf,
 }
@@ -104,6 +106,7 @@ impl DataLayout {
             // Keys live in their own folder, apart from the data they protect.
             master_key: data.join("keys").join("master.key"),
             ip_hash_key: data.join("keys").join("ip-hash.key"),
+            twilio_simulator_key: data.join("keys").join("twilio-simulator.key"),
             visits: data.join("visits.json"),
         }
     }
@@ -197,7 +200,15 @@ impl App {
             geo: Arc::new(Geo::none()),
             visits: Arc::new(visits),
             payouts: Arc::new(payout_settings()?),
-            twilio: twilio()?,
+            // Without a Twilio account, calls come from `leadsrefer simulate-call`.
+            twilio: Some(match twilio()? {
+                Some(twilio) => twilio,
+                None => Arc::new(
+                    Twilio::simulated(&layout.twilio_simulator_key).map_err(|e| {
+                        adapter("the call simulator's key", &layout.twilio_simulator_key)(e.into())
+                    })?,
+                ),
+            }),
             backend: Backend::Embedded,
         })
     }

@@ -235,7 +235,7 @@ async fn record_call(
         && recorded.click_id == call.click_id
         && let Some(click) = click
     {
-        app.store.create_call_click(&click).await?;
+        app.store.create_uncounted_click(&click).await?;
     }
     Ok(recorded)
 }
@@ -307,7 +307,7 @@ async fn ensure_click(app: &App, call: &Call) -> Result<(), CallError> {
     )
     .await?
     {
-        app.store.create_call_click(&click).await?;
+        app.store.create_uncounted_click(&click).await?;
     }
     Ok(())
 }

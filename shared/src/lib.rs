@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod ach_returns;
 pub mod adapters;
 pub mod app;
+pub mod call_simulator;
 pub mod caller;
 pub mod calls;
 pub mod contract;

@@ -12,12 +12,12 @@ use crate::app::App;
 use crate::dispatch;
 use crate::domain::agent;
 use crate::domain::caps;
-use crate::domain::ids::{ClickId, ConversionId, LinkCode, OfferId};
+use crate::domain::ids::{AffiliateId, ClickId, ConversionId, LinkCode, OfferId};
 use crate::domain::ledger::{LedgerError, Transaction};
 use crate::domain::money::{Currency, Money, MoneyError};
 use crate::domain::offer::{ApprovalMode, CommissionError, Macros, Offer, OfferStatus};
 use crate::domain::tracking::{
-    Click, Conversion, ConversionStatus, EventName, Subs, tracking_expiry,
+    Click, Conversion, ConversionStatus, EventName, Subs, Visitor, tracking_expiry,
 };
 use crate::ports::TableError;
 use crate::ports::Write;
@@ -38,6 +38,8 @@ pub enum TrackingError {
     OfferPaused,
     #[error("no such click")]
     UnknownClick,
+    #[error("no affiliate has a link for this offer")]
+    NoLink,
     #[error("the token does not match this click's offer")]
     WrongToken,
     #[error("the signature does not match this click's offer")]
@@ -263,6 +265,15 @@ pub async fn record_conversion(
         at: now,
         expires_at: tracking_expiry(now),
     };
+    if click.is_test() {
+        conversion.status = ConversionStatus::Test;
+        conversion.flags.clear();
+        let recorded = app
+            .store
+            .record_conversion(&conversion, None, vec![], vec![])
+            .await?;
+        return Ok(recorded.expect("nothing but its dedupe key refuses an uncounted conversion"));
+    }
     let postback_url = app
         .store
         .application(offer.id, conversion.affiliate_id)
@@ -324,6 +335,85 @@ pub async fn record_conversion(
     Ok(recorded.expect(
         "without caps nothing refuses a conversion but its dedupe key, which answers the original",
     ))
+}
+
+/// "Send a test conversion": a test click on the affiliate's link (without one named, the
+/// first approved affiliate's that has a link), then the postback the advertiser's server
+/// would send for it, with the offer's own token, through [`record_conversion`]. Both are kept
+/// as records marked test, and counted nowhere: no money, no reports, no caps, no affiliate
+/// postback. (A postback the advertiser's own server sends for the test click is a test too.)
+pub async fn test_conversion(
+    app: &App,
+    offer: &Offer,
+    affiliate: Option<AffiliateId>,
+    event: EventName,
+    amount: Option<String>,
+) -> Result<Recorded<Conversion>, TrackingError> {
+    let candidates = match affiliate {
+        Some(affiliate) => vec![affiliate],
+        None => app
+            .store
+            .applications_of_offer(offer.id)
+            .await?
+            .into_iter()
+            .filter(|a| a.status == crate::store::ApplicationStatus::Approved)
+            .map(|a| a.affiliate_id)
+            .collect(),
+    };
+    let mut link = None;
+    for affiliate in candidates {
+        link = app.store.link_for_offer(affiliate, offer.id).await?;
+        if link.is_some() {
+            break;
+        }
+    }
+    let link = link.ok_or(TrackingError::NoLink)?;
+    // What the postback would refuse is refused before the click is made: a refused test
+    // leaves nothing behind.
+    let sale = amount
+        .as_deref()
+        .map(|amount| Money::parse_decimal(amount, offer.currency))
+        .transpose()
+        .map_err(TrackingError::Amount)?;
+    offer
+        .commission(sale, link.affiliate_id, &event)
+        .map_err(TrackingError::Commission)?;
+    let now = app.clock.now();
+    let click = Click {
+        id: ClickId(app.clock.new_id()),
+        link: link.code.clone(),
+        offer_id: offer.id,
+        affiliate_id: link.affiliate_id,
+        advertiser_id: offer.advertiser_id,
+        at: now,
+        subs: link.subs.clone(),
+        visitor: Visitor {
+            ip_hash: String::new(),
+            ip_prefix: String::new(),
+            country: None,
+        },
+        region: None,
+        device: None,
+        os: None,
+        browser: None,
+        flags: vec![Click::TEST_FLAG.into()],
+        unique: false,
+        expires_at: tracking_expiry(now),
+    };
+    app.store.create_uncounted_click(&click).await?;
+    record_conversion(
+        app,
+        Postback {
+            click_id: click.id,
+            txn_id: Some(format!("TEST-{}", click.id)),
+            event,
+            amount,
+            currency: None,
+            auth: PostbackAuth::Token(offer.postback_secret.expose().clone()),
+            client_prefix: None,
+        },
+    )
+    .await
 }
 
 /// How long a conversion without a click stays in the review index: anyone can fire a pixel,

@@ -45,6 +45,7 @@ impl World {
             account_sid: ACCOUNT_SID.into(),
             auth_token: Secret::new(AUTH_TOKEN.into()),
             webhook_base: Some(HOOKS.into()),
+            simulated: false,
         })));
         let world = Self { platform, fake };
         let advertiser = world.sign_in("advertiser").await;

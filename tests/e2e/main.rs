@@ -1519,3 +1519,178 @@ async fn the_cli_lists_its_jobs_and_warns_only_where_it_matters() {
     assert!(run.status.success(), "{logs}");
     assert!(!logs.contains("WARN"), "{logs}");
 }
+
+/// `leadsrefer <args>` on the backend's data: answers whether it succeeded and what it printed
+/// (standard output, then standard error).
+async fn cli(backend: &Backend, args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leadsrefer"));
+    command.args(args);
+    backend.configure(&mut command);
+    let output = command.output().await.unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
+}
+
+/// Pay-per-call and a test conversion tried without a Twilio account, from the command line:
+/// `simulate-call` drives the running server's signed webhooks (a long call converts, a short
+/// one does not, an unknown number is not in service), and `test-conversion` walks a click and
+/// a postback that no report counts.
+#[tokio::test]
+async fn calls_and_test_conversions_can_be_tried_without_twilio() {
+    use reqwest::Method;
+    let backend = Backend::embedded();
+    let runner = Runner::start(&backend).await;
+    let base = runner.base.clone();
+    let (shop_email, shop_password) = banner_sign_in(&runner.banner, "advertiser");
+    let (pub_email, pub_password) = banner_sign_in(&runner.banner, "affiliate");
+    let shop = Party::sign_in(&base, &shop_email, &shop_password).await;
+    let publisher = Party::sign_in(&base, &pub_email, &pub_password).await;
+    let (_, me) = publisher
+        .call(Method::GET, format!("{base}/api/auth/me"), None)
+        .await;
+    let affiliate_id = me["account"]["id"].as_str().unwrap().to_string();
+    let (_, offers) = shop
+        .call(Method::GET, format!("{base}/api/offers"), None)
+        .await;
+    let offer_id = offers["offers"][0]["id"].as_str().unwrap().to_string();
+    let (status, settings) = shop
+        .call(
+            Method::PUT,
+            format!("{base}/api/offers/{offer_id}/calls"),
+            Some(serde_json::json!({ "destination": "+14155550100", "min_duration_secs": 90, "notice": "Calls are recorded & kept." })),
+        )
+        .await;
+    assert_eq!(status, 200, "{settings}");
+    let (status, number) = shop
+        .call(
+            Method::POST,
+            format!("{base}/api/numbers"),
+            Some(serde_json::json!({ "number": "+14155550123", "offer_id": offer_id, "affiliate_id": affiliate_id })),
+        )
+        .await;
+    assert_eq!(status, 201, "{number}");
+
+    let call = |to: &'static str, from: &'static str, seconds: &'static str| {
+        let base = base.clone();
+        let backend = &backend;
+        async move {
+            cli(
+                backend,
+                &[
+                    "simulate-call",
+                    "--server",
+                    &base,
+                    "--to",
+                    to,
+                    "--from",
+                    from,
+                    "--seconds",
+                    seconds,
+                ],
+            )
+            .await
+        }
+    };
+    let (ok, long) = call("+14155550123", "+12125550111", "120").await;
+    assert!(ok, "{long}");
+    assert!(
+        long.contains("the caller hears: Calls are recorded & kept.")
+            && long.contains("put through to +14155550100, connected 120 s"),
+        "{long}"
+    );
+    let (ok, short) = call("+14155550123", "+12125550122", "30").await;
+    assert!(ok && short.contains("connected 30 s"), "{short}");
+    let (ok, unknown) = call("+14155550999", "+12125550133", "120").await;
+    assert!(ok, "{unknown}");
+    assert!(
+        unknown.contains("not in service") && unknown.contains("not put through"),
+        "{unknown}"
+    );
+    let (_, calls) = shop
+        .call(Method::GET, format!("{base}/api/calls"), None)
+        .await;
+    let calls = calls["calls"].as_array().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        2,
+        "the unknown number's call is no one's: {calls:?}"
+    );
+    let converted = calls
+        .iter()
+        .filter(|c| c["conversion_id"].is_string())
+        .count();
+    assert_eq!(converted, 1, "only the long call qualifies: {calls:?}");
+
+    // A server that is not there is named, with what to check.
+    let (ok, refused) = cli(
+        &backend,
+        &[
+            "simulate-call",
+            "--server",
+            "http://127.0.0.1:9",
+            "--to",
+            "+14155550123",
+        ],
+    )
+    .await;
+    assert!(!ok && refused.contains("could not be reached"), "{refused}");
+
+    // A test conversion from the command line: kept, marked test, in no report.
+    let report = || {
+        let shop = &shop;
+        let base = base.clone();
+        async move {
+            shop.call(
+                Method::GET,
+                format!("{base}/api/reports?group_by=offer"),
+                None,
+            )
+            .await
+            .1["totals"]
+                .clone()
+        }
+    };
+    let before = report().await;
+    let (ok, printed) = cli(&backend, &["test-conversion", "--offer", &offer_id]).await;
+    assert!(ok, "{printed}");
+    assert!(
+        printed.contains("marked test, counted nowhere"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("INFO"),
+        "a CLI command logs nothing of note: {printed}"
+    );
+    let (_, conversions) = shop
+        .call(Method::GET, format!("{base}/api/conversions"), None)
+        .await;
+    assert!(
+        conversions["conversions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["status"] == "test"),
+        "{conversions}"
+    );
+    assert_eq!(report().await, before, "reports are as before");
+    let (ok, none) = cli(
+        &backend,
+        &[
+            "test-conversion",
+            "--offer",
+            &offer_id,
+            "--affiliate",
+            &shop_email,
+        ],
+    )
+    .await;
+    assert!(
+        !ok && none.contains("--affiliate is not an affiliate id"),
+        "{none}"
+    );
+    runner.stop_with("TERM").await;
+}

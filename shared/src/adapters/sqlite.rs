@@ -112,16 +112,28 @@ impl Pace {
             .fetch_max(took.as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// Logged at a clean stop: at `info` when a write had to wait for the committer (what a
+    /// server under load wants to know), else at `debug` (a CLI command has nothing to say).
     fn report(&self) {
         let ms = |micros: &AtomicU64| micros.load(Ordering::Relaxed) as f64 / 1000.0;
-        tracing::info!(
-            commits = self.commits.load(Ordering::Relaxed),
-            writes_committed = self.items.load(Ordering::Relaxed),
-            longest_commit_ms = ms(&self.longest_commit_micros),
-            writes_held = self.held.load(Ordering::Relaxed),
-            longest_hold_ms = ms(&self.longest_hold_micros),
-            "deferred writes: how the committer kept up"
-        );
+        let held = self.held.load(Ordering::Relaxed);
+        macro_rules! pace {
+            ($level:ident) => {
+                tracing::$level!(
+                    commits = self.commits.load(Ordering::Relaxed),
+                    writes_committed = self.items.load(Ordering::Relaxed),
+                    longest_commit_ms = ms(&self.longest_commit_micros),
+                    writes_held = held,
+                    longest_hold_ms = ms(&self.longest_hold_micros),
+                    "deferred writes: how the committer kept up"
+                )
+            };
+        }
+        if held > 0 {
+            pace!(info);
+        } else {
+            pace!(debug);
+        }
     }
 }
 

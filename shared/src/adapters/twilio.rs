@@ -15,7 +15,13 @@ pub struct TwilioSettings {
     /// The base URL Twilio calls the webhooks at, exactly as configured in Twilio (it is part
     /// of each signature); the public URL unless `LEADSREFER_TWILIO_WEBHOOK_BASE` says.
     pub webhook_base: Option<String>,
+    /// No Twilio account: calls come from `leadsrefer simulate-call` alone (see
+    /// [`Twilio::simulated`]).
+    pub simulated: bool,
 }
+
+/// The account sid of simulated calls: Twilio's shape (`AC` and 32 hex digits), no account's.
+pub const SIMULATED_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TwilioError {
@@ -61,7 +67,28 @@ impl Twilio {
             account_sid,
             auth_token: Secret::new(auth_token),
             webhook_base: var("LEADSREFER_TWILIO_WEBHOOK_BASE"),
+            simulated: false,
         })))
+    }
+
+    /// The account of a local runner without Twilio: `leadsrefer simulate-call` signs the
+    /// webhooks, as Twilio would, with this installation's own auth token (a key file of the
+    /// data folder, `token_file`), so that pay-per-call can be tried without a Twilio account.
+    /// Nothing is ever fetched from Twilio for it: the simulator reports no recording.
+    pub fn simulated(token_file: &std::path::Path) -> std::io::Result<Self> {
+        let key = crate::adapters::local_key::read_or_create_key_file(token_file)?;
+        Ok(Self::new(TwilioSettings {
+            api_base: "https://api.twilio.com".into(),
+            account_sid: SIMULATED_ACCOUNT_SID.into(),
+            auth_token: Secret::new(hex::encode(key)),
+            webhook_base: None,
+            simulated: true,
+        }))
+    }
+
+    /// Whether calls come from the simulator, not from Twilio.
+    pub fn is_simulated(&self) -> bool {
+        self.settings.simulated
     }
 
     pub fn account_sid(&self) -> &str {

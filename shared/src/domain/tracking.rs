@@ -118,6 +118,14 @@ impl Click {
     /// The flag of the click a static number's call stands on: counted as a call, not a click.
     pub const CALL_FLAG: &'static str = "call";
 
+    /// The flag of a test click, made by "send a test conversion": a record only, counted
+    /// nowhere; a conversion on it is a test conversion.
+    pub const TEST_FLAG: &'static str = "test";
+
+    pub fn is_test(&self) -> bool {
+        self.flags.iter().any(|f| f == Self::TEST_FLAG)
+    }
+
     /// Whether it is the click a static number's call stands on: the call is a visit of its
     /// own, with no click before it.
     pub fn stands_for_a_call(&self) -> bool {
@@ -140,6 +148,9 @@ pub enum ConversionStatus {
     Approved,
     Rejected,
     Reversed,
+    /// Made by "send a test conversion" (or posted back on its test click): a record only,
+    /// never money, never counted, never decided.
+    Test,
 }
 
 /// A conversion event's name: `conversion` by default; lower-case letters, digits, `_`, `-`.
@@ -151,6 +162,7 @@ impl ConversionStatus {
             Self::Approved => "approved",
             Self::Rejected => "rejected",
             Self::Reversed => "reversed",
+            Self::Test => "test",
         }
     }
 }
@@ -253,6 +265,7 @@ impl Conversion {
             (ConversionStatus::Approved, true) => "payable",
             (ConversionStatus::Rejected, _) => "rejected",
             (ConversionStatus::Reversed, _) => "reversed",
+            (ConversionStatus::Test, _) => "test",
         }
     }
 

@@ -256,11 +256,9 @@ async fn register_number(app: App, request: Request) -> Result<Response, ApiErro
                 .ok_or_else(|| ApiError::invalid("affiliate_id", "is not an affiliate id"))?;
             let link = app
                 .store
-                .links_of_affiliate(affiliate)
+                .link_for_offer(affiliate, offer.id)
                 .await
                 .map_err(ApiError::internal)?
-                .into_iter()
-                .find(|link| link.offer_id == offer.id)
                 .ok_or_else(|| {
                     ApiError::invalid(
                         "affiliate_id",

@@ -182,7 +182,7 @@ fn decision_of(
         ConversionStatus::Approved => Decision::Approve,
         ConversionStatus::Rejected => Decision::Reject,
         ConversionStatus::Reversed => Decision::Reverse,
-        ConversionStatus::Pending => {
+        ConversionStatus::Pending | ConversionStatus::Test => {
             return Err(ApiError::invalid(
                 "status",
                 "must be approved, rejected or reversed",

@@ -135,6 +135,7 @@ pub const ROUTES: &[Route] = &[
     offers::GET,
     offers::UPDATE,
     offers::ROTATE_SECRET,
+    offers::TEST_CONVERSION,
     offers::APPLY,
     offers::LIST_APPLICATIONS,
     offers::DECIDE_APPLICATION,

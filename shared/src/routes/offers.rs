@@ -72,6 +72,20 @@ pub const ROTATE_SECRET: Route = Route::new(
 )
 .answers(schema::<OfferView>);
 
+pub const TEST_CONVERSION: Route = Route::new(
+    "offers",
+    &["POST"],
+    "/api/offers/{offer_id}/test-conversions",
+    ADVERTISER_OR_ADMIN,
+    "Send a test conversion: a test click on an approved affiliate's link (`affiliate_id`, or \
+     the first that has one), then the postback your server would send, with the offer's \
+     token; both are kept marked test and counted nowhere (no money, reports, caps or affiliate \
+     postback). A postback you send yourself for the answer's `click_id` is a test too",
+    |app, request| Box::pin(test_conversion(app, request)),
+)
+.takes(schema::<TestConversionInput>)
+.answers(schema::<super::conversions::ConversionView>);
+
 pub const APPLY: Route = Route::new(
     "offers",
     &["POST"],
@@ -845,6 +859,61 @@ async fn rotate_secret(app: App, request: Request) -> Result<Response, ApiError>
         .audit(&app, "offer.secret_rotated", Some(offer.id.to_string()))
         .await?;
     Ok(json(StatusCode::OK, &OfferView::of(&offer)))
+}
+
+/// What a test conversion may say; every field is optional (an empty body is fine).
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestConversionInput {
+    /// The affiliate whose link the test click is on; default: the first approved affiliate
+    /// with a link for the offer.
+    pub affiliate_id: Option<String>,
+    /// The event, as a postback's `event` (default `conversion`).
+    pub event: Option<String>,
+    /// The sale amount, as a postback's `amount` (required for a revenue share).
+    pub amount: Option<String>,
+}
+
+async fn test_conversion(app: App, request: Request) -> Result<Response, ApiError> {
+    let caller = caller(&request);
+    if !caller.is_admin() {
+        caller.require_active()?;
+    }
+    let offer = managed_offer(&app, &request, caller).await?;
+    let input: TestConversionInput = if request.body().is_empty() {
+        TestConversionInput::default()
+    } else {
+        json_body(&request)?
+    };
+    let affiliate = input
+        .affiliate_id
+        .as_deref()
+        .map(|id| {
+            AffiliateId::parse(id)
+                .ok_or_else(|| ApiError::invalid("affiliate_id", "is not an affiliate id"))
+        })
+        .transpose()?;
+    let event = match input.event.as_deref() {
+        Some(event) => {
+            EventName::parse(event).map_err(|problem| ApiError::invalid("event", problem))?
+        }
+        None => EventName::default_event(),
+    };
+    let conversion = crate::tracking::test_conversion(&app, &offer, affiliate, event, input.amount)
+        .await
+        .map_err(super::postback::to_api_error)?
+        .into_inner();
+    caller
+        .audit(
+            &app,
+            "offer.test_conversion",
+            Some(conversion.id.to_string()),
+        )
+        .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &super::conversions::view(&conversion, true, caller.is_admin()),
+    ))
 }
 
 async fn apply(app: App, request: Request) -> Result<Response, ApiError> {

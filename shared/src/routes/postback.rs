@@ -104,9 +104,13 @@ fn parse(request: &Request) -> Result<Postback, ApiError> {
     })
 }
 
-fn to_api_error(error: TrackingError) -> ApiError {
+pub(crate) fn to_api_error(error: TrackingError) -> ApiError {
     match error {
         TrackingError::UnknownClick => ApiError::not_found("click_id", "no such click"),
+        TrackingError::NoLink => ApiError::unprocessable(
+            "affiliate_id",
+            "has no link for this offer: approve an affiliate, who then makes one",
+        ),
         TrackingError::WrongToken => {
             ApiError::unauthorized("token", "does not match this click's offer")
         }

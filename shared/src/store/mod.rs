@@ -112,6 +112,15 @@ pub enum Recorded<T> {
     Duplicate(T),
 }
 
+impl<T> Recorded<T> {
+    /// What was recorded, new or not.
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::New(value) | Self::Duplicate(value) => value,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub(crate) table: Arc<dyn Table>,
@@ -308,9 +317,9 @@ impl Store {
         self.table.transact_deferred(writes).await
     }
 
-    /// Records the click a static number's call stands on: the record alone (the call is
-    /// counted as a call, and its click is no suspect for review).
-    pub async fn create_call_click(&self, click: &Click) -> Result<(), TableError> {
+    /// Records a click without counting it: the click a static number's call stands on (the
+    /// call is counted as a call, and its click is no suspect for review), or a test click.
+    pub async fn create_uncounted_click(&self, click: &Click) -> Result<(), TableError> {
         self.table
             .transact_deferred(vec![click_write(click)?])
             .await

@@ -131,6 +131,19 @@ impl Store {
             .await
     }
 
+    /// The affiliate's link for the offer, if they made one.
+    pub async fn link_for_offer(
+        &self,
+        affiliate: AffiliateId,
+        offer: OfferId,
+    ) -> Result<Option<Link>, TableError> {
+        Ok(self
+            .links_of_affiliate(affiliate)
+            .await?
+            .into_iter()
+            .find(|link| link.offer_id == offer))
+    }
+
     pub async fn links_of_affiliate(
         &self,
         affiliate: AffiliateId,

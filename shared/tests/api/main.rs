@@ -557,3 +557,119 @@ async fn an_admin_reports_on_the_whole_network() {
     assert_eq!(total["epc"], "10.0000", "{mine}");
     assert!(total.get("payout").is_none() && total.get("margin").is_none());
 }
+
+/// "Send a test conversion" walks a click and a postback with the offer's token, and keeps
+/// both out of money and reports: the report, the affiliate's balance and the caps are as
+/// before, and the conversion can never be approved. A postback the advertiser's own server
+/// sends for the test click is a test too.
+#[tokio::test]
+async fn a_test_conversion_is_kept_out_of_money_and_reports() {
+    let world = World::new().await;
+    let path = format!("/api/offers/{}/test-conversions", world.offer);
+    let report = "/api/reports?group_by=offer";
+    let before = body(&world.send(Who::Advertiser, "GET", report, None).await);
+    let balance = body(
+        &world
+            .send(Who::Affiliate, "GET", "/api/payouts/balance", None)
+            .await,
+    );
+
+    let answer = world
+        .send(Who::Advertiser, "POST", &path, Some(json!({})))
+        .await;
+    assert_eq!(answer.status(), 201, "{:?}", answer.body());
+    let test = body(&answer);
+    assert_eq!(test["status"], "test", "{test}");
+    assert_eq!(test["revenue"], "10.00", "what it would have cost: {test}");
+    assert!(
+        test.get("payout").is_none(),
+        "the advertiser's side only: {test}"
+    );
+    let click = test["click_id"].as_str().unwrap().to_string();
+    // The advertiser's own server posts back for the test click: a test as well.
+    let offer = world.app.store.offer(world.offer).await.unwrap().unwrap();
+    let own = world
+        .send(
+            Who::Anonymous,
+            "GET",
+            &format!(
+                "/postback?click_id={click}&txn_id=OWN-1&amount=5.00&token={}",
+                offer.postback_secret.expose()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(own.status(), 201);
+    assert_eq!(body(&own)["conversion"]["status"], "test");
+    world.app.table.flush().await.unwrap();
+
+    let after = body(&world.send(Who::Advertiser, "GET", report, None).await);
+    assert_eq!(after["totals"], before["totals"], "reports are as before");
+    let balance_after = body(
+        &world
+            .send(Who::Affiliate, "GET", "/api/payouts/balance", None)
+            .await,
+    );
+    assert_eq!(balance_after, balance, "no money moved");
+    let listed = body(
+        &world
+            .send(Who::Advertiser, "GET", "/api/conversions", None)
+            .await,
+    );
+    let statuses: Vec<&str> = listed["conversions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "test").count(),
+        2,
+        "{statuses:?}"
+    );
+    // Never approved, by anyone.
+    let decide = world
+        .send(
+            Who::Admin,
+            "PUT",
+            &format!("/api/conversions/{}/status", test["id"].as_str().unwrap()),
+            Some(json!({"status": "approved"})),
+        )
+        .await;
+    assert_eq!(decide.status(), 409, "{:?}", decide.body());
+
+    // An affiliate named: their link; an offer nobody links to: refused, naming the field.
+    let p = world.affiliate_id(Who::Affiliate);
+    let named = world
+        .send(
+            Who::Admin,
+            "POST",
+            &path,
+            Some(json!({"affiliate_id": p.to_string(), "event": "conversion", "amount": "20.00"})),
+        )
+        .await;
+    assert_eq!(named.status(), 201);
+    assert!(body(&named)["payout"].is_string(), "admins see both sides");
+    let nobody = world
+        .send(
+            Who::Advertiser,
+            "POST",
+            &format!("/api/offers/{}/test-conversions", world.fresh_offer),
+            None,
+        )
+        .await;
+    assert_eq!(nobody.status(), 422);
+    assert_eq!(field(&nobody), "affiliate_id");
+    let unknown = world
+        .send(
+            Who::Advertiser,
+            "POST",
+            &path,
+            Some(json!({"affiliate": "x"})),
+        )
+        .await;
+    assert_eq!(unknown.status(), 400);
+    // Another advertiser's offer is not there for them.
+    let theirs = world.send(Who::OtherAdvertiser, "POST", &path, None).await;
+    assert_eq!(theirs.status(), 404);
+}

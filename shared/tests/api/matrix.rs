@@ -216,6 +216,7 @@ pub async fn request(
                 .collect();
             Some(json!({ "number": format!("+1415{digits}"), "offer_id": world.offer.to_string() }))
         }
+        ("POST", "/api/offers/{offer_id}/test-conversions") => Some(json!({ "amount": "12.00" })),
         ("PUT", "/api/offers/{offer_id}/calls") => Some(json!({ "destination": "+14155550100" })),
         ("POST", "/api/conversions/status") => {
             Some(json!({ "ids": [world.conversion], "status": "approved" }))

@@ -213,6 +213,12 @@ fn semantic_cases(route: &Route, valid: &Value) -> Vec<(Value, &'static str)> {
             (json!({ "type": "paypal", "email": "nope" }), "email"),
         ],
         "/api/auth/me" => vec![(json!({ "name": "   " }), "name")],
+        "/api/offers/{offer_id}/test-conversions" => vec![
+            (with(json!({ "affiliate_id": "nope" })), "affiliate_id"),
+            (with(json!({ "event": "Not An Event" })), "event"),
+            (with(json!({ "event": "refund" })), "event"),
+            (with(json!({ "amount": "-1" })), "amount"),
+        ],
         "/api/numbers" => vec![
             (with(json!({ "number": "4155550100" })), "number"),
             (with(json!({ "affiliate_id": "nope" })), "affiliate_id"),

@@ -240,7 +240,7 @@ fn subprocessors(ctx: &Ctx) -> Markup {
             } @else {
                 li { "This installation runs on its operator's own machine: data, files, keys and mail stay there." }
             }
-            @if ctx.app.twilio.is_some() { li { strong { "Twilio" } ": call tracking and call recording." } }
+            @if ctx.app.twilio.as_ref().is_some_and(|t| !t.is_simulated()) { li { strong { "Twilio" } ": call tracking and call recording." } }
             @if ctx.app.payouts.paypal.is_some() { li { strong { "PayPal" } ": affiliate payouts to PayPal accounts." } }
             li { "Your bank and the receiving banks: affiliate payouts by ACH transfer." }
         }
