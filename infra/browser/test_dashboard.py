@@ -136,6 +136,16 @@ def test_the_whole_story_from_sign_up_to_a_paid_conversion(runner, visitor):
     download = pub.page.request.get(runner.base + "/app/reports.csv?group_by=sub1")
     assert download.ok and "newsletter" in download.text()
 
+    # The advertiser sends a test conversion: listed as a test, counted nowhere.
+    shop.open(f"/app/offers/{offer_id}")
+    with shop.page.expect_navigation():
+        shop.page.click(f"form[action='/app/offers/{offer_id}/test-conversion'] button")
+    assert "done=test-sent" in shop.page.url, shop.page.content()[:3000]
+    shop.check("/app/conversions (a test)")
+    assert "test" in shop.page.locator("main table").inner_text(), shop.page.content()[:3000]
+    shop.open("/app")
+    assert shop.text(".kpi:has-text('Conversions') .value") == "1"
+
     # The advertiser approves it.
     shop.open("/app/conversions")
     with shop.page.expect_navigation():

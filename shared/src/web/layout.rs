@@ -58,6 +58,9 @@ fn done_message(code: &str) -> Option<&'static str> {
         "reset-sent" => "If that address has an account, a reset code is on its way.",
         "password-set" => "Your password was changed. Sign in with the new one.",
         "offer-saved" => "The offer was saved.",
+        "test-sent" => {
+            "A test conversion was recorded: it is listed here with status test, and counted nowhere."
+        }
         "applied" => "You applied. The advertiser will decide.",
         "decided" => "Done.",
         "link-made" => "Your link is ready.",

@@ -81,6 +81,12 @@ pub const PAGES: &[Page] = &[
     ),
     page!(
         POST,
+        "/app/offers/{offer_id}/test-conversion",
+        ADVERTISER_OR_ADMIN,
+        offers::test_conversion
+    ),
+    page!(
+        POST,
         "/app/offers/{offer_id}/secret",
         ADVERTISER_OR_ADMIN,
         offers::rotate_secret

@@ -204,7 +204,12 @@ fn advertiser_view(ctx: &Ctx, offer: &Value, applications: &Value) -> Markup {
             h2 { "Conversion pixel" }
             p { "If you cannot call from your server, put this on the thank-you page; it attributes through the visitor's cookie." }
             (copyable("pixel-snippet", &pixel))
+            h2 { "Test it" }
+            p { "Send a test conversion: a test click on an approved affiliate's link, then this postback with the offer's token. Both are kept, marked test, and counted nowhere (no money, reports or caps). A postback your own server sends for a test click is a test too." }
             div class="actions" {
+                form class="inline" method="post" action=(format!("/app/offers/{id}/test-conversion")) {
+                    (csrf(ctx)) button type="submit" class="secondary" { "Send a test conversion" }
+                }
                 form class="inline" method="post" action=(format!("/app/offers/{id}/secret")) data-confirm="Replace the postback secret? Postbacks with the old one are refused from now on." {
                     (csrf(ctx)) button type="submit" class="secondary" { "Replace the secret" }
                 }
@@ -327,6 +332,21 @@ pub async fn rotate_secret(ctx: Ctx) -> Result {
         .await?;
     Ok(redirect(&format!(
         "/app/offers/{}?done=offer-saved",
+        encode(id)
+    )))
+}
+
+pub async fn test_conversion(ctx: Ctx) -> Result {
+    let id = ctx.path_param("offer_id");
+    ctx.api
+        .send(
+            Method::POST,
+            &format!("/api/offers/{}/test-conversions", encode(id)),
+            Some(json!({})),
+        )
+        .await?;
+    Ok(redirect(&format!(
+        "/app/conversions?offer_id={}&done=test-sent",
         encode(id)
     )))
 }
