@@ -376,6 +376,10 @@ async fn serve(
         None => println!("No demo on this backend (--demo seeds one)."),
     }
     println!("API description: {base}/api/openapi.json");
+    if let Some((demo, _)) = &seeded_demo {
+        println!("For the README's walks, paste into your shell:");
+        println!("  {}", demo.walk_variables(&base));
+    }
     println!("Press Ctrl-C to stop.");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let jobs = tokio::spawn(run_jobs(app.clone(), stopped));

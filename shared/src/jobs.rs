@@ -78,3 +78,8 @@ pub const JOBS: &[Job] = &[
 pub fn find(name: &str) -> Option<&'static Job> {
     JOBS.iter().find(|job| job.name == name)
 }
+
+/// `n` and its noun, for a job's report: "1 form", "2 forms".
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}

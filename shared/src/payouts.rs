@@ -643,9 +643,9 @@ async fn send_ach(app: &App, run: &mut PayoutRun) -> Result<Vec<String>, PayoutE
         mark_sent(app, payout, Some(trace), run.started_at).await?;
     }
     report.push(format!(
-        "ACH file payouts/{}/ach.txt: {} credits, {} in all",
+        "ACH file payouts/{}/ach.txt: {}, {} in all",
         run.id,
-        payouts.len(),
+        crate::jobs::counted(payouts.len(), "credit", "credits"),
         Money::new(
             payouts.iter().map(|p| p.amount.minor).sum(),
             Currency::parse("USD").expect("USD exists")

@@ -58,6 +58,24 @@ impl Demo {
 
 /// The sign-in lines to print.
 impl Demo {
+    /// The shell variables the README's walks start from (`B`, `DEMO_LINK`, `DEMO_TOKEN`,
+    /// and `ADMIN_PASSWORD` while the demo's passwords are known), as one line to paste.
+    pub fn walk_variables(&self, base: &str) -> String {
+        let mut line = format!(
+            "B={base} DEMO_LINK='{}' DEMO_TOKEN={}",
+            self.tracking_url(base),
+            self.postback_token.expose()
+        );
+        if let Some((.., password)) = self
+            .credentials
+            .iter()
+            .find(|(role, ..)| *role == Role::Admin)
+        {
+            line.push_str(&format!(" ADMIN_PASSWORD='{}'", password.expose()));
+        }
+        line
+    }
+
     pub fn credential_lines(&self) -> Vec<String> {
         self.credentials
             .iter()

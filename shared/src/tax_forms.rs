@@ -347,8 +347,8 @@ pub async fn job(app: App) -> Result<String, JobError> {
         let box1: i64 = filing.forms.iter().map(|f| f.box1).sum();
         let box4: i64 = filing.forms.iter().map(|f| f.box4).sum();
         let line = format!(
-            "{year}: {} forms{}, box 1 ${}, box 4 ${} in tax/{year}/1099-nec.csv{}",
-            filing.forms.len(),
+            "{year}: {}{}, box 1 ${}, box 4 ${} in tax/{year}/1099-nec.csv{}",
+            crate::jobs::counted(filing.forms.len(), "form", "forms"),
             if crate::tax::tax_year(now) <= year {
                 " (drafts: the year is not over)"
             } else {

@@ -359,7 +359,7 @@ async fn retention_deletes_tracking_at_three_years_and_erased_financial_records_
     // January: 2026's 1099s are filed (the affiliate was paid over the threshold).
     clock.set("2027-01-15T12:00:00Z".parse().unwrap());
     let filed = job(app, "tax-forms").await;
-    assert!(filed.starts_with("2026: 1 forms"), "{filed}");
+    assert!(filed.starts_with("2026: 1 form"), "{filed}");
     let tax_files = || async {
         let mut keys: Vec<String> = app
             .blobs

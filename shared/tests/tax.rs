@@ -532,10 +532,10 @@ async fn the_job_files_last_year_once_in_january_and_any_year_an_admin_asks_for(
     assert!(
         job()
             .await
-            .starts_with("2026: 1 forms (drafts: the year is not over)")
+            .starts_with("2026: 1 form (drafts: the year is not over)")
     );
     clock.set("2027-01-04T08:00:00Z".parse().unwrap());
-    assert!(job().await.starts_with("2026: 1 forms, box 1 $3000.00"));
+    assert!(job().await.starts_with("2026: 1 form, box 1 $3000.00"));
     assert_eq!(job().await, "no tax year to file", "once");
     let admin = support::sign_in(app, demo, "admin").await;
     let asked = support::send(
@@ -548,7 +548,7 @@ async fn the_job_files_last_year_once_in_january_and_any_year_an_admin_asks_for(
     )
     .await;
     assert_eq!(asked.status(), 202, "{:?}", asked.body());
-    assert!(job().await.starts_with("2026: 1 forms"), "on request");
+    assert!(job().await.starts_with("2026: 1 form"), "on request");
     assert_eq!(job().await, "no tax year to file");
     let listed = support::send(
         app,

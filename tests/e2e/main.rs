@@ -1044,7 +1044,7 @@ async fn an_affiliate_is_paid_over_the_threshold_gets_a_1099_exports_and_erases(
     let (filed, filing_logs) = run_job(&backend, "tax-forms").await;
     assert!(
         filed.contains(&format!(
-            "{year}: 1 forms (drafts: the year is not over), box 1 $2100.00"
+            "{year}: 1 form (drafts: the year is not over), box 1 $2100.00"
         )),
         "{filed}"
     );
