@@ -34,7 +34,9 @@ class Runner:
     def __init__(self):
         assert RUNNER.exists(), f"{RUNNER} is missing: build it with cargo build -p leadsrefer"
         self.data = tempfile.mkdtemp(prefix="leadsrefer-browser-")
-        env = dict(os.environ, LEADSREFER_PAYOUT_COOLING_OFF_HOURS="0", RUST_LOG="warn")
+        # The affiliate's postback URL in the story is on loopback: allowed, as an operator would.
+        env = dict(os.environ, LEADSREFER_PAYOUT_COOLING_OFF_HOURS="0", RUST_LOG="warn",
+                   LEADSREFER_OUTBOUND_ALLOW_PRIVATE="true")
         self.process = subprocess.Popen(
             [str(RUNNER), "serve", "--addr", "127.0.0.1:0", "--data", self.data],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,

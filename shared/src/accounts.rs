@@ -174,6 +174,11 @@ pub async fn audit(
 
 /// Registers an advertiser or affiliate, pending an admin's approval, and mails the
 /// verification link. Nothing is stored for a minor.
+///
+/// An address that has an account already is answered the same way (an account pending
+/// approval, under an id that names nothing, after the same password hashing), so that
+/// registration cannot tell anyone which addresses have accounts; the owner is told by mail
+/// instead, at most once a day.
 pub async fn register(
     app: &App,
     registration: Registration,
@@ -186,15 +191,34 @@ pub async fn register(
             return Err(AccountError::Underage);
         }
     }
-    let account = create_account(
+    let email = registration.email.clone();
+    let created = create_account(
         app,
         registration.role,
         registration.email,
-        registration.name,
+        registration.name.clone(),
         &registration.password,
         AccountStatus::PendingApproval,
     )
-    .await?;
+    .await;
+    let account = match created {
+        Ok(account) => account,
+        Err(AccountError::EmailTaken) => {
+            tell_owner_of_registration(app, &email, client).await?;
+            return Ok(Account {
+                id: AccountId(app.clock.new_id()),
+                role: registration.role,
+                email,
+                name: registration.name,
+                password_hash: Secret::new(String::new()),
+                status: AccountStatus::PendingApproval,
+                email_verified: false,
+                adult_confirmed_at: now,
+                created_at: now,
+            });
+        }
+        Err(other) => return Err(other),
+    };
     audit(
         app,
         Some(account.id),
@@ -206,6 +230,54 @@ pub async fn register(
     .await?;
     send_verification(app, &account).await?;
     Ok(account)
+}
+
+/// Someone registered with an address that has an account: its owner is told (at most once a
+/// day, so that nobody can flood their inbox this way) and the attempt is audited.
+async fn tell_owner_of_registration(
+    app: &App,
+    email: &EmailAddress,
+    client: &Client,
+) -> Result<(), AccountError> {
+    let Some(owner) = app.store.account_by_email(email).await? else {
+        return Ok(());
+    };
+    audit(
+        app,
+        None,
+        "account.registration_with_existing_email",
+        Some(owner.id.to_string()),
+        Some(client),
+        None,
+    )
+    .await?;
+    let now = app.clock.now();
+    let day = jiff::tz::Offset::UTC.to_datetime(now).date();
+    let tomorrow = (now + SignedDuration::from_hours(24)).as_second();
+    if !app
+        .store
+        .take_marker(
+            &format!("registration-attempt:{}:{day}", owner.id),
+            tomorrow,
+        )
+        .await?
+    {
+        return Ok(());
+    }
+    app.mailer
+        .send(&Email {
+            to: owner.email.clone(),
+            subject: "Someone tried to register with your LeadsRefer address".into(),
+            text: format!(
+                "Hello {},\n\nSomeone tried to open a new LeadsRefer account with this address, \
+                 which has an account already. Nothing was changed.\n\nIf it was you, sign in \
+                 instead: {}/app/sign-in (or reset a forgotten password from there).\n\
+                 If it was not, you need not do anything.\n",
+                owner.name, app.public_url
+            ),
+        })
+        .await?;
+    Ok(())
 }
 
 async fn send_verification(app: &App, account: &Account) -> Result<(), AccountError> {

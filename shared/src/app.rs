@@ -195,8 +195,7 @@ impl App {
             clock,
             pseudonymizer: Pseudonymizer::new(&Secret::new(ip_key)),
             public_url: DEFAULT_PUBLIC_URL.into(),
-            // On one machine, affiliates' test servers are often on this machine too.
-            outbound: Outbound::new(allow_private_from_env(true)),
+            outbound: Outbound::new(allow_private_from_env()),
             geo: Arc::new(Geo::none()),
             visits: Arc::new(visits),
             payouts: Arc::new(payout_settings()?),
@@ -248,7 +247,7 @@ impl App {
             clock,
             pseudonymizer: Pseudonymizer::new(&settings.ip_hash_key),
             public_url: DEFAULT_PUBLIC_URL.into(),
-            outbound: Outbound::new(allow_private_from_env(false)),
+            outbound: Outbound::new(allow_private_from_env()),
             geo: Arc::new(Geo::none()),
             payouts: Arc::new(payout_settings()?),
             twilio: twilio()?,
@@ -402,14 +401,11 @@ impl Backend {
     }
 }
 
-/// `LEADSREFER_OUTBOUND_ALLOW_PRIVATE=true|false`: whether outbound calls may reach private
-/// and loopback addresses (default: yes on the embedded backend, no on AWS).
-fn allow_private_from_env(default: bool) -> bool {
-    match std::env::var("LEADSREFER_OUTBOUND_ALLOW_PRIVATE").as_deref() {
-        Ok("true") => true,
-        Ok("false") => false,
-        _ => default,
-    }
+/// `LEADSREFER_OUTBOUND_ALLOW_PRIVATE=true`: outbound calls (affiliates' postback URLs) may
+/// reach private and loopback addresses. Off unless set, on every backend: affiliates choose
+/// those URLs.
+fn allow_private_from_env() -> bool {
+    std::env::var("LEADSREFER_OUTBOUND_ALLOW_PRIVATE").as_deref() == Ok("true")
 }
 
 pub fn sender_from_env() -> Result<EmailAddress, SetupError> {

@@ -5,7 +5,8 @@
 //! address that is not public (loopback, private, link-local, the cloud metadata service…):
 //! both literal IPs in the URL and every address a host name resolves to, checked at connect
 //! time so a DNS answer cannot swap in a private address after the check (SSRF, CWE-918).
-//! Tests and the local runner can allow private addresses, to reach servers on loopback.
+//! An operator may allow private addresses (`LEADSREFER_OUTBOUND_ALLOW_PRIVATE=true`), to reach
+//! servers on their own network; nothing allows them by default, the local runner included.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Once};
@@ -120,23 +121,38 @@ impl Outbound {
         }
     }
 
-    /// GETs `url`; answers the status code. Redirects are not followed (a redirect could lead
-    /// to a private address).
-    pub async fn get(&self, url: &str) -> Result<u16, OutboundError> {
+    /// Refuses a URL that names a host that is not public, unless private addresses are
+    /// allowed: a literal address (in any of the forms URLs allow, such as `0x7f.0.0.1`) or
+    /// `localhost`. For where an affiliate saves a URL, so that the mistake is named then; a
+    /// name is resolved, and its addresses checked, only when it is called.
+    pub fn check_destination(&self, url: &str) -> Result<(), OutboundError> {
         let parsed = url::Url::parse(url).map_err(|_| OutboundError::BadUrl)?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(OutboundError::BadUrl);
         }
-        if !self.allow_private {
-            let literal = match parsed.host() {
-                Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
-                Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
-                _ => None,
-            };
-            if let Some(ip) = literal.filter(|ip| !is_public(*ip)) {
-                return Err(OutboundError::PrivateAddress(ip.to_string()));
-            }
+        if self.allow_private {
+            return Ok(());
         }
+        let private = match parsed.host() {
+            Some(url::Host::Ipv4(v4)) => (!is_public(IpAddr::V4(v4))).then(|| v4.to_string()),
+            Some(url::Host::Ipv6(v6)) => (!is_public(IpAddr::V6(v6))).then(|| v6.to_string()),
+            Some(url::Host::Domain(name)) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                (name == "localhost" || name.ends_with(".localhost")).then_some(name)
+            }
+            None => return Err(OutboundError::BadUrl),
+        };
+        match private {
+            Some(host) => Err(OutboundError::PrivateAddress(host)),
+            None => Ok(()),
+        }
+    }
+
+    /// GETs `url`; answers the status code. Redirects are not followed (a redirect could lead
+    /// to a private address).
+    pub async fn get(&self, url: &str) -> Result<u16, OutboundError> {
+        self.check_destination(url)?;
+        let parsed = url::Url::parse(url).map_err(|_| OutboundError::BadUrl)?;
         match self.client.get(parsed).send().await {
             Ok(response) => Ok(response.status().as_u16()),
             Err(error) => {
@@ -203,6 +219,40 @@ mod tests {
         }
         assert!(matches!(
             outbound.get("ftp://example.com/").await,
+            Err(OutboundError::BadUrl)
+        ));
+    }
+
+    #[test]
+    fn a_saved_destination_must_name_a_public_host_unless_private_ones_are_allowed() {
+        let strict = Outbound::new(false);
+        for url in [
+            "http://127.0.0.1:3000/api/admin/accounts",
+            "http://0x7f.0.0.1/pb",
+            "http://2130706433/pb",
+            "http://[::ffff:10.0.0.1]/pb",
+            "http://LocalHost./pb",
+            "http://metadata.localhost/pb",
+        ] {
+            assert!(
+                matches!(
+                    strict.check_destination(url),
+                    Err(OutboundError::PrivateAddress(_))
+                ),
+                "{url}"
+            );
+        }
+        for url in [
+            "https://publisher.example/pb?c={click_id}",
+            "http://93.184.216.34/pb",
+            "https://localhost.example.com/pb",
+        ] {
+            assert!(strict.check_destination(url).is_ok(), "{url}");
+        }
+        let allowing = Outbound::new(true);
+        assert!(allowing.check_destination("http://127.0.0.1:9/pb").is_ok());
+        assert!(matches!(
+            allowing.check_destination("file:///etc/passwd"),
             Err(OutboundError::BadUrl)
         ));
     }

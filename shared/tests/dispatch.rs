@@ -100,6 +100,9 @@ async fn setup(base: &str) -> Setup {
         "{base}/pb?click={{click_id}}&payout={{payout}}&status={{status}}&s1={{sub1}}"
     ));
     app.store.save_application(&application).await.unwrap();
+    // The affiliate's fake server is on loopback: allowed explicitly, as an operator would.
+    let mut app = app;
+    app.outbound = Outbound::new(true);
     Setup {
         app,
         clock,

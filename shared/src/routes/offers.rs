@@ -1047,9 +1047,19 @@ async fn set_postback_url(app: App, request: Request) -> Result<Response, ApiErr
         .url
         .as_deref()
         .map(|url| {
-            Destination::parse(url)
-                .map(|d| d.as_str().to_string())
-                .map_err(|problem| ApiError::invalid("url", problem))
+            let destination =
+                Destination::parse(url).map_err(|problem| ApiError::invalid("url", problem))?;
+            app.outbound
+                .check_destination(destination.as_str())
+                .map_err(|refused| {
+                    ApiError::invalid(
+                        "url",
+                        format!(
+                            "{refused}: postbacks go to the internet (an operator allows private addresses with LEADSREFER_OUTBOUND_ALLOW_PRIVATE=true)"
+                        ),
+                    )
+                })?;
+            Ok(destination.as_str().to_string())
         })
         .transpose()?;
     app.store

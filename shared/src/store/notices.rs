@@ -71,6 +71,20 @@ impl Store {
         }
     }
 
+    /// Takes the marker `key` until `expires_at` (epoch seconds), if nobody holds it: for a
+    /// mail sent at most once in a period, which a failed send does not retry.
+    pub async fn take_marker(&self, key: &str, expires_at: i64) -> Result<bool, TableError> {
+        let item = to_item(
+            &serde_json::json!({ "state": "sent", "expires_at": expires_at }),
+            &notice_key(key),
+        )?;
+        match self.table.put(item, Cond::NotExists).await {
+            Ok(()) => Ok(true),
+            Err(TableError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn mark_notice_sent(&self, key: &str) -> Result<(), TableError> {
         self.table
             .update(

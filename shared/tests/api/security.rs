@@ -1,7 +1,7 @@
 //! Sessions, CSRF, sign-in throttling and lock-out, one-time tokens, registration rules.
 
 use jiff::SignedDuration;
-use serde_json::json;
+use serde_json::{Value, json};
 use shared::http::Response;
 
 use super::{PASSWORD, Who, World, body, email, field};
@@ -515,7 +515,7 @@ async fn minors_are_refused_and_nothing_is_kept() {
 }
 
 #[tokio::test]
-async fn registration_folds_email_case_refuses_duplicates_and_waits_for_approval() {
+async fn registration_folds_email_case_tells_nobody_which_emails_exist_and_waits_for_approval() {
     let world = World::new().await;
     let created = world
         .raw(
@@ -528,21 +528,60 @@ async fn registration_folds_email_case_refuses_duplicates_and_waits_for_approval
     assert_eq!(created.status(), 201, "{:?}", body(&created));
     assert_eq!(body(&created)["email"], "ann@example.com");
     assert_eq!(body(&created)["status"], "pending_approval");
-    let again = world
+    // The address has an account now: registering it again is answered as a new address is
+    // (the same status, the same fields, an id that names nothing), changes nothing, and tells
+    // the owner by mail, once a day however often it is tried.
+    let fresh = world
         .raw(
             "POST",
             "/api/auth/register",
             &[],
-            Some(registration("ann@example.com", json!({ "adult": true }))),
+            Some(registration("bob@example.com", json!({ "adult": true }))),
         )
         .await;
+    for _ in 0..3 {
+        let again = world
+            .raw(
+                "POST",
+                "/api/auth/register",
+                &[],
+                Some(registration("ann@example.com", json!({ "adult": true }))),
+            )
+            .await;
+        assert_eq!(again.status(), fresh.status());
+        let (again, fresh) = (body(&again), body(&fresh));
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&again), keys(&fresh));
+        assert_eq!(again["status"], fresh["status"]);
+        assert_ne!(again["id"], body(&created)["id"]);
+    }
+    let told: Vec<String> = world
+        .mail()
+        .into_iter()
+        .filter(|m| m.contains("To: ann@example.com") && m.contains("tried to open a new"))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    let phantom = world
+        .send(Who::Admin, "GET", "/api/admin/accounts?limit=200", None)
+        .await;
     assert_eq!(
-        (again.status().as_u16(), field(&again).as_str()),
-        (409, "email")
+        body(&phantom)["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["email"] == "ann@example.com")
+            .count(),
+        1,
+        "nothing was stored for the attempts"
     );
 
     // The emailed link verifies the address.
-    let token = token_after(world.mail().last().unwrap(), "verify-email?token=");
+    let verification = world
+        .mail()
+        .into_iter()
+        .find(|m| m.contains("To: ann@example.com") && m.contains("verify-email?token="))
+        .unwrap();
+    let token = token_after(&verification, "verify-email?token=");
     let verified = world
         .raw(
             "GET",

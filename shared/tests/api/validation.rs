@@ -181,9 +181,25 @@ fn semantic_cases(route: &Route, valid: &Value) -> Vec<(Value, &'static str)> {
             (json!({ "payout": { "fixed": "-1" } }), "payout.fixed"),
             (json!({ "status": "deleted" }), "status"),
         ],
-        "/api/offers/{offer_id}/postback-url" => {
-            vec![(json!({ "url": "javascript:alert(1)" }), "url")]
-        }
+        "/api/offers/{offer_id}/postback-url" => vec![
+            (json!({ "url": "javascript:alert(1)" }), "url"),
+            // Private and loopback addresses, however written (SSRF): refused as saved.
+            (
+                json!({ "url": "http://127.0.0.1:3000/api/admin/accounts" }),
+                "url",
+            ),
+            (json!({ "url": "http://0x7f.0.0.1/pb?c={click_id}" }), "url"),
+            (json!({ "url": "http://2130706433/pb" }), "url"),
+            (json!({ "url": "http://[::1]/pb" }), "url"),
+            (json!({ "url": "http://[::ffff:10.0.0.1]/pb" }), "url"),
+            (json!({ "url": "http://LocalHost./pb" }), "url"),
+            (json!({ "url": "http://metadata.localhost/pb" }), "url"),
+            (
+                json!({ "url": "http://169.254.169.254/latest/meta-data" }),
+                "url",
+            ),
+            (json!({ "url": "http://192.168.1.10/pb" }), "url"),
+        ],
         "/api/offers/{offer_id}/applications/{affiliate_id}" => {
             vec![(json!({ "status": "pending" }), "status")]
         }
