@@ -271,24 +271,31 @@ async fn run() -> ExitCode {
 
 /// The application on the chosen adapters, and where its data lives, for the banner. Without
 /// the geo databases: only the click path reads them, so only `serve` opens them (and says
-/// once what a missing one means).
+/// once what a missing one means). Links point at `LEADSREFER_PUBLIC_URL`, which a command on
+/// the `aws` backend must be given (its mail would link to this machine otherwise).
 async fn open(data: &Path, backend: &str) -> Result<(App, String), String> {
+    let (app, place) = open_adapters(data, backend).await?;
+    Ok(
+        match shared::app::public_url_from_env(app.backend).map_err(|e| e.to_string())? {
+            Some(url) => (app.with_public_url(&url), place),
+            None => (app, place),
+        },
+    )
+}
+
+/// [`open`] without its public URL: `serve` has an address of its own to fall back on.
+async fn open_adapters(data: &Path, backend: &str) -> Result<(App, String), String> {
     let sender = shared::app::sender_from_env().map_err(|e| e.to_string())?;
-    let (app, place) = match Backend::parse(backend) {
+    match Backend::parse(backend) {
         Some(Backend::Aws) => App::aws_from_env(Arc::new(SystemClock), sender)
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| e.to_string()),
         _ => {
             let app =
                 App::embedded(data, Arc::new(SystemClock), sender).map_err(|e| e.to_string())?;
-            (app, format!("data in {}", data.display()))
+            Ok((app, format!("data in {}", data.display())))
         }
-    };
-    // Links in a job's mail point at the public URL (`serve` falls back to its own address).
-    Ok(match std::env::var("LEADSREFER_PUBLIC_URL") {
-        Ok(url) => (app.with_public_url(&url), place),
-        Err(_) => (app, place),
-    })
+    }
 }
 
 /// What `serve` does about the demo.
@@ -307,7 +314,7 @@ async fn serve(
     demo: DemoOptions,
 ) -> Result<(), String> {
     let connections = server::max_connections()?;
-    let (app, place) = open(data, backend).await?;
+    let (app, place) = open_adapters(data, backend).await?;
     let geo = shared::app::open_geo(app.backend, data).map_err(|e| e.to_string())?;
     let app = app.with_geo(geo);
     let listener = TcpListener::bind(addr).await.map_err(|e| {

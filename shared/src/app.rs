@@ -295,9 +295,8 @@ impl App {
     pub async fn from_env(default: Backend) -> Result<Self, SetupError> {
         let sender = sender_from_env()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let public_url =
-            std::env::var("LEADSREFER_PUBLIC_URL").unwrap_or_else(|_| DEFAULT_PUBLIC_URL.into());
         let backend = Backend::from_env(default)?;
+        let public_url = public_url_from_env(backend)?.unwrap_or_else(|| DEFAULT_PUBLIC_URL.into());
         let app = match backend {
             Backend::Embedded => Self::embedded(&data_folder(), clock, sender)?,
             Backend::Aws => Self::aws_from_env(clock, sender).await?.0,
@@ -406,6 +405,31 @@ impl Backend {
 /// those URLs.
 fn allow_private_from_env() -> bool {
     std::env::var("LEADSREFER_OUTBOUND_ALLOW_PRIVATE").as_deref() == Ok("true")
+}
+
+/// `LEADSREFER_PUBLIC_URL`: where links in mail and answers point. Required on AWS, where a
+/// function has no address of its own and mail would otherwise link to the local default;
+/// the embedded backend falls back on its own (`None`).
+pub fn public_url_from_env(backend: Backend) -> Result<Option<String>, SetupError> {
+    let value = std::env::var("LEADSREFER_PUBLIC_URL").unwrap_or_default();
+    if value.trim().is_empty() {
+        return match backend {
+            Backend::Embedded => Ok(None),
+            Backend::Aws => Err(SetupError::Config {
+                name: "LEADSREFER_PUBLIC_URL",
+                value,
+                expected: "set it to the deployment's public URL (the stack's PublicUrl): the links in its mail point there",
+            }),
+        };
+    }
+    match url::Url::parse(&value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(Some(value)),
+        _ => Err(SetupError::Config {
+            name: "LEADSREFER_PUBLIC_URL",
+            value,
+            expected: "an http(s) URL, such as https://track.example.com",
+        }),
+    }
 }
 
 pub fn sender_from_env() -> Result<EmailAddress, SetupError> {

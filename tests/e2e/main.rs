@@ -941,6 +941,10 @@ async fn run_job(backend: &Backend, job: &str) -> (String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_leadsrefer"));
     command.args(["run", job]).env("RUST_LOG", "trace");
     backend.configure(&mut command);
+    if matches!(backend, Backend::Aws(_)) {
+        // A job on a deployment's data links its mail to the deployment.
+        command.env("LEADSREFER_PUBLIC_URL", "https://track.leadsrefer.test");
+    }
     let output = command.output().await.unwrap();
     let logs = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{job}: {logs}");
@@ -1491,6 +1495,37 @@ async fn a_crash_under_click_load_loses_no_click_answered_before_the_stated_wind
     let (status, answer) = postback(&url).await;
     assert_eq!(status, 201, "{answer}");
     runner.stop_with("TERM").await;
+}
+
+/// A job on a deployment's data is refused without the deployment's public URL: its mail would
+/// link to this machine.
+#[tokio::test]
+async fn a_job_on_aws_needs_the_public_url_its_mail_links_to() {
+    let backend = Backend::aws().await;
+    let mut command = Command::new(runner_binary());
+    command.args(["run", "data-exports"]);
+    backend.configure(&mut command);
+    let output = command
+        .env_remove("LEADSREFER_PUBLIC_URL")
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(said.contains("LEADSREFER_PUBLIC_URL"), "{said}");
+    let mut command = Command::new(runner_binary());
+    command.args(["run", "data-exports"]);
+    backend.configure(&mut command);
+    let output = command
+        .env("LEADSREFER_PUBLIC_URL", "https://track.leadsrefer.test")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// `leadsrefer run --help` lists every job, and running one says nothing of the geo databases
