@@ -48,6 +48,8 @@ pub enum PrivacyError {
     Keys(#[from] KeyError),
     #[error("the export file could not be written")]
     Blobs(#[from] BlobError),
+    #[error("the mail kept for the address could not be deleted")]
+    Mail(#[from] crate::ports::MailError),
 }
 
 fn invalid(field: &'static str, problem: impl Into<String>) -> PrivacyError {
@@ -304,6 +306,10 @@ pub async fn erase(
     for key in store.api_keys_of(account.id).await? {
         store.delete_api_key(account.id, &key.id).await?;
     }
+    // A verification link or reset code still in flight would act for no one.
+    store.delete_tokens_of(account.id).await?;
+    // Copies of mail kept here (the local outbox; SES keeps none) go with the address.
+    app.mailer.forget(&account.email).await?;
     if let Some(affiliate) = account.affiliate_id() {
         // A closed account earns nothing more: its links stop answering, and the postbacks of
         // conversions still coming in on its earlier clicks no longer go to its URL.

@@ -165,6 +165,33 @@ async fn erasure_leaves_no_personal_field_but_the_kept_records_pseudonymised() {
     job(app, "data-exports").await;
     let exports = platform.data.path().join("blobs/exports");
     assert_eq!(support::walk(&exports).len(), 1);
+    // A reset code in flight: a token item, and a mail in the outbox with it.
+    let reset = support::send(
+        app,
+        "POST",
+        "/api/auth/password-reset",
+        IP,
+        &[],
+        Some(json!({"email": "affiliate@demo.leadsrefer.local"})),
+    )
+    .await;
+    assert_eq!(reset.status(), 202, "{}", text(&reset));
+    let outbox = platform.data.path().join("outbox");
+    let mail_to_the_affiliate = || {
+        support::walk(&outbox)
+            .into_iter()
+            .filter(|path| {
+                contains(
+                    &std::fs::read(path).unwrap(),
+                    "affiliate@demo.leadsrefer.local",
+                )
+            })
+            .count()
+    };
+    assert!(
+        mail_to_the_affiliate() >= 2,
+        "the reset and the export's mail"
+    );
     let wrong = support::send(
         app,
         "POST",
@@ -190,6 +217,29 @@ async fn erasure_leaves_no_personal_field_but_the_kept_records_pseudonymised() {
             .to_str()
             .unwrap()
             .contains("Max-Age=0")
+    );
+
+    // Nothing in flight acts for it, and no mail to its address is kept here.
+    app.table.flush().await.unwrap();
+    let db = rusqlite::Connection::open(platform.data.path().join("leadsrefer.sqlite3")).unwrap();
+    let tokens: i64 = db
+        .query_row(
+            "SELECT count(*) FROM items WHERE pk LIKE 'TOKEN#%' AND attrs LIKE ?1",
+            [format!("%{}%", demo.affiliate_id)],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(tokens, 0, "the reset code's token is gone");
+    assert_eq!(
+        mail_to_the_affiliate(),
+        0,
+        "the outbox keeps no mail to the address"
+    );
+    assert!(
+        support::mail(platform.data.path())
+            .iter()
+            .any(|m| m.contains("admin@demo.leadsrefer.local")),
+        "others' mail stays"
     );
 
     // Its links no longer answer: a closed account earns nothing more.
@@ -533,6 +583,10 @@ impl<F: Fn(&Email) -> bool + Send + Sync> Mailer for Failing<F> {
             return Err(MailError::Invalid("the mail service refused it".into()));
         }
         self.inner.send(email).await
+    }
+
+    async fn forget(&self, to: &shared::domain::email::EmailAddress) -> Result<usize, MailError> {
+        self.inner.forget(to).await
     }
 }
 

@@ -73,4 +73,45 @@ impl Mailer for OutboxMailer {
         tracing::info!(path = %path.display(), "a mail is in the outbox");
         Ok(message_id)
     }
+
+    async fn forget(&self, to: &EmailAddress) -> Result<usize, MailError> {
+        let folder = self.folder.clone();
+        let to = to.as_str().to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut forgotten = 0;
+            for entry in std::fs::read_dir(&folder)? {
+                let path = entry?.path();
+                if path.extension().is_none_or(|ext| ext != "eml") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path)?;
+                let headers = text.split("\r\n\r\n").next().unwrap_or_default();
+                // The one recipient, as `render` writes it: `To: <address>`.
+                let addressed = headers.lines().any(|line| {
+                    line.strip_prefix("To:").is_some_and(|value| {
+                        value
+                            .trim()
+                            .trim_start_matches('<')
+                            .trim_end_matches('>')
+                            .eq_ignore_ascii_case(&to)
+                    })
+                });
+                if addressed {
+                    std::fs::remove_file(path.with_extension("txt")).or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })?;
+                    std::fs::remove_file(&path)?;
+                    forgotten += 1;
+                }
+            }
+            Ok::<_, std::io::Error>(forgotten)
+        })
+        .await
+        .map_err(MailError::backend)?
+        .map_err(MailError::backend)
+    }
 }

@@ -59,4 +59,10 @@ impl Mailer for SesMailer {
             .map_err(MailError::backend)?;
         Ok(output.message_id.unwrap_or(message_id))
     }
+
+    /// SES keeps no copy of what it sent that this account could delete (what reached the
+    /// recipient is theirs).
+    async fn forget(&self, _to: &EmailAddress) -> Result<usize, MailError> {
+        Ok(0)
+    }
 }

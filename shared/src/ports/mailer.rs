@@ -30,6 +30,10 @@ impl MailError {
 pub trait Mailer: Send + Sync {
     /// Sends the message and returns the backend's id for it.
     async fn send(&self, email: &Email) -> Result<String, MailError>;
+
+    /// Deletes every copy this adapter keeps of mail sent to `to` (for erasure); answers how
+    /// many messages went. A backend that keeps none (SES) has nothing to delete.
+    async fn forget(&self, to: &EmailAddress) -> Result<usize, MailError>;
 }
 
 /// Renders a message as RFC 5322 text, the one format every adapter hands on

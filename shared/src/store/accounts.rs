@@ -261,13 +261,23 @@ impl Store {
 
     /// Revokes every session of an account; returns how many.
     pub async fn delete_sessions_of(&self, account: AccountId) -> Result<usize, TableError> {
-        let sessions: Vec<Item> = self
-            .query_all(Query::gsi1(format!("ACCT#{account}#SESSIONS")))
-            .await?;
-        for session in &sessions {
-            self.table.delete(&Key::of(session)?, Cond::Always).await?;
+        self.delete_indexed(format!("ACCT#{account}#SESSIONS"))
+            .await
+    }
+
+    /// Deletes the account's one-time tokens (verification, password reset): erasure leaves
+    /// none behind to expire.
+    pub async fn delete_tokens_of(&self, account: AccountId) -> Result<usize, TableError> {
+        self.delete_indexed(format!("ACCT#{account}#TOKENS")).await
+    }
+
+    /// Deletes every item under one secondary-index partition; answers how many.
+    async fn delete_indexed(&self, gsi1pk: String) -> Result<usize, TableError> {
+        let items: Vec<Item> = self.query_all(Query::gsi1(gsi1pk)).await?;
+        for item in &items {
+            self.table.delete(&Key::of(item)?, Cond::Always).await?;
         }
-        Ok(sessions.len())
+        Ok(items.len())
     }
 
     pub async fn create_token(
@@ -277,15 +287,19 @@ impl Store {
         account_id: AccountId,
         expires_at: i64,
     ) -> Result<(), TableError> {
-        self.create(to_item(
-            &TokenRecord {
-                purpose,
-                account_id,
-                expires_at,
-            },
-            &token_key(hash),
-        )?)
-        .await
+        let item = with_index(
+            to_item(
+                &TokenRecord {
+                    purpose,
+                    account_id,
+                    expires_at,
+                },
+                &token_key(hash),
+            )?,
+            format!("ACCT#{account_id}#TOKENS"),
+            hash.to_string(),
+        );
+        self.create(item).await
     }
 
     /// Uses up a one-time token: the delete is the single use, so two racing requests cannot
