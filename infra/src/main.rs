@@ -150,6 +150,16 @@ enum Command {
         #[arg(long, env = "LEADSREFER_DATA", default_value = ".leadsrefer")]
         data: PathBuf,
     },
+    /// Make the table, bucket and KMS key a deployment's data lives in, shaped as
+    /// template.yaml declares them (TTL, point-in-time recovery, versioning, SSE-KMS, lifecycle),
+    /// for an account or an emulator outside SAM. Names from LEADSREFER_TABLE and
+    /// LEADSREFER_BUCKET; the key is LEADSREFER_KMS_KEY_ID, or the one under alias/<table>
+    /// (made if missing). Running it again changes nothing that is right already.
+    Provision {
+        /// Only `aws`: the embedded backend's data folder is made by its first start.
+        #[arg(long, value_parser = ["aws"])]
+        backend: String,
+    },
     /// Run one scheduled job now, print its report, and exit.
     Run {
         /// The job's name.
@@ -228,6 +238,7 @@ async fn run() -> ExitCode {
             backend,
         } => ach_returns(&file, &data, &backend).await,
         Command::Baseline302 { addr } => baseline(addr).await,
+        Command::Provision { backend: _ } => provision().await,
         Command::TestConversion {
             offer,
             affiliate,
@@ -537,6 +548,13 @@ async fn simulate_call(
         (None, _) => println!("  not put through"),
     }
     println!("See it with GET /api/calls; a qualified call converts (GET /api/conversions).");
+    Ok(())
+}
+
+async fn provision() -> Result<(), String> {
+    for line in shared::app::provision_from_env().await? {
+        println!("{line}");
+    }
     Ok(())
 }
 

@@ -279,9 +279,7 @@ impl App {
         Err(SetupError::Config {
             name: "the backend",
             value: "aws".into(),
-            expected: "this build has no AWS adapters: build it with the `aws` feature \
-                       (`cargo install --path infra --features aws`, or \
-                       `cargo run -p leadsrefer --features aws -- …`)",
+            expected: NO_AWS_ADAPTERS,
         })
     }
 
@@ -406,6 +404,47 @@ impl Backend {
 fn allow_private_from_env() -> bool {
     std::env::var("LEADSREFER_OUTBOUND_ALLOW_PRIVATE").as_deref() == Ok("true")
 }
+
+/// `leadsrefer provision --backend aws`: the table, bucket and key that `LEADSREFER_TABLE`,
+/// `LEADSREFER_BUCKET` and (if set) `LEADSREFER_KMS_KEY_ID` name, made or kept (see
+/// [`crate::adapters::provision`]); answers the lines to print.
+#[cfg(feature = "aws")]
+pub async fn provision_from_env() -> Result<Vec<String>, String> {
+    use crate::adapters::provision::{Names, provision};
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let names = Names {
+        table: var("LEADSREFER_TABLE")
+            .ok_or("LEADSREFER_TABLE is missing: the table to make (leadsrefer-<stage>)")?,
+        bucket: var("LEADSREFER_BUCKET")
+            .ok_or("LEADSREFER_BUCKET is missing: the bucket to make (a globally unique name)")?,
+        kms_key_id: var("LEADSREFER_KMS_KEY_ID"),
+        s3_path_style: var("LEADSREFER_S3_PATH_STYLE").as_deref() == Some("true"),
+    };
+    let config = crate::adapters::aws::sdk_config().await;
+    let made = provision(&config, &names)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut lines = made.report;
+    lines.push(format!(
+        "For the runner and its commands: export LEADSREFER_TABLE={} LEADSREFER_BUCKET={} LEADSREFER_KMS_KEY_ID={}",
+        made.table, made.bucket, made.kms_key_id
+    ));
+    lines.push(
+        "and LEADSREFER_IP_HASH_KEY (openssl rand -hex 32, made once and kept: it keys every visitor's pseudonym).".into(),
+    );
+    Ok(lines)
+}
+
+/// A build without the AWS adapters says how to get one.
+#[cfg(not(feature = "aws"))]
+pub async fn provision_from_env() -> Result<Vec<String>, String> {
+    Err(format!("--backend aws: {NO_AWS_ADAPTERS}"))
+}
+
+/// What a build without the `aws` feature answers to anything on AWS.
+pub const NO_AWS_ADAPTERS: &str = "this build has no AWS adapters: build it with the `aws` \
+     feature (`cargo install --path infra --features aws`, or \
+     `cargo run -p leadsrefer --features aws -- …`)";
 
 /// `LEADSREFER_PUBLIC_URL`: where links in mail and answers point. Required on AWS, where a
 /// function has no address of its own and mail would otherwise link to the local default;

@@ -151,3 +151,74 @@ fn the_1099_payer_has_no_default_on_aws() {
         );
     }
 }
+
+/// `leadsrefer provision` makes the table, bucket and key as the template declares them: the
+/// same index, TTL attribute, backups, versioning, encryption and lifecycle rules.
+#[test]
+fn provision_makes_what_the_template_declares() {
+    use shared::adapters::provision::LIFECYCLE;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template = template(&root);
+    let resources = &template["Resources"];
+    let table = &resources["Table"]["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        table["GlobalSecondaryIndexes"][0]["IndexName"],
+        shared::adapters::dynamodb::GSI1
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"],
+        shared::ports::table::EXPIRES_AT
+    );
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(resources["Key"]["Properties"]["EnableKeyRotation"], true);
+    let bucket = &resources["Bucket"]["Properties"];
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    let by_default = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+    assert_eq!(
+        by_default["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
+        "aws:kms"
+    );
+    assert_eq!(by_default["BucketKeyEnabled"], true);
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(bucket["PublicAccessBlockConfiguration"][setting], true);
+    }
+    let rules = bucket["LifecycleConfiguration"]["Rules"]
+        .as_array()
+        .unwrap();
+    assert_eq!(rules.len(), LIFECYCLE.len());
+    for (rule, shape) in rules.iter().zip(&LIFECYCLE) {
+        assert_eq!(rule["Id"], shape.id);
+        assert_eq!(rule["Status"], "Enabled");
+        assert_eq!(rule["Prefix"].as_str(), shape.prefix, "{}", shape.id);
+        assert_eq!(
+            rule["ExpirationInDays"].as_i64(),
+            shape.expiration_days.map(i64::from),
+            "{}",
+            shape.id
+        );
+        assert_eq!(
+            rule["NoncurrentVersionExpiration"]["NoncurrentDays"].as_i64(),
+            shape.noncurrent_days.map(i64::from),
+            "{}",
+            shape.id
+        );
+        assert_eq!(
+            rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"].as_i64(),
+            shape.abort_multipart_days.map(i64::from),
+            "{}",
+            shape.id
+        );
+    }
+    let policy = &resources["BucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(policy["Sid"], "TlsOnly");
+    assert_eq!(policy["Condition"]["Bool"]["aws:SecureTransport"], "false");
+}

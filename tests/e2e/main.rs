@@ -1729,3 +1729,115 @@ async fn calls_and_test_conversions_can_be_tried_without_twilio() {
     );
     runner.stop_with("TERM").await;
 }
+
+/// `leadsrefer provision --backend aws` makes the table, bucket and key as template.yaml has
+/// them, says so, changes nothing when run again, and the runner then works on them.
+#[tokio::test]
+async fn provision_makes_a_deployments_resources_once() {
+    emulator::endpoint();
+    let suffix = ulid::Ulid::generate().to_string().to_lowercase();
+    let (table, bucket) = (format!("prov-{suffix}"), format!("prov-{suffix}"));
+    let provision = || {
+        let (table, bucket) = (table.clone(), bucket.clone());
+        async move {
+            let output = Command::new(runner_binary())
+                .args(["provision", "--backend", "aws"])
+                .env("LEADSREFER_TABLE", &table)
+                .env("LEADSREFER_BUCKET", &bucket)
+                .env("LEADSREFER_S3_PATH_STYLE", "true")
+                .env_remove("LEADSREFER_KMS_KEY_ID")
+                .output()
+                .await
+                .unwrap();
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(output.status.success(), "{said}");
+            said
+        }
+    };
+    let first = provision().await;
+    assert_eq!(first.matches(": made").count(), 3, "{first}");
+    let again = provision().await;
+    assert_eq!(again.matches(": there already").count(), 3, "{again}");
+    let key_id = again
+        .split("LEADSREFER_KMS_KEY_ID=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(
+        first.contains(&key_id),
+        "the same key both times:\n{first}\n{again}"
+    );
+
+    let config = sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let ttl = dynamodb
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let ttl = ttl.time_to_live_description().unwrap();
+    assert_eq!(ttl.attribute_name(), Some("expires_at"));
+    let described = dynamodb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let indexes = described.table().unwrap().global_secondary_indexes();
+    assert_eq!(indexes[0].index_name(), Some("gsi1"));
+    let s3 = shared::adapters::aws::s3_client(&config, true);
+    // Versioned: a key written twice keeps both. (The emulator's answer to
+    // GetBucketVersioning has a root element the SDK does not read.)
+    for body in ["one", "two"] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key("probe")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let versions = s3
+        .list_object_versions()
+        .bucket(&bucket)
+        .prefix("probe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions.versions().len(), 2);
+    let lifecycle = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        lifecycle.rules().len(),
+        shared::adapters::provision::LIFECYCLE.len()
+    );
+
+    // The runner works on what was made.
+    let output = Command::new(runner_binary())
+        .args(["run", "retention", "--backend", "aws"])
+        .env("LEADSREFER_TABLE", &table)
+        .env("LEADSREFER_BUCKET", &bucket)
+        .env("LEADSREFER_KMS_KEY_ID", &key_id)
+        .env("LEADSREFER_S3_PATH_STYLE", "true")
+        .env("LEADSREFER_IP_HASH_KEY", "00".repeat(32))
+        .env("LEADSREFER_PUBLIC_URL", "https://track.leadsrefer.test")
+        .env("LEADSREFER_MAIL_FROM", SENDER)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -13,6 +13,8 @@ pub mod memory_visits;
 pub mod outbox;
 pub mod paypal;
 #[cfg(feature = "aws")]
+pub mod provision;
+#[cfg(feature = "aws")]
 pub mod s3;
 #[cfg(feature = "aws")]
 pub mod ses;
