@@ -920,6 +920,125 @@ async fn the_money_path_runs_on_the_aws_adapters() {
         csv.contains("Pat Publisher,") && csv.contains("Springfield"),
         "{csv}"
     );
+
+    // Everything the run stored, item by item and object by object: the account number only
+    // in the ACH file, the TIN only in the 1099 file (README: "it holds TINs"), no password.
+    let Backend::Aws(settings) = &backend else {
+        unreachable!()
+    };
+    let stored = everything_stored(settings).await;
+    let ach = kept_only_where_documented(&stored, "000123456789", |place| {
+        place.starts_with("s3 payouts/") && place.ends_with("/ach.txt")
+    });
+    assert!(!ach.is_empty(), "the ACH file holds it");
+    let tin = kept_only_where_documented(&stored, "123-45-6789", |place| {
+        place == format!("s3 tax/{year}/1099-nec.csv")
+    });
+    assert!(!tin.is_empty(), "the 1099 file holds it");
+    // (The digits alone are in this test's account number too, 000123456789.)
+    kept_only_where_documented(&stored, "123456789", |place| {
+        place == format!("s3 tax/{year}/1099-nec.csv")
+            || place.starts_with("s3 payouts/") && place.ends_with("/ach.txt")
+    });
+    for (_, _, password) in &demo.credentials {
+        kept_only_where_documented(&stored, password.expose(), |_| false);
+    }
+}
+
+/// Every place (a file, an item, an object) named with its bytes: what a scan for secrets reads.
+type Places = Vec<(String, Vec<u8>)>;
+
+/// Every file under `folder`, by its path relative to it.
+fn files_under(folder: &std::path::Path) -> Places {
+    let mut places = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let name = path.strip_prefix(folder).unwrap().display().to_string();
+                places.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    places
+}
+
+/// Every item of the table and every object of the bucket (by `item <pk> <sk>` and
+/// `s3 <key>`), read straight from the emulator.
+async fn everything_stored(settings: &AwsSettings) -> Places {
+    let config = sdk_config().await;
+    let mut places = Vec::new();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let mut pages = dynamodb
+        .scan()
+        .table_name(&settings.table)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = pages.next().await {
+        let item = item.unwrap();
+        let key = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        places.push((
+            format!("item {} {}", key("pk"), key("sk")),
+            format!("{item:?}").into_bytes(),
+        ));
+    }
+    let s3 = shared::adapters::aws::s3_client(&config, true);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&settings.bucket)
+        .send()
+        .await
+        .unwrap();
+    for object in listed.contents() {
+        let key = object.key().unwrap().to_string();
+        let body = s3
+            .get_object()
+            .bucket(&settings.bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+            .to_vec();
+        places.push((format!("s3 {key}"), body));
+    }
+    places
+}
+
+/// The places holding `secret`, each of which must be one the README says keeps it.
+fn kept_only_where_documented(
+    places: &Places,
+    secret: &str,
+    documented: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let found: Vec<String> = places
+        .iter()
+        .filter(|(_, bytes)| {
+            bytes
+                .windows(secret.len())
+                .any(|window| window == secret.as_bytes())
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let undocumented: Vec<&String> = found.iter().filter(|name| !documented(name)).collect();
+    assert!(
+        undocumented.is_empty(),
+        "{secret:?} is kept where the README does not say: {undocumented:?}"
+    );
+    found
 }
 
 /// A demo party's email and password, as the banner prints them (`role email / password`).
@@ -1120,6 +1239,25 @@ async fn an_affiliate_is_paid_over_the_threshold_gets_a_1099_exports_and_erases(
         admin_password.as_str(),
     ] {
         assert!(!logs.contains(secret), "{secret} reached the logs");
+    }
+
+    // Every file of the data folder: the account number only in the ACH file, the TIN only
+    // in the 1099 file, no password and no session anywhere.
+    let files = files_under(data.path());
+    let ach = kept_only_where_documented(&files, "000987654321", |file| {
+        file.starts_with("blobs/payouts/") && file.ends_with("/ach.txt")
+    });
+    assert!(!ach.is_empty(), "the ACH file holds it");
+    let tin = kept_only_where_documented(&files, "123-45-6789", |file| {
+        file == format!("blobs/tax/{year}/1099-nec.csv")
+    });
+    assert!(!tin.is_empty(), "the 1099 file holds it");
+    kept_only_where_documented(&files, "123456789", |file| {
+        file == format!("blobs/tax/{year}/1099-nec.csv")
+    });
+    let session = publisher.cookie.split('=').nth(1).unwrap().to_string();
+    for secret in [&pub_password, &admin_password, &shop_password, &session] {
+        kept_only_where_documented(&files, secret, |_| false);
     }
 }
 
