@@ -45,6 +45,54 @@ async fn s3_blobs_meet_the_blobs_contract() {
     contract::blobs::run_all(&blobs, "contract").await;
 }
 
+/// In the versioned bucket production has, a deleted blob keeps no old version: an erased
+/// user's export is gone at once, not at the lifecycle's next pass.
+#[tokio::test]
+async fn a_deleted_blob_leaves_no_version_behind() {
+    use shared::ports::{BlobKey, Blobs};
+    emulator::endpoint();
+    let config = sdk_config().await;
+    let settings = emulator::provision(&config, "versions", "no-reply@leadsrefer.test").await;
+    let client = s3_client(&config, true);
+    let blobs = S3Blobs::new(
+        client.clone(),
+        &settings.bucket,
+        "stage/",
+        Some(settings.kms_key_id),
+    );
+    let key = BlobKey::parse("exports/someone/export.json").unwrap();
+    let other = BlobKey::parse("exports/someone/export.json.keep").unwrap();
+    for body in [b"first".to_vec(), b"second".to_vec()] {
+        blobs.put(&key, body, "application/json").await.unwrap();
+    }
+    blobs
+        .put(&other, b"kept".to_vec(), "application/json")
+        .await
+        .unwrap();
+    let versions = |prefix: &'static str| {
+        let (client, bucket) = (client.clone(), settings.bucket.clone());
+        async move {
+            let listed = client
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(prefix)
+                .send()
+                .await
+                .unwrap();
+            (listed.versions().len(), listed.delete_markers().len())
+        }
+    };
+    assert_eq!(versions("stage/exports/someone/export.json").await, (3, 0));
+    blobs.delete(&key).await.unwrap();
+    assert_eq!(
+        versions("stage/exports/someone/export.json").await,
+        (1, 0),
+        "only the other object's version is left"
+    );
+    assert!(blobs.get(&other).await.unwrap().is_some());
+    blobs.delete(&key).await.unwrap();
+}
+
 #[tokio::test]
 async fn kms_keys_meet_the_keys_contract() {
     emulator::endpoint();

@@ -94,15 +94,53 @@ impl Blobs for S3Blobs {
         }
     }
 
+    /// Deletes every version of the object. In a versioned bucket (production's) a plain
+    /// delete only hides the object behind a marker and keeps its data as an old version; what
+    /// is deleted here (an erased user's export, an expired file) is gone at once instead of at
+    /// the lifecycle's next pass.
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
-        // S3 answers success for a missing key, as the port requires.
-        self.client
-            .delete_object()
+        let object_key = self.object_key(key);
+        let listed = self
+            .client
+            .list_object_versions()
             .bucket(&self.bucket)
-            .key(self.object_key(key))
+            .prefix(&object_key)
             .send()
             .await
             .map_err(BlobError::backend)?;
+        let versions: Vec<String> = listed
+            .versions()
+            .iter()
+            .filter(|v| v.key() == Some(object_key.as_str()))
+            .filter_map(|v| v.version_id().map(str::to_string))
+            .chain(
+                listed
+                    .delete_markers()
+                    .iter()
+                    .filter(|m| m.key() == Some(object_key.as_str()))
+                    .filter_map(|m| m.version_id().map(str::to_string)),
+            )
+            .collect();
+        if versions.is_empty() {
+            // S3 answers success for a missing key, as the port requires.
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&object_key)
+                .send()
+                .await
+                .map_err(BlobError::backend)?;
+        }
+        for version in versions {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&object_key)
+                .version_id(version)
+                .send()
+                .await
+                .map_err(BlobError::backend)?;
+        }
         Ok(())
     }
 
