@@ -921,25 +921,13 @@ async fn the_money_path_runs_on_the_aws_adapters() {
         "{csv}"
     );
 
-    // Everything the run stored, item by item and object by object: the account number only
-    // in the ACH file, the TIN only in the 1099 file (README: "it holds TINs"), no password.
+    // Everything the run stored, item by item and object by object: money's secrets only
+    // where the README says they are kept, no password anywhere.
     let Backend::Aws(settings) = &backend else {
         unreachable!()
     };
     let stored = everything_stored(settings).await;
-    let ach = kept_only_where_documented(&stored, "000123456789", |place| {
-        place.starts_with("s3 payouts/") && place.ends_with("/ach.txt")
-    });
-    assert!(!ach.is_empty(), "the ACH file holds it");
-    let tin = kept_only_where_documented(&stored, "123-45-6789", |place| {
-        place == format!("s3 tax/{year}/1099-nec.csv")
-    });
-    assert!(!tin.is_empty(), "the 1099 file holds it");
-    // (The digits alone are in this test's account number too, 000123456789.)
-    kept_only_where_documented(&stored, "123456789", |place| {
-        place == format!("s3 tax/{year}/1099-nec.csv")
-            || place.starts_with("s3 payouts/") && place.ends_with("/ach.txt")
-    });
+    money_secrets_kept_where_documented(&stored, "s3 ", "000123456789", year);
     for (_, _, password) in &demo.credentials {
         kept_only_where_documented(&stored, password.expose(), |_| false);
     }
@@ -1039,6 +1027,28 @@ fn kept_only_where_documented(
         "{secret:?} is kept where the README does not say: {undocumented:?}"
     );
     found
+}
+
+/// Where the README says money's secrets are kept, checked on `places` (`root` is how a place
+/// names the blob store: `blobs/` in a data folder, `s3 ` on AWS): the account number only in
+/// ACH files, the TIN (123-45-6789) only in the year's 1099 file, and each found there.
+fn money_secrets_kept_where_documented(
+    places: &Places,
+    root: &str,
+    account_number: &str,
+    year: impl std::fmt::Display,
+) {
+    let ach_file =
+        |place: &str| place.starts_with(&format!("{root}payouts/")) && place.ends_with("/ach.txt");
+    let filing = format!("{root}tax/{year}/1099-nec.csv");
+    let ach = kept_only_where_documented(places, account_number, ach_file);
+    assert!(!ach.is_empty(), "the ACH file holds the account number");
+    let tin = kept_only_where_documented(places, "123-45-6789", |place| place == filing);
+    assert!(!tin.is_empty(), "the 1099 file holds the TIN");
+    // The TIN's digits alone: in the filing, or inside an account number that holds them.
+    kept_only_where_documented(places, "123456789", |place| {
+        place == filing || account_number.contains("123456789") && ach_file(place)
+    });
 }
 
 /// A demo party's email and password, as the banner prints them (`role email / password`).
@@ -1244,17 +1254,7 @@ async fn an_affiliate_is_paid_over_the_threshold_gets_a_1099_exports_and_erases(
     // Every file of the data folder: the account number only in the ACH file, the TIN only
     // in the 1099 file, no password and no session anywhere.
     let files = files_under(data.path());
-    let ach = kept_only_where_documented(&files, "000987654321", |file| {
-        file.starts_with("blobs/payouts/") && file.ends_with("/ach.txt")
-    });
-    assert!(!ach.is_empty(), "the ACH file holds it");
-    let tin = kept_only_where_documented(&files, "123-45-6789", |file| {
-        file == format!("blobs/tax/{year}/1099-nec.csv")
-    });
-    assert!(!tin.is_empty(), "the 1099 file holds it");
-    kept_only_where_documented(&files, "123456789", |file| {
-        file == format!("blobs/tax/{year}/1099-nec.csv")
-    });
+    money_secrets_kept_where_documented(&files, "blobs/", "000987654321", year);
     let session = publisher.cookie.split('=').nth(1).unwrap().to_string();
     for secret in [&pub_password, &admin_password, &shop_password, &session] {
         kept_only_where_documented(&files, secret, |_| false);
@@ -1291,34 +1291,11 @@ async fn a_scripted_twilio_conversation_makes_a_call_a_conversion_and_an_archive
     )
     .await;
     let base = runner.base.clone();
-    let (shop_email, shop_password) = banner_sign_in(&runner.banner, "advertiser");
-    let (pub_email, pub_password) = banner_sign_in(&runner.banner, "affiliate");
-    let shop = Party::sign_in(&base, &shop_email, &shop_password).await;
-    let publisher = Party::sign_in(&base, &pub_email, &pub_password).await;
-    let (_, me) = publisher
-        .call(Method::GET, format!("{base}/api/auth/me"), None)
-        .await;
-    let affiliate_id = me["account"]["id"].as_str().unwrap().to_string();
-    let (_, offers) = shop
-        .call(Method::GET, format!("{base}/api/offers"), None)
-        .await;
-    let offer_id = offers["offers"][0]["id"].as_str().unwrap().to_string();
-    let (status, settings) = shop
-        .call(
-            Method::PUT,
-            format!("{base}/api/offers/{offer_id}/calls"),
-            Some(serde_json::json!({ "destination": "+14155550100", "min_duration_secs": 90 })),
-        )
-        .await;
-    assert_eq!(status, 200, "{settings}");
-    let (status, number) = shop
-        .call(
-            Method::POST,
-            format!("{base}/api/numbers"),
-            Some(serde_json::json!({ "number": "+14155550123", "offer_id": offer_id, "affiliate_id": affiliate_id })),
-        )
-        .await;
-    assert_eq!(status, 201, "{number}");
+    let (shop, publisher, _) = calls_for_the_demo(
+        &runner,
+        serde_json::json!({ "destination": "+14155550100", "min_duration_secs": 90 }),
+    )
+    .await;
 
     let webhook = |path: &'static str, params: Vec<(&'static str, &'static str)>| {
         let base = base.clone();
@@ -1693,6 +1670,42 @@ async fn the_cli_lists_its_jobs_and_warns_only_where_it_matters() {
     assert!(!logs.contains("WARN"), "{logs}");
 }
 
+/// The demo advertiser and affiliate signed in, the demo offer's call `settings` set, and
+/// +14155550123 its static number for the demo affiliate: answers the two and the offer's id.
+async fn calls_for_the_demo(runner: &Runner, settings: Value) -> (Party, Party, String) {
+    use reqwest::Method;
+    let base = &runner.base;
+    let (shop_email, shop_password) = banner_sign_in(&runner.banner, "advertiser");
+    let (pub_email, pub_password) = banner_sign_in(&runner.banner, "affiliate");
+    let shop = Party::sign_in(base, &shop_email, &shop_password).await;
+    let publisher = Party::sign_in(base, &pub_email, &pub_password).await;
+    let (_, me) = publisher
+        .call(Method::GET, format!("{base}/api/auth/me"), None)
+        .await;
+    let affiliate_id = me["account"]["id"].as_str().unwrap().to_string();
+    let (_, offers) = shop
+        .call(Method::GET, format!("{base}/api/offers"), None)
+        .await;
+    let offer_id = offers["offers"][0]["id"].as_str().unwrap().to_string();
+    let (status, answer) = shop
+        .call(
+            Method::PUT,
+            format!("{base}/api/offers/{offer_id}/calls"),
+            Some(settings),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, number) = shop
+        .call(
+            Method::POST,
+            format!("{base}/api/numbers"),
+            Some(serde_json::json!({ "number": "+14155550123", "offer_id": offer_id, "affiliate_id": affiliate_id })),
+        )
+        .await;
+    assert_eq!(status, 201, "{number}");
+    (shop, publisher, offer_id)
+}
+
 /// `leadsrefer <args>` on the backend's data: answers whether it succeeded and what it printed
 /// (standard output, then standard error).
 async fn cli(backend: &Backend, args: &[&str]) -> (bool, String) {
@@ -1718,34 +1731,11 @@ async fn calls_and_test_conversions_can_be_tried_without_twilio() {
     let backend = Backend::embedded();
     let runner = Runner::start(&backend).await;
     let base = runner.base.clone();
-    let (shop_email, shop_password) = banner_sign_in(&runner.banner, "advertiser");
-    let (pub_email, pub_password) = banner_sign_in(&runner.banner, "affiliate");
-    let shop = Party::sign_in(&base, &shop_email, &shop_password).await;
-    let publisher = Party::sign_in(&base, &pub_email, &pub_password).await;
-    let (_, me) = publisher
-        .call(Method::GET, format!("{base}/api/auth/me"), None)
-        .await;
-    let affiliate_id = me["account"]["id"].as_str().unwrap().to_string();
-    let (_, offers) = shop
-        .call(Method::GET, format!("{base}/api/offers"), None)
-        .await;
-    let offer_id = offers["offers"][0]["id"].as_str().unwrap().to_string();
-    let (status, settings) = shop
-        .call(
-            Method::PUT,
-            format!("{base}/api/offers/{offer_id}/calls"),
-            Some(serde_json::json!({ "destination": "+14155550100", "min_duration_secs": 90, "notice": "Calls are recorded & kept." })),
-        )
-        .await;
-    assert_eq!(status, 200, "{settings}");
-    let (status, number) = shop
-        .call(
-            Method::POST,
-            format!("{base}/api/numbers"),
-            Some(serde_json::json!({ "number": "+14155550123", "offer_id": offer_id, "affiliate_id": affiliate_id })),
-        )
-        .await;
-    assert_eq!(status, 201, "{number}");
+    let (shop, _, offer_id) = calls_for_the_demo(
+        &runner,
+        serde_json::json!({ "destination": "+14155550100", "min_duration_secs": 90, "notice": "Calls are recorded & kept." }),
+    )
+    .await;
 
     let call = |to: &'static str, from: &'static str, seconds: &'static str| {
         let base = base.clone();
@@ -1857,7 +1847,7 @@ async fn calls_and_test_conversions_can_be_tried_without_twilio() {
             "--offer",
             &offer_id,
             "--affiliate",
-            &shop_email,
+            "advertiser@demo.leadsrefer.local",
         ],
     )
     .await;

@@ -87,8 +87,10 @@ pub struct Provisioned {
 #[error("{0}")]
 pub struct ProvisionError(String);
 
-fn failed(what: String) -> impl FnOnce(&dyn std::fmt::Debug) -> ProvisionError {
-    move |error| ProvisionError(format!("{what}: {error:?}"))
+/// A failure while doing `what`, with all the SDK says of it.
+fn failure<E: std::error::Error>(what: impl Into<String>) -> impl FnOnce(E) -> ProvisionError {
+    let what = what.into();
+    move |error| ProvisionError(format!("{what}: {}", DisplayErrorContext(error)))
 }
 
 /// Makes (or keeps) the table, the key and the bucket.
@@ -117,12 +119,7 @@ async fn table(config: &SdkConfig, name: &str) -> Result<String, ProvisionError>
         {
             false
         }
-        Err(error) => {
-            return Err(ProvisionError(format!(
-                "cannot read the table {name}: {}",
-                DisplayErrorContext(error)
-            )));
-        }
+        Err(error) => return Err(failure(format!("cannot read the table {name}"))(error)),
     };
     if !exists {
         let key = |name: &str, kind| {
@@ -160,7 +157,7 @@ async fn table(config: &SdkConfig, name: &str) -> Result<String, ProvisionError>
                     .build()?,
             ))
         })()
-        .map_err(|e| failed(format!("the table {name}'s shape"))(&e))?;
+        .map_err(failure(format!("the table {name}'s shape")))?;
         let (attributes, keys, index) = shape;
         client
             .create_table()
@@ -171,12 +168,7 @@ async fn table(config: &SdkConfig, name: &str) -> Result<String, ProvisionError>
             .global_secondary_indexes(index)
             .send()
             .await
-            .map_err(|e| {
-                ProvisionError(format!(
-                    "cannot create the table {name}: {}",
-                    DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(failure(format!("cannot create the table {name}")))?;
         // TTL and backups can be set once the table is active.
         for _ in 0..120 {
             let status = client
@@ -197,12 +189,7 @@ async fn table(config: &SdkConfig, name: &str) -> Result<String, ProvisionError>
         .table_name(name)
         .send()
         .await
-        .map_err(|e| {
-            ProvisionError(format!(
-                "cannot read the table {name}'s TTL: {}",
-                DisplayErrorContext(e)
-            ))
-        })?;
+        .map_err(failure(format!("cannot read the table {name}'s TTL")))?;
     let ttl_on = ttl
         .time_to_live_description()
         .and_then(|d| d.time_to_live_status())
@@ -212,36 +199,28 @@ async fn table(config: &SdkConfig, name: &str) -> Result<String, ProvisionError>
             .attribute_name(EXPIRES_AT)
             .enabled(true)
             .build()
-            .map_err(|e| failed(format!("the table {name}'s TTL"))(&e))?;
+            .map_err(failure(format!("the table {name}'s TTL")))?;
         client
             .update_time_to_live()
             .table_name(name)
             .time_to_live_specification(specification)
             .send()
             .await
-            .map_err(|e| {
-                ProvisionError(format!(
-                    "cannot turn on the table {name}'s TTL: {}",
-                    DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(failure(format!("cannot turn on the table {name}'s TTL")))?;
     }
     let recovery = PointInTimeRecoverySpecification::builder()
         .point_in_time_recovery_enabled(true)
         .build()
-        .map_err(|e| failed(format!("the table {name}'s backups"))(&e))?;
+        .map_err(failure(format!("the table {name}'s backups")))?;
     client
         .update_continuous_backups()
         .table_name(name)
         .point_in_time_recovery_specification(recovery)
         .send()
         .await
-        .map_err(|e| {
-            ProvisionError(format!(
-                "cannot turn on the table {name}'s point-in-time recovery: {}",
-                DisplayErrorContext(e)
-            ))
-        })?;
+        .map_err(failure(format!(
+            "cannot turn on the table {name}'s point-in-time recovery"
+        )))?;
     Ok(format!(
         "table {name}: {} (pay per request, index {GSI1}, TTL on {EXPIRES_AT}, point-in-time recovery)",
         if exists { "there already" } else { "made" }
@@ -269,24 +248,14 @@ async fn key(
                 && error
                     .as_service_error()
                     .is_some_and(|e| e.is_not_found_exception()) => {}
-        Err(error) => {
-            return Err(ProvisionError(format!(
-                "cannot read the key {wanted}: {}",
-                aws_sdk_kms::error::DisplayErrorContext(error)
-            )));
-        }
+        Err(error) => return Err(failure(format!("cannot read the key {wanted}"))(error)),
     }
     let made = client
         .create_key()
         .description(format!("LeadsRefer {table} data key"))
         .send()
         .await
-        .map_err(|e| {
-            ProvisionError(format!(
-                "cannot create a key: {}",
-                aws_sdk_kms::error::DisplayErrorContext(e)
-            ))
-        })?;
+        .map_err(failure("cannot create a key"))?;
     let id = made
         .key_metadata
         .map(|m| m.key_id)
@@ -296,24 +265,14 @@ async fn key(
         .key_id(&id)
         .send()
         .await
-        .map_err(|e| {
-            ProvisionError(format!(
-                "cannot turn on the key's rotation: {}",
-                aws_sdk_kms::error::DisplayErrorContext(e)
-            ))
-        })?;
+        .map_err(failure("cannot turn on the key's rotation"))?;
     client
         .create_alias()
         .alias_name(&alias)
         .target_key_id(&id)
         .send()
         .await
-        .map_err(|e| {
-            ProvisionError(format!(
-                "cannot name the key {alias}: {}",
-                aws_sdk_kms::error::DisplayErrorContext(e)
-            ))
-        })?;
+        .map_err(failure(format!("cannot name the key {alias}")))?;
     Ok((id.clone(), format!("key {id} ({alias}): made, rotation on")))
 }
 
@@ -324,10 +283,6 @@ async fn bucket(
     path_style: bool,
 ) -> Result<String, ProvisionError> {
     let client = s3_client(config, path_style);
-    let s3_error = |what: &str| {
-        let what = format!("cannot {what} the bucket {name}");
-        move |e: &dyn std::fmt::Display| ProvisionError(format!("{what}: {e}"))
-    };
     let exists = client.head_bucket().bucket(name).send().await.is_ok();
     if !exists {
         let mut create = client.create_bucket().bucket(name);
@@ -342,10 +297,9 @@ async fn bucket(
         create
             .send()
             .await
-            .map_err(|e| s3_error("create")(&aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(failure(format!("cannot create the bucket {name}")))?;
     }
-    let build =
-        |e: aws_sdk_s3::error::BuildError| failed(format!("the bucket {name}'s settings"))(&e);
+    let build = |e| failure(format!("the bucket {name}'s settings"))(e);
     client
         .put_public_access_block()
         .bucket(name)
@@ -359,9 +313,9 @@ async fn bucket(
         )
         .send()
         .await
-        .map_err(|e| {
-            s3_error("block public access to")(&aws_sdk_s3::error::DisplayErrorContext(e))
-        })?;
+        .map_err(failure(format!(
+            "cannot block public access to the bucket {name}"
+        )))?;
     client
         .put_bucket_ownership_controls()
         .bucket(name)
@@ -378,9 +332,9 @@ async fn bucket(
         )
         .send()
         .await
-        .map_err(|e| {
-            s3_error("set the owner of objects in")(&aws_sdk_s3::error::DisplayErrorContext(e))
-        })?;
+        .map_err(failure(format!(
+            "cannot set the owner of objects in the bucket {name}"
+        )))?;
     client
         .put_bucket_versioning()
         .bucket(name)
@@ -391,7 +345,7 @@ async fn bucket(
         )
         .send()
         .await
-        .map_err(|e| s3_error("version")(&aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        .map_err(failure(format!("cannot version the bucket {name}")))?;
     client
         .put_bucket_encryption()
         .bucket(name)
@@ -414,7 +368,7 @@ async fn bucket(
         )
         .send()
         .await
-        .map_err(|e| s3_error("encrypt")(&aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        .map_err(failure(format!("cannot encrypt the bucket {name}")))?;
     let mut rules = Vec::new();
     for shape in &LIFECYCLE {
         let mut rule = LifecycleRule::builder()
@@ -455,9 +409,9 @@ async fn bucket(
         )
         .send()
         .await
-        .map_err(|e| {
-            s3_error("set the lifecycle of")(&aws_sdk_s3::error::DisplayErrorContext(e))
-        })?;
+        .map_err(failure(format!(
+            "cannot set the lifecycle of the bucket {name}"
+        )))?;
     // Over a plain-HTTP endpoint (an emulator) a TLS-only policy would refuse every request.
     let plain_http = config
         .endpoint_url()
@@ -486,7 +440,9 @@ async fn bucket(
         .policy(policy.to_string())
         .send()
         .await
-        .map_err(|e| s3_error("set the policy of")(&aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        .map_err(failure(format!(
+            "cannot set the policy of the bucket {name}"
+        )))?;
     Ok(format!(
         "bucket {name}: {} (versioned, SSE-KMS with the key, public access blocked, TLS only, {} lifecycle rules)",
         if exists { "there already" } else { "made" },
