@@ -64,7 +64,8 @@ pub const REPLAY: Route = Route::new(
     ADMIN,
     "Queue a dead-lettered postback again (the next dispatch run sends it)",
     |app, request| Box::pin(replay(app, request)),
-);
+)
+.succeeds_with(&[202]);
 
 pub const FLAGGED: Route = Route::new(
     "admin",

@@ -34,6 +34,7 @@ pub const VERIFY_EMAIL: Route = Route::new(
 pub const SIGN_IN: Route = Route::new("auth", &["POST"], "/api/auth/sign-in", Access::Public,
     "Sign in: sets the session cookie and answers the CSRF token that state-changing requests must send as X-CSRF-Token",
     |app, request| Box::pin(sign_in(app, request)))
+.succeeds_with(&[200])
 .takes(schema::<SignInRequest>)
 .answers(schema::<SessionView>);
 
@@ -82,12 +83,14 @@ pub const CHANGE_PASSWORD: Route = Route::new(
     "Change the password; every session ends and a new one starts",
     |app, request| Box::pin(change_password(app, request)),
 )
+.succeeds_with(&[200])
 .takes(schema::<ChangePasswordRequest>)
 .answers(schema::<SessionView>);
 
 pub const REQUEST_RESET: Route = Route::new("auth", &["POST"], "/api/auth/password-reset", Access::Public,
     "Ask for a password-reset code by email (answers 202 whether or not the address has an account)",
     |app, request| Box::pin(request_reset(app, request)))
+.succeeds_with(&[202])
 .takes(schema::<ResetRequest>);
 
 pub const CONFIRM_RESET: Route = Route::new(

@@ -30,7 +30,8 @@ pub const VOICE: Route = Route::new(
     TWILIO,
     "Twilio's voice webhook (signed): records the call and answers TwiML that puts it through, recorded",
     |app, request| Box::pin(voice(app, request)),
-);
+)
+.succeeds_with(&[200]);
 
 pub const STATUS: Route = Route::new(
     "calls",
@@ -39,7 +40,8 @@ pub const STATUS: Route = Route::new(
     TWILIO,
     "Twilio's Dial action (signed; the voice answer names it): the put-through call's outcome and connected time; a long enough call converts",
     |app, request| Box::pin(status(app, request)),
-);
+)
+.succeeds_with(&[200]);
 
 pub const RECORDING: Route = Route::new(
     "calls",
@@ -93,7 +95,8 @@ pub const STREAM: Route = Route::new(
     Access::Public,
     "A recording's audio (MP3), through a link from /api/calls/{call_sid}/recording",
     |app, request| Box::pin(stream(app, request)),
-);
+)
+.succeeds_with(&[200]);
 
 #[derive(Deserialize, ToSchema)]
 #[allow(dead_code)]

@@ -21,7 +21,8 @@ pub const ROUTE: Route = Route::new(
     Access::Public,
     "A tracking link: records the click and redirects (302) to the offer's destination",
     |app, request| Box::pin(handle(app, request)),
-);
+)
+.succeeds_with(&[302]);
 
 /// CloudFront's viewer headers, as constants: a `&str` is parsed into a header name on each
 /// lookup, and every click looks both up.

@@ -36,17 +36,27 @@ pub const DECIDE_MANY: Route = Route::new(
     "The same decision for up to 100 conversions; each answered on its own",
     |app, request| Box::pin(decide_many(app, request)),
 )
+.succeeds_with(&[200])
 .takes(schema::<BulkDecisionInput>)
 .answers(schema::<BulkDecisionResult>);
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionInput {
-    /// `approved`, `rejected` or `reversed`.
-    pub status: ConversionStatus,
+    pub status: DecidedStatus,
     /// Why; shown to the affiliate. At most 500 characters.
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// What an advertiser or admin may decide: the statuses a decision sets (a conversion is
+/// pending only until decided, and a test stays a test).
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DecidedStatus {
+    Approved,
+    Rejected,
+    Reversed,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -54,7 +64,7 @@ pub struct DecisionInput {
 pub struct BulkDecisionInput {
     /// 1 to 100 conversion ids.
     pub ids: Vec<String>,
-    pub status: ConversionStatus,
+    pub status: DecidedStatus,
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -175,19 +185,13 @@ fn storage(error: crate::ports::TableError) -> ApiError {
 
 /// The decision a request asks for, with its reason checked.
 fn decision_of(
-    status: ConversionStatus,
+    status: DecidedStatus,
     reason: Option<String>,
 ) -> Result<(Decision, Option<String>), ApiError> {
     let decision = match status {
-        ConversionStatus::Approved => Decision::Approve,
-        ConversionStatus::Rejected => Decision::Reject,
-        ConversionStatus::Reversed => Decision::Reverse,
-        ConversionStatus::Pending | ConversionStatus::Test => {
-            return Err(ApiError::invalid(
-                "status",
-                "must be approved, rejected or reversed",
-            ));
-        }
+        DecidedStatus::Approved => Decision::Approve,
+        DecidedStatus::Rejected => Decision::Reject,
+        DecidedStatus::Reversed => Decision::Reverse,
     };
     let reason = reason
         .map(|r| r.trim().to_string())
@@ -244,7 +248,7 @@ async fn decide_one(app: App, request: Request) -> Result<Response, ApiError> {
     caller
         .audit(
             &app,
-            &format!("conversion.{}", input.status.as_str()),
+            &format!("conversion.{}", decision.status().as_str()),
             Some(id.to_string()),
         )
         .await?;
@@ -286,7 +290,7 @@ async fn decide_many(app: App, request: Request) -> Result<Response, ApiError> {
     caller
         .audit(
             &app,
-            &format!("conversions.{}", input.status.as_str()),
+            &format!("conversions.{}", decision.status().as_str()),
             Some(format!("{} conversions", results.len())),
         )
         .await?;

@@ -55,6 +55,8 @@ pub struct Route {
     pub request: Option<SchemaFn>,
     /// The JSON it answers on success, if any.
     pub response: Option<SchemaFn>,
+    /// The statuses it answers on success, when not the usual ones (see [`Route::success`]).
+    pub statuses: Option<&'static [u16]>,
     pub handler: fn(App, Request) -> HandlerFuture,
 }
 
@@ -75,7 +77,26 @@ impl Route {
             summary,
             request: None,
             response: None,
+            statuses: None,
             handler,
+        }
+    }
+
+    /// Answers one of `statuses` on success (a 202 for work done later, a 200 for a repeat).
+    pub const fn succeeds_with(mut self, statuses: &'static [u16]) -> Self {
+        self.statuses = Some(statuses);
+        self
+    }
+
+    /// The statuses `method` answers on success, as the API document says them: those
+    /// declared, else 201 for a POST that answers what it made, 204 without an answer, 200.
+    /// The authorization matrix holds every handler to them.
+    pub fn success(&self, method: &str) -> &'static [u16] {
+        match (self.statuses, method, self.response) {
+            (Some(statuses), ..) => statuses,
+            (None, "POST", Some(_)) => &[201],
+            (None, _, None) => &[204],
+            (None, ..) => &[200],
         }
     }
 

@@ -70,6 +70,7 @@ pub const ROTATE_SECRET: Route = Route::new(
     "Replace the offer's postback secret; postbacks with the old one are refused from now on",
     |app, request| Box::pin(rotate_secret(app, request)),
 )
+.succeeds_with(&[200])
 .answers(schema::<OfferView>);
 
 pub const TEST_CONVERSION: Route = Route::new(

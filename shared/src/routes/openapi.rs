@@ -19,7 +19,8 @@ pub const ROUTE: Route = Route::new(
     Access::Public,
     "This document",
     |_app, _request| Box::pin(async { Ok(json_response(StatusCode::OK, &document())) }),
-);
+)
+.succeeds_with(&[200]);
 
 fn path_parameters(path: &str) -> Vec<Value> {
     path.split('/')
@@ -33,21 +34,17 @@ fn operation(
     method: &str,
     schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>,
 ) -> Value {
-    let success = match (method, route.path) {
-        (_, "/c/{link}") => "302",
-        (_, "/px/{offer}") => "200",
-        ("POST", _) if route.response.is_some() && !route.summary.contains("Sign in") => "201",
-        _ if route.response.is_none() => "204",
-        _ => "200",
-    };
     let mut responses = BTreeMap::new();
-    let success_body = match route.response {
-        Some(schema_fn) => {
-            json!({ "description": "success", "content": { "application/json": { "schema": schema_fn(schemas) } } })
-        }
-        None => json!({ "description": "success" }),
-    };
-    responses.insert(success.to_string(), success_body);
+    for status in route.success(method) {
+        let body = match (status, route.response) {
+            (200..=202, Some(schema_fn)) => {
+                json!({ "description": "success", "content": { "application/json": { "schema": schema_fn(schemas) } } })
+            }
+            (302, _) => json!({ "description": "a redirect to the offer's destination" }),
+            _ => json!({ "description": "success" }),
+        };
+        responses.insert(status.to_string(), body);
+    }
     responses.insert(
         "4XX".to_string(),
         json!({ "description": "the request is refused; the message starts with the offending field",

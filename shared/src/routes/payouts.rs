@@ -66,6 +66,7 @@ pub const CONVERSIONS: Route = Route::new("payouts", &["GET"], "/api/payouts/{pa
 pub const RETRY: Route = Route::new("payouts", &["POST"], "/api/admin/payouts/{payout_id}/retry", ADMIN,
     "Pay a failed payout's affiliate again now (their payable balance, which holds the failed amount), in a run of its own",
     |app, request| Box::pin(retry(app, request)))
+.succeeds_with(&[200])
 .answers(schema::<PayoutRun>);
 
 pub const RUNS: Route = Route::new(
@@ -85,7 +86,8 @@ pub const ACH_FILE: Route = Route::new(
     ADMIN,
     "A payout run's NACHA file (text/plain, 94-character records) to upload to the bank; it holds full account numbers, so each download is audited",
     |app, request| Box::pin(ach_file(app, request)),
-);
+)
+.succeeds_with(&[200]);
 
 pub const ACH_RETURNS: Route = Route::new(
     "payouts",
@@ -95,6 +97,7 @@ pub const ACH_RETURNS: Route = Route::new(
     "Record the bank's NACHA return file (the body, `text/plain`, at most 1 MiB): each return's payout (found by its original trace number, payee and amount) is marked failed and its amount is payable again; returns that say the account cannot take payments (R02, R03, R04, R12–R17, R20, R23) stop the affiliate's method until they give another; every affiliate concerned is mailed once. Uploading the same file again changes nothing. A file that is not a whole return file is refused naming the record.",
     |app, request| Box::pin(ach_returns(app, request)),
 )
+.succeeds_with(&[200])
 .answers(schema::<crate::ach_returns::ReturnsRecorded>);
 
 pub const RUN_NOW: Route = Route::new(
@@ -105,6 +108,7 @@ pub const RUN_NOW: Route = Route::new(
     "Run (or resume) today's payout run now; once it has finished, a later run the same day pays those who became payable since (`{day}-2`, …), and with nothing new owed the day's last run answers as it was",
     |app, request| Box::pin(run_now(app, request)),
 )
+.succeeds_with(&[200])
 .answers(schema::<PayoutRun>);
 
 /// The body of `PUT /api/payouts/method` (documentation; read field by field so that no

@@ -27,7 +27,8 @@ pub const ROUTE: Route = Route::new(
     Access::Public,
     "The conversion pixel: attributes through the click's cookie; always a 1×1 GIF",
     |app, request| Box::pin(handle(app, request)),
-);
+)
+.succeeds_with(&[200]);
 
 /// The smallest transparent GIF (43 bytes).
 pub const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";

@@ -28,6 +28,7 @@ pub const ROUTE: Route = Route::new(
     "The advertiser's server-to-server conversion (authenticated by the offer's postback token or signature)",
     |app, request| Box::pin(handle(app, request)),
 )
+.succeeds_with(&[201, 200])
 .answers(schema::<Answer>);
 
 pub const SIGNATURE_HEADER: &str = "leadsrefer-signature";

@@ -25,6 +25,7 @@ pub const REQUEST_EXPORT: Route = Route::new(
     "Ask for an export of all your personal data: a JSON file, linked by mail when ready (minutes), downloadable for 7 days",
     |app, request| Box::pin(request_export(app, request)),
 )
+.succeeds_with(&[202])
 .answers(schema::<PrivacyRequest>);
 
 pub const DOWNLOAD_EXPORT: Route = Route::new(
@@ -34,7 +35,8 @@ pub const DOWNLOAD_EXPORT: Route = Route::new(
     ANY_ROLE,
     "Download your export (JSON), until its link expires",
     |app, request| Box::pin(download(app, request)),
-);
+)
+.succeeds_with(&[200]);
 
 pub const MY_REQUESTS: Route = Route::new(
     "privacy",
@@ -54,6 +56,7 @@ pub const ERASE: Route = Route::new(
     "Erase your account (`{\"password\"}`): closed at once, personal data erased; payout, ledger and tax records kept, pseudonymised, for the seven years the law requires",
     |app, request| Box::pin(erase(app, request)),
 )
+.succeeds_with(&[200])
 .takes(schema::<ErasureRequest>)
 .answers(schema::<PrivacyRequest>);
 

@@ -49,7 +49,8 @@ pub const FORM: Route = Route::new(
     AFFILIATE,
     "The affiliate's Form 1099-NEC statement for a year (HTML), once the tax-forms job wrote it",
     |app, request| Box::pin(form(app, request)),
-);
+)
+.succeeds_with(&[200]);
 
 pub const REQUEST_FORMS: Route = Route::new(
     "payouts",
@@ -59,6 +60,7 @@ pub const REQUEST_FORMS: Route = Route::new(
     "File a tax year's 1099-NECs (`{\"year\"}`), or file it again after corrections: the tax-forms job does it within the hour",
     |app, request| Box::pin(request_forms(app, request)),
 )
+.succeeds_with(&[202])
 .takes(schema::<FormsRequest>)
 .answers(schema::<TaxFormsYear>);
 

@@ -229,6 +229,8 @@ pub async fn request(
 
 #[tokio::test]
 async fn every_route_admits_exactly_who_it_should() {
+    let document = shared::routes::openapi::document();
+    let mut undocumented = Vec::new();
     let mut checked = 0;
     for route in ROUTES {
         for method in route.methods {
@@ -244,6 +246,15 @@ async fn every_route_admits_exactly_who_it_should() {
                     body(&response)
                 );
                 assert!(status < 500, "{context}");
+                // A success is one the API's document names for the operation.
+                let documented = &document["paths"][route.path][method.to_lowercase()]["responses"];
+                if status < 400 && documented.get(status.to_string()).is_none() {
+                    undocumented.push(format!(
+                        "{method} {} answered {status}; the document names {:?}",
+                        route.path,
+                        documented.as_object().map(|o| o.keys().collect::<Vec<_>>())
+                    ));
+                }
                 match &expect {
                     Expect::Reachable => {
                         assert!(
@@ -297,4 +308,7 @@ async fn every_route_admits_exactly_who_it_should() {
         checked, expected,
         "every route and method, for every caller"
     );
+    undocumented.sort();
+    undocumented.dedup();
+    assert!(undocumented.is_empty(), "{}", undocumented.join("\n"));
 }

@@ -343,14 +343,14 @@ async fn parallel_guesses_cannot_pass_the_lock() {
         5,
         "only the limit's guesses were checked"
     );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 401).count(),
-        4,
-        "{statuses:?}"
-    );
+    // Every answer is a refusal: a wrong password (401), or the lock (429). The guess that
+    // reaches a limit is answered with the lock; with two limits counted at once (the email's
+    // and the client's), which guesses those are depends on how the burst interleaves.
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    assert!((3..=4).contains(&wrong), "{statuses:?}");
     assert_eq!(
         statuses.iter().filter(|s| **s == 429).count(),
-        26,
+        30 - wrong,
         "{statuses:?}"
     );
 
