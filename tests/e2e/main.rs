@@ -766,7 +766,7 @@ async fn the_money_path_runs_on_the_aws_adapters() {
             ip: format!("198.51.100.{}", n + 1).parse().unwrap(),
             country: Some("US".into()),
             region: None,
-            user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0"),
+            user_agent: Some(VISITOR_AGENT),
             head: false,
         };
         let click = shared::tracking::record_click(&app, &demo.link, request)
@@ -931,7 +931,15 @@ async fn the_money_path_runs_on_the_aws_adapters() {
     for (_, _, password) in &demo.credentials {
         kept_only_where_documented(&stored, password.expose(), |_| false);
     }
+    // Visitors are pseudonyms: neither their addresses nor their user-agents are kept.
+    for n in 1..=3 {
+        kept_only_where_documented(&stored, &format!("198.51.100.{n}"), |_| false);
+    }
+    kept_only_where_documented(&stored, VISITOR_AGENT, |_| false);
 }
+
+/// The user-agent of the money path's visitors, which nothing may keep.
+const VISITOR_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/124.0";
 
 /// Every place (a file, an item, an object) named with its bytes: what a scan for secrets reads.
 type Places = Vec<(String, Vec<u8>)>;
@@ -1156,6 +1164,12 @@ async fn an_affiliate_is_paid_over_the_threshold_gets_a_1099_exports_and_erases(
         .await;
     assert_eq!(status, 200, "{run}");
     assert!(run["report"].to_string().contains("pays 2100.00"), "{run}");
+    for bookkeeping in ["left_owing", "payouts_made", "ach_first_trace"] {
+        assert!(
+            run.get(bookkeeping).is_none(),
+            "the run's answer shows {bookkeeping}: {run}"
+        );
+    }
     let year = shared::tax::tax_year(shared::ports::Clock::now(&shared::ports::SystemClock));
     let (status, _) = admin
         .call(

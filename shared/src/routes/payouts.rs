@@ -67,7 +67,7 @@ pub const RETRY: Route = Route::new("payouts", &["POST"], "/api/admin/payouts/{p
     "Pay a failed payout's affiliate again now (their payable balance, which holds the failed amount), in a run of its own",
     |app, request| Box::pin(retry(app, request)))
 .succeeds_with(&[200])
-.answers(schema::<PayoutRun>);
+.answers(schema::<PayoutRunView>);
 
 pub const RUNS: Route = Route::new(
     "payouts",
@@ -109,7 +109,7 @@ pub const RUN_NOW: Route = Route::new(
     |app, request| Box::pin(run_now(app, request)),
 )
 .succeeds_with(&[200])
-.answers(schema::<PayoutRun>);
+.answers(schema::<PayoutRunView>);
 
 /// The body of `PUT /api/payouts/method` (documentation; read field by field so that no
 /// account number can echo back in an error).
@@ -214,7 +214,39 @@ pub struct PayoutList {
 
 #[derive(Serialize, ToSchema)]
 pub struct RunList {
-    pub runs: Vec<PayoutRun>,
+    pub runs: Vec<PayoutRunView>,
+}
+
+/// A payout run as the API shows it: what it paid and when, not the bookkeeping a resumed run
+/// keeps (which step it reached, a digest of who was owed, its first trace number).
+#[derive(Serialize, ToSchema)]
+pub struct PayoutRunView {
+    /// The period it pays for, the UTC date of its schedule (`2026-11-30`), and for a later
+    /// run the same day its number (`2026-11-30-2`); an admin's retry for one affiliate
+    /// `2026-11-30-retry-{affiliate}`.
+    pub id: String,
+    pub started_at: String,
+    /// Unset while it runs.
+    pub finished_at: Option<String>,
+    /// PayPal's id of the run's batch, once PayPal accepted it.
+    pub paypal_batch_id: Option<String>,
+    /// One line per affiliate and currency: paid, carried over, or why not.
+    pub report: Vec<String>,
+    /// A run for one affiliate only (an admin's retry of a failed payout).
+    pub affiliate: Option<String>,
+}
+
+impl PayoutRunView {
+    fn of(run: &PayoutRun) -> Self {
+        Self {
+            id: run.id.clone(),
+            started_at: run.started_at.to_string(),
+            finished_at: run.finished_at.map(|at| at.to_string()),
+            paypal_batch_id: run.paypal_batch_id.clone(),
+            report: run.report.clone(),
+            affiliate: run.affiliate.map(|a| a.to_string()),
+        }
+    }
 }
 
 fn method_view(account: &crate::domain::payout::PayoutAccount) -> MethodView {
@@ -420,7 +452,12 @@ async fn list(app: App, request: Request) -> Result<Response, ApiError> {
 
 async fn runs(app: App, _request: Request) -> Result<Response, ApiError> {
     let runs = app.store.runs(100).await.map_err(ApiError::internal)?;
-    Ok(json(StatusCode::OK, &RunList { runs }))
+    Ok(json(
+        StatusCode::OK,
+        &RunList {
+            runs: runs.iter().map(PayoutRunView::of).collect(),
+        },
+    ))
 }
 
 async fn ach_file(app: App, request: Request) -> Result<Response, ApiError> {
@@ -491,7 +528,7 @@ async fn run_now(app: App, request: Request) -> Result<Response, ApiError> {
     caller(&request)
         .audit(&app, "payout_run.started", Some(run.id.clone()))
         .await?;
-    Ok(json(StatusCode::OK, &run))
+    Ok(json(StatusCode::OK, &PayoutRunView::of(&run)))
 }
 
 /// The payout a path names, if the caller may see it.
@@ -567,5 +604,5 @@ async fn retry(app: App, request: Request) -> Result<Response, ApiError> {
     caller(&request)
         .audit(&app, "payout.retried", Some(payout.id))
         .await?;
-    Ok(json(StatusCode::OK, &run))
+    Ok(json(StatusCode::OK, &PayoutRunView::of(&run)))
 }

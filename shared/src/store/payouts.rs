@@ -21,15 +21,13 @@ use crate::domain::tax::TaxProfile;
 use crate::ports::table::{Cond, Key, Query, TableError, Write, to_item};
 
 /// A payout run: keyed by its period, claimed once, and marked done with its report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayoutRun {
     /// The period it pays for, the UTC date of its schedule (`2026-11-30`), and for a later
     /// run the same day its number (`2026-11-30-2`); an admin's retry for one affiliate
     /// `2026-11-30-retry-{affiliate}`.
     pub id: String,
-    #[schema(value_type = String)]
     pub started_at: Timestamp,
-    #[schema(value_type = Option<String>)]
     pub finished_at: Option<Timestamp>,
     /// PayPal's id of the run's batch, once PayPal accepted it.
     pub paypal_batch_id: Option<String>,
@@ -41,7 +39,6 @@ pub struct PayoutRun {
     pub payouts_made: bool,
     /// A run for one affiliate only (an admin's retry of a failed payout).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub affiliate: Option<AffiliateId>,
     /// What was still owed when it had made its payouts, as a digest: a later run the same
     /// day is made only when this has changed (someone became payable since).
