@@ -528,9 +528,8 @@ async fn simulate_call(
         from: E164::parse(from).map_err(|problem| format!("--from {problem}"))?,
         connected_secs: seconds,
     };
-    let (app, _) = open(data, "embedded").await?;
-    let twilio = app.twilio.as_ref().ok_or("call tracking is off here")?;
-    let simulation = shared::call_simulator::simulate(twilio, server, &call).await?;
+    let twilio = shared::app::local_twilio(data).map_err(|e| e.to_string())?;
+    let simulation = shared::call_simulator::simulate(&twilio, server, &call).await?;
     println!(
         "Call {} from {} to {}:",
         simulation.sid,

@@ -199,15 +199,7 @@ impl App {
             geo: Arc::new(Geo::none()),
             visits: Arc::new(visits),
             payouts: Arc::new(payout_settings()?),
-            // Without a Twilio account, calls come from `leadsrefer simulate-call`.
-            twilio: Some(match twilio()? {
-                Some(twilio) => twilio,
-                None => Arc::new(
-                    Twilio::simulated(&layout.twilio_simulator_key).map_err(|e| {
-                        adapter("the call simulator's key", &layout.twilio_simulator_key)(e.into())
-                    })?,
-                ),
-            }),
+            twilio: Some(local_twilio(data)?),
             backend: Backend::Embedded,
         })
     }
@@ -353,6 +345,23 @@ fn payout_settings() -> Result<PayoutSettings, SetupError> {
 }
 
 /// Call tracking's Twilio account from the environment (see [`Twilio::from_env`]).
+/// The Twilio account a local runner takes calls for: the configured one, or without one the
+/// simulator's (`leadsrefer simulate-call`), whose token is a key file of the data folder. The
+/// simulator reads it from here too, without opening the rest of the data.
+pub fn local_twilio(data: &Path) -> Result<Arc<Twilio>, SetupError> {
+    if let Some(twilio) = twilio()? {
+        return Ok(twilio);
+    }
+    let key = DataLayout::in_folder(data).twilio_simulator_key;
+    Twilio::simulated(&key)
+        .map(Arc::new)
+        .map_err(|source| SetupError::Adapter {
+            what: "the call simulator's key",
+            path: key,
+            source: source.into(),
+        })
+}
+
 fn twilio() -> Result<Option<Arc<Twilio>>, SetupError> {
     Twilio::from_env()
         .map(|twilio| twilio.map(Arc::new))

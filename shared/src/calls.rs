@@ -184,16 +184,8 @@ async fn record_call(
     let (click, made) = match assignment {
         Assignment::Static { link, .. } => {
             let id = ClickId(app.clock.new_id());
-            let click = call_click(
-                app,
-                link,
-                offer,
-                id,
-                now,
-                &caller_hash,
-                caller_country.clone(),
-            )
-            .await?;
+            let click =
+                call_click(app, link, id, now, &caller_hash, caller_country.clone()).await?;
             let made = click.is_some();
             (click, made)
         }
@@ -247,7 +239,6 @@ async fn record_call(
 async fn call_click(
     app: &App,
     link: &crate::domain::ids::LinkCode,
-    offer: &crate::domain::offer::Offer,
     id: ClickId,
     at: Timestamp,
     caller_hash: &str,
@@ -256,27 +247,19 @@ async fn call_click(
     let Some(link) = app.store.link(link).await? else {
         return Ok(None);
     };
-    Ok(Some(Click {
+    let visitor = Visitor {
+        ip_hash: caller_hash.to_string(),
+        ip_prefix: String::new(),
+        country: caller_country,
+    };
+    Ok(Some(Click::standing_for(
+        Click::CALL_FLAG,
+        &link,
         id,
-        link: link.code,
-        offer_id: offer.id,
-        affiliate_id: link.affiliate_id,
-        advertiser_id: offer.advertiser_id,
         at,
-        subs: link.subs,
-        visitor: Visitor {
-            ip_hash: caller_hash.to_string(),
-            ip_prefix: String::new(),
-            country: caller_country,
-        },
-        region: None,
-        device: None,
-        os: None,
-        browser: None,
-        flags: vec![Click::CALL_FLAG.into()],
-        unique: true,
-        expires_at: tracking_expiry(at),
-    }))
+        visitor,
+        true,
+    )))
 }
 
 /// Makes the click of a static number's call if a failure left the call without it.
@@ -293,13 +276,9 @@ async fn ensure_click(app: &App, call: &Call) -> Result<(), CallError> {
     let Assignment::Static { link, .. } = &tracking.assignment else {
         return Ok(());
     };
-    let Some(offer) = app.store.offer(call.offer_id).await? else {
-        return Ok(());
-    };
     if let Some(click) = call_click(
         app,
         link,
-        &offer,
         click_id,
         call.started_at,
         &call.caller_hash,

@@ -125,13 +125,14 @@ impl Outbound {
     /// allowed: a literal address (in any of the forms URLs allow, such as `0x7f.0.0.1`) or
     /// `localhost`. For where an affiliate saves a URL, so that the mistake is named then; a
     /// name is resolved, and its addresses checked, only when it is called.
-    pub fn check_destination(&self, url: &str) -> Result<(), OutboundError> {
+    /// Answers the URL parsed.
+    pub fn check_destination(&self, url: &str) -> Result<url::Url, OutboundError> {
         let parsed = url::Url::parse(url).map_err(|_| OutboundError::BadUrl)?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(OutboundError::BadUrl);
         }
         if self.allow_private {
-            return Ok(());
+            return Ok(parsed);
         }
         let private = match parsed.host() {
             Some(url::Host::Ipv4(v4)) => (!is_public(IpAddr::V4(v4))).then(|| v4.to_string()),
@@ -144,15 +145,14 @@ impl Outbound {
         };
         match private {
             Some(host) => Err(OutboundError::PrivateAddress(host)),
-            None => Ok(()),
+            None => Ok(parsed),
         }
     }
 
     /// GETs `url`; answers the status code. Redirects are not followed (a redirect could lead
     /// to a private address).
     pub async fn get(&self, url: &str) -> Result<u16, OutboundError> {
-        self.check_destination(url)?;
-        let parsed = url::Url::parse(url).map_err(|_| OutboundError::BadUrl)?;
+        let parsed = self.check_destination(url)?;
         match self.client.get(parsed).send().await {
             Ok(response) => Ok(response.status().as_u16()),
             Err(error) => {

@@ -378,28 +378,13 @@ pub async fn test_conversion(
     offer
         .commission(sale, link.affiliate_id, &event)
         .map_err(TrackingError::Commission)?;
-    let now = app.clock.now();
-    let click = Click {
-        id: ClickId(app.clock.new_id()),
-        link: link.code.clone(),
-        offer_id: offer.id,
-        affiliate_id: link.affiliate_id,
-        advertiser_id: offer.advertiser_id,
-        at: now,
-        subs: link.subs.clone(),
-        visitor: Visitor {
-            ip_hash: String::new(),
-            ip_prefix: String::new(),
-            country: None,
-        },
-        region: None,
-        device: None,
-        os: None,
-        browser: None,
-        flags: vec![Click::TEST_FLAG.into()],
-        unique: false,
-        expires_at: tracking_expiry(now),
+    let visitor = Visitor {
+        ip_hash: String::new(),
+        ip_prefix: String::new(),
+        country: None,
     };
+    let (id, now) = (ClickId(app.clock.new_id()), app.clock.now());
+    let click = Click::standing_for(Click::TEST_FLAG, &link, id, now, visitor, false);
     app.store.create_uncounted_click(&click).await?;
     record_conversion(
         app,

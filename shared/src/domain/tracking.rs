@@ -126,6 +126,36 @@ impl Click {
         self.flags.iter().any(|f| f == Self::TEST_FLAG)
     }
 
+    /// A click no browser made, on `link`: the one a static number's call stands on
+    /// ([`Self::CALL_FLAG`]) or a test ([`Self::TEST_FLAG`]), with the link's sub-ids and no
+    /// device.
+    pub fn standing_for(
+        flag: &'static str,
+        link: &Link,
+        id: ClickId,
+        at: Timestamp,
+        visitor: Visitor,
+        unique: bool,
+    ) -> Self {
+        Self {
+            id,
+            link: link.code.clone(),
+            offer_id: link.offer_id,
+            affiliate_id: link.affiliate_id,
+            advertiser_id: link.advertiser_id,
+            at,
+            subs: link.subs.clone(),
+            visitor,
+            region: None,
+            device: None,
+            os: None,
+            browser: None,
+            flags: vec![flag.into()],
+            unique,
+            expires_at: tracking_expiry(at),
+        }
+    }
+
     /// Whether it is the click a static number's call stands on: the call is a visit of its
     /// own, with no click before it.
     pub fn stands_for_a_call(&self) -> bool {
