@@ -485,10 +485,8 @@ async fn test_conversion(
     let affiliate = affiliate
         .map(|id| AffiliateId::parse(id).ok_or("--affiliate is not an affiliate id"))
         .transpose()?;
-    let event = match event {
-        Some(event) => EventName::parse(event).map_err(|problem| format!("--event {problem}"))?,
-        None => EventName::default_event(),
-    };
+    let event =
+        EventName::parse_or_default(event).map_err(|problem| format!("--event {problem}"))?;
     let (app, _) = open(data, backend).await?;
     let offer = app
         .store

@@ -218,6 +218,11 @@ impl EventName {
         Self(Self::DEFAULT.into())
     }
 
+    /// The event a postback names, or `conversion` when it names none.
+    pub fn parse_or_default(text: Option<&str>) -> Result<Self, &'static str> {
+        text.map_or_else(|| Ok(Self::default_event()), Self::parse)
+    }
+
     pub const DEFAULT: &'static str = "conversion";
 
     pub fn is_default(&self) -> bool {

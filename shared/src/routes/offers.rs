@@ -894,12 +894,8 @@ async fn test_conversion(app: App, request: Request) -> Result<Response, ApiErro
                 .ok_or_else(|| ApiError::invalid("affiliate_id", "is not an affiliate id"))
         })
         .transpose()?;
-    let event = match input.event.as_deref() {
-        Some(event) => {
-            EventName::parse(event).map_err(|problem| ApiError::invalid("event", problem))?
-        }
-        None => EventName::default_event(),
-    };
+    let event = EventName::parse_or_default(input.event.as_deref())
+        .map_err(|problem| ApiError::invalid("event", problem))?;
     let conversion = crate::tracking::test_conversion(&app, &offer, affiliate, event, input.amount)
         .await
         .map_err(super::postback::to_api_error)?

@@ -84,10 +84,8 @@ async fn pixel(
     ) else {
         return Ok(None);
     };
-    let event = match event.map(EventName::parse) {
-        None => EventName::default_event(),
-        Some(Ok(event)) => event,
-        Some(Err(_)) => return Ok(None),
+    let Ok(event) = EventName::parse_or_default(event) else {
+        return Ok(None);
     };
     let currency = match currency.map(Currency::parse) {
         None => None,

@@ -57,12 +57,8 @@ fn parse(request: &Request) -> Result<Postback, ApiError> {
     let click_id = params.required("click_id", 64)?;
     let click_id = ClickId::parse(click_id)
         .ok_or_else(|| ApiError::invalid("click_id", "is not a click id"))?;
-    let event = match params.text("event", 64)? {
-        Some(event) => {
-            EventName::parse(event).map_err(|problem| ApiError::invalid("event", problem))?
-        }
-        None => EventName::default_event(),
-    };
+    let event = EventName::parse_or_default(params.text("event", 64)?)
+        .map_err(|problem| ApiError::invalid("event", problem))?;
     let currency = params
         .text("currency", 3)?
         .map(|code| {
